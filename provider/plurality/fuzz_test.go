@@ -1,0 +1,33 @@
+package plurality
+
+import (
+	"testing"
+	"time"
+)
+
+func FuzzDecodePayload(f *testing.F) {
+	f.Add("eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImEiLCJleHAiOjF9.sig")
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("a.=.c")
+	f.Fuzz(func(t *testing.T, token string) {
+		claims, err := decodePayload(token)
+		if err == nil && claims == nil {
+			t.Fatal("nil claims without an error")
+		}
+	})
+}
+
+func FuzzIdentity(f *testing.F) {
+	f.Add([]byte(`{"valid":true}`), "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImEiLCJleHAiOjF9.sig")
+	f.Add([]byte(`{"user":{"id":7}}`), "x.y.z")
+	f.Add([]byte(`[1,2]`), "a.b.c")
+	f.Add([]byte(`null`), "a.e30.c")
+	p := &Provider{now: func() time.Time { return time.Unix(0, 0) }}
+	f.Fuzz(func(t *testing.T, answer []byte, token string) {
+		id, err := p.identity(token, answer)
+		if err == nil && (id == nil || id.UserID == "") {
+			t.Fatalf("an identity without a user id: %#v", id)
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Provider validates frontend tokens against one identity provider.
+//
+// Implementations must be safe for concurrent use. Validate must not log or
+// return the token, and must classify every failure: errors.Is(err,
+// ErrInvalidToken) for a token the provider rejected, errors.Is(err,
+// ErrUnavailable) when no answer could be had (network, timeout, 429, 5xx,
+// an answer that cannot be parsed). sessiongate caches the first kind for a
+// short while and never caches the second.
+type Provider interface {
+	// Name is the short, stable name recorded in every session minted from
+	// this provider, such as "plurality".
+	Name() string
+
+	// Validate checks token with the provider and returns who it belongs to.
+	Validate(ctx context.Context, token string) (*Identity, error)
+}
+
+// Identity is a validated caller: who they are, for whom, and for how long.
+type Identity struct {
+	// UserID is the provider's stable id for the user, never empty.
+	UserID string `json:"id"`
+
+	// Provider is the Name of the provider that validated the token.
+	Provider string `json:"provider"`
+
+	// Expiry is when the frontend token stops being valid upstream; the zero
+	// value means the provider did not say. Sessions never outlive it.
+	Expiry time.Time `json:"expiry,omitzero"`
+
+	// SessionID is the provider's own id for the sign-in the token came
+	// from (Plurality's uniqueSessionId), empty when it has none.
+	SessionID string `json:"sessionId,omitempty"`
+
+	// Claims holds the provider's raw claims or profile as decoded JSON.
+	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// ErrInvalidToken means the token was malformed, rejected or expired.
+// The client should sign in again; retrying the same token is pointless.
+var ErrInvalidToken = errors.New("provider: invalid token")
+
+// ErrUnavailable means the provider gave no usable answer: it was
+// unreachable, too slow, overloaded, or answered something unparseable.
+// The token may be fine; the client may retry later.
+var ErrUnavailable = errors.New("provider: unavailable")
+
+// UnavailableError is an ErrUnavailable that carries how long the provider
+// asked callers to wait (from its Retry-After header), when it said.
+type UnavailableError struct {
+	// Provider is the provider's Name.
+	Provider string
+	// Reason says what went wrong, without any token or secret.
+	Reason string
+	// RetryAfter is the provider's requested wait, zero when it gave none.
+	RetryAfter time.Duration
+	// Err is the underlying error, when there is one.
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	msg := fmt.Sprintf("provider: %s unavailable: %s", e.Provider, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is reports that an UnavailableError is an ErrUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unwrap returns the underlying error.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// InvalidTokenError is an ErrInvalidToken with the reason the token was
+// refused, for logs. The reason never contains the token.
+type InvalidTokenError struct {
+	// Provider is the provider's Name.
+	Provider string
+	// Reason says why, such as "rejected upstream (401)" or "expired".
+	Reason string
+}
+
+func (e *InvalidTokenError) Error() string {
+	return fmt.Sprintf("provider: %s: invalid token: %s", e.Provider, e.Reason)
+}
+
+// Is reports that an InvalidTokenError is an ErrInvalidToken.
+func (e *InvalidTokenError) Is(target error) bool { return target == ErrInvalidToken }

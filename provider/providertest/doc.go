@@ -1,0 +1,10 @@
+// Package providertest runs loopback fakes of sessiongate's upstream
+// identity providers. Each fake speaks its provider's documented wire
+// format, issues tokens, validates them, counts the calls it receives and
+// can be switched into failure modes (down, slow, an error status, garbage,
+// an oversized answer), so that tests and offline demos exercise the real
+// provider packages end to end without a network.
+//
+// The fakes use net/http/httptest but not testing: the example app's dev
+// mode runs one.
+package providertest

@@ -1,0 +1,73 @@
+package providertest
+
+import (
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Fault is a failure a fake injects into every answer until changed. The
+// zero Fault means "behave normally".
+type Fault struct {
+	// Down closes every connection without answering.
+	Down bool
+	// Delay waits this long (or until the request is cancelled) before
+	// answering.
+	Delay time.Duration
+	// Status, when not zero, answers with this status and Body instead of
+	// validating.
+	Status int
+	// Body is the answer for Status (or for 200 when only Body is set):
+	// use it for garbage or oversized answers.
+	Body []byte
+	// RetryAfter, when set, is sent as the Retry-After header with Status.
+	RetryAfter string
+}
+
+// faults holds a fake's current Fault and applies it.
+type faults struct {
+	mu    sync.Mutex
+	fault Fault
+}
+
+func (f *faults) set(fault Fault) {
+	f.mu.Lock()
+	f.fault = fault
+	f.mu.Unlock()
+}
+
+// apply injects the current fault and reports whether it answered.
+func (f *faults) apply(w http.ResponseWriter, r *http.Request) bool {
+	f.mu.Lock()
+	fault := f.fault
+	f.mu.Unlock()
+	if fault.Delay > 0 {
+		select {
+		case <-time.After(fault.Delay):
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	switch {
+	case fault.Down:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler)
+	case fault.Status != 0 || fault.Body != nil:
+		status := fault.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if fault.RetryAfter != "" {
+			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		w.WriteHeader(status)
+		w.Write(fault.Body)
+		return true
+	}
+	return false
+}

@@ -1,0 +1,198 @@
+package providertest
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Plurality is a loopback fake of Plurality's validate API
+// (GET {URL}/user/validate with Basic client credentials and a JSON body
+// {"token": ...}). It issues HS256 JWTs shaped like Plurality's (claims id,
+// uniqueSessionId, iat, exp) and answers:
+//
+//   - 200 {"valid": true} (plus Profile's fields) for a token it issued
+//     that has not expired and was not revoked;
+//   - 400 for a request that is not the documented shape;
+//   - 401 for wrong client credentials or a token it does not accept.
+//
+// It is safe for concurrent use.
+type Plurality struct {
+	// URL is the API root to configure as plurality.Config.BaseURL.
+	URL string
+	// ClientID and ClientSecret are the credentials the fake accepts.
+	ClientID, ClientSecret string
+
+	// Profile, when set before use, adds fields to every 200 answer, such
+	// as {"user": {"id": ...}} to exercise ids that come from the answer.
+	Profile func(userID string) map[string]any
+
+	server  *httptest.Server
+	key     []byte
+	calls   atomic.Int64
+	faults  faults
+	mu      sync.Mutex
+	revoked map[string]bool
+	last    Request
+}
+
+// Request is what a fake recorded of the last call it received.
+type Request struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// NewPlurality starts a fake Plurality on a free loopback port. Close it
+// when done.
+func NewPlurality() *Plurality {
+	f := &Plurality{
+		ClientID:     "client-" + randomString(6),
+		ClientSecret: "secret-" + randomString(18),
+		key:          []byte(randomString(32)),
+		revoked:      map[string]bool{},
+	}
+	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.URL = f.server.URL + "/api"
+	return f
+}
+
+// Close shuts the fake down.
+func (f *Plurality) Close() { f.server.Close() }
+
+// Calls returns how many validate calls the fake has received.
+func (f *Plurality) Calls() int64 { return f.calls.Load() }
+
+// LastRequest returns what the fake saw of the last call.
+func (f *Plurality) LastRequest() Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// SetFault makes every following answer fail as fault says; SetFault(Fault{})
+// restores normal answers.
+func (f *Plurality) SetFault(fault Fault) { f.faults.set(fault) }
+
+// Issue returns a token for userID that expires after ttl, as Plurality's
+// widget would hand one to the frontend.
+func (f *Plurality) Issue(userID string, ttl time.Duration) string {
+	now := time.Now()
+	return f.sign(map[string]any{
+		"id":              userID,
+		"uniqueSessionId": "usid-" + randomString(12),
+		"iat":             now.Unix(),
+		"exp":             now.Add(ttl).Unix(),
+	})
+}
+
+// Revoke makes the fake reject token from now on, as if the user signed out
+// upstream.
+func (f *Plurality) Revoke(token string) {
+	f.mu.Lock()
+	f.revoked[token] = true
+	f.mu.Unlock()
+}
+
+func (f *Plurality) serve(w http.ResponseWriter, r *http.Request) {
+	f.calls.Add(1)
+	var body struct {
+		Token *string `json:"token"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	f.mu.Lock()
+	f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
+	f.mu.Unlock()
+
+	if f.faults.apply(w, r) {
+		return
+	}
+	if r.URL.Path != "/api/user/validate" {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "not found"})
+		return
+	}
+	if r.Method != http.MethodGet || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") ||
+		json.Unmarshal(raw, &body) != nil || body.Token == nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "bad request"})
+		return
+	}
+	if id, secret, ok := r.BasicAuth(); !ok || id != f.ClientID || !hmac.Equal([]byte(secret), []byte(f.ClientSecret)) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "invalid client credentials"})
+		return
+	}
+	claims, ok := f.verify(*body.Token)
+	if !ok {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "invalid token"})
+		return
+	}
+	answer := map[string]any{"valid": true}
+	if f.Profile != nil {
+		for k, v := range f.Profile(claims["id"].(string)) {
+			answer[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+func (f *Plurality) sign(claims map[string]any) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	payload, _ := json.Marshal(claims)
+	signing := header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	mac := hmac.New(sha256.New, f.key)
+	mac.Write([]byte(signing))
+	return signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// verify checks a token's signature, expiry and revocation.
+func (f *Plurality) verify(token string) (map[string]any, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	mac := hmac.New(sha256.New, f.key)
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || !hmac.Equal(sig, mac.Sum(nil)) {
+		return nil, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, false
+	}
+	var claims map[string]any
+	if json.Unmarshal(raw, &claims) != nil {
+		return nil, false
+	}
+	exp, _ := claims["exp"].(float64)
+	if _, ok := claims["id"].(string); !ok || time.Now().Unix() >= int64(exp) {
+		return nil, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return claims, !f.revoked[token]
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("providertest: crypto/rand: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}
