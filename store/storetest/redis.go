@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ type Server struct {
 
 	t       testing.TB
 	args    []string
+	dir     string
 	cmd     *exec.Cmd
 	managed bool
 }
@@ -55,8 +57,9 @@ func Start(t testing.TB, extra ...string) *Server {
 		t:       t,
 		managed: true,
 	}
+	s.dir = t.TempDir()
 	s.args = append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", t.TempDir(),
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
 	}, extra...)
 	s.cmd = exec.Command(bin, s.args...)
@@ -99,8 +102,11 @@ func (s *Server) Do(cmd string, args ...any) (any, error) {
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd.Stdout = os.Stderr
-	s.cmd.Stderr = os.Stderr
+	logFile := filepath.Join(s.dir, "redis.log")
+	if f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		s.cmd.Stdout, s.cmd.Stderr = f, f
+		defer f.Close()
+	}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("storetest: starting redis-server: %v", err)
 	}
@@ -113,7 +119,8 @@ func (s *Server) start() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.Stop()
-	s.t.Fatalf("storetest: redis-server on %s did not answer within 10s", s.Addr)
+	out, _ := os.ReadFile(logFile)
+	s.t.Fatalf("storetest: redis-server on %s did not answer within 10s:\n%s", s.Addr, out)
 }
 
 func freePort(t testing.TB) int {

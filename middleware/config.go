@@ -1,0 +1,126 @@
+package middleware
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/sessiongate/sessiongate/provider"
+)
+
+// Config configures New. Sessions and Provider are required; every other
+// field has a default. Printing a Config never shows Secret.
+type Config struct {
+	// Sessions is the scs session manager that holds the sessions. Its
+	// Store must be a store.Store and HashTokenInStore must be set: use
+	// store.NewManager. Its Lifetime is the longest a session lives (it is
+	// also capped by the frontend token's expiry), and its Cookie fields
+	// name and shape the session cookie, except Secure (see
+	// InsecureCookie). Handlers may Put and Get their own values in it;
+	// sessiongate commits them after the handler returns.
+	Sessions *scs.SessionManager
+
+	// Provider validates frontend tokens.
+	Provider provider.Provider
+
+	// Secret keys the HMAC that turns frontend tokens into lookup keys and
+	// seals the session token stored with each link. Processes that share
+	// a store must share it; at least 16 bytes. Default: 32 random bytes
+	// made by New, which is right only for a single process with a memory
+	// store (New logs a warning).
+	Secret provider.Secret
+
+	// TokenHeader is the request header that carries the frontend token.
+	// Default "Authorization", read as "Bearer <token>"; any other header
+	// is read as the bare token.
+	TokenHeader string
+
+	// TokenCookie, when set, is a cookie that carries the frontend token,
+	// read when TokenHeader is absent.
+	TokenCookie string
+
+	// SessionHeader is the request header that carries the session token
+	// for non-browser clients, and the response header that hands a new
+	// session token out. Default "X-Session-Token".
+	SessionHeader string
+
+	// InsecureCookie drops the Secure attribute from the session cookie,
+	// for local development over plain http. Default false: the cookie is
+	// always Secure, whatever Sessions.Cookie.Secure says.
+	InsecureCookie bool
+
+	// NegativeCacheTTL is how long a token the provider rejected is
+	// remembered and refused without another upstream call. Default 30 s;
+	// negative disables the cache. Upstream errors are never cached.
+	NegativeCacheTTL time.Duration
+
+	// ExchangeTimeout bounds one exchange (validation and minting), which
+	// runs detached from any one client so that a client that leaves does
+	// not fail the others waiting on the same token. Default 10 s.
+	ExchangeTimeout time.Duration
+
+	// RetryAfter is the Retry-After sent with a 503 when the upstream did
+	// not suggest one. Default 5 s.
+	RetryAfter time.Duration
+
+	// CrossOrigin rejects cross-origin unsafe requests (POST, DELETE...)
+	// that authenticate with a cookie. Default
+	// http.NewCrossOriginProtection(): browsers' Sec-Fetch-Site and Origin
+	// headers decide; requests without them (non-browser clients) pass.
+	CrossOrigin *http.CrossOriginProtection
+
+	// ClientIP returns the address recorded in a session as its client's
+	// IP. Default: the host of r.RemoteAddr. Behind a proxy, supply one
+	// that trusts only your proxy's header; it is recorded for display and
+	// never decides access.
+	ClientIP func(r *http.Request) string
+
+	// Logger receives the middleware's events: session minted, reused
+	// (debug), ended, validation failed, upstream or store unavailable.
+	// Events carry public session ids and user ids, never a token, a
+	// cookie or a secret. Default slog.Default().
+	Logger *slog.Logger
+
+	// Now is the clock that decides session expiry. Default time.Now.
+	Now func() time.Time
+}
+
+const (
+	defaultNegativeCacheTTL = 30 * time.Second
+	defaultExchangeTimeout  = 10 * time.Second
+	defaultRetryAfter       = 5 * time.Second
+)
+
+// withDefaults returns a copy of c with every unset field filled.
+func (c Config) withDefaults() Config {
+	if c.TokenHeader == "" {
+		c.TokenHeader = "Authorization"
+	}
+	if c.SessionHeader == "" {
+		c.SessionHeader = "X-Session-Token"
+	}
+	if c.NegativeCacheTTL == 0 {
+		c.NegativeCacheTTL = defaultNegativeCacheTTL
+	}
+	if c.ExchangeTimeout <= 0 {
+		c.ExchangeTimeout = defaultExchangeTimeout
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = defaultRetryAfter
+	}
+	if c.CrossOrigin == nil {
+		c.CrossOrigin = http.NewCrossOriginProtection()
+	}
+	if c.ClientIP == nil {
+		c.ClientIP = remoteIP
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

@@ -1,0 +1,53 @@
+package middleware
+
+import (
+	"context"
+
+	"github.com/sessiongate/sessiongate/provider"
+)
+
+// stateKey is the context key of a request's *state.
+var stateKey = &struct{ name string }{"sessiongate state"}
+
+// state is what the middleware decided for one request.
+type state struct {
+	// session is the request's live session, nil when it has none.
+	session *Session
+	// token is the session's token.
+	token string
+	// minted is true when this request's exchange created the session.
+	minted bool
+	// err is why the session could not be loaded (the store was down),
+	// for RequireSession to answer 503 rather than 401.
+	err error
+}
+
+func withState(ctx context.Context, st *state) context.Context {
+	return context.WithValue(ctx, stateKey, st)
+}
+
+func stateFrom(ctx context.Context) *state {
+	st, _ := ctx.Value(stateKey).(*state)
+	return st
+}
+
+// SessionFrom returns the session of the request whose context is ctx,
+// and false when it has none (or the middleware did not run). The session
+// is shared: do not modify it.
+func SessionFrom(ctx context.Context) (*Session, bool) {
+	st := stateFrom(ctx)
+	if st == nil || st.session == nil {
+		return nil, false
+	}
+	return st.session, true
+}
+
+// UserFrom returns who is calling: the Identity of the request's session,
+// and false when the request has no session.
+func UserFrom(ctx context.Context) (provider.Identity, bool) {
+	s, ok := SessionFrom(ctx)
+	if !ok {
+		return provider.Identity{}, false
+	}
+	return s.Identity, true
+}

@@ -1,0 +1,31 @@
+// Package middleware turns a frontend identity token into a server-side
+// session and the session into a user in the request context.
+//
+// A browser signs in through an identity provider's widget and the
+// frontend sends the provider's token once, as Authorization: Bearer. The
+// middleware validates it once with the provider, mints a session in an
+// scs session manager (memory or Redis, see package store), sets the
+// session cookie (and the X-Session-Token header for non-browser clients),
+// and every later request reuses the session: one store read, no upstream
+// call, no write.
+//
+//	sm := store.NewManager(store.NewMemory())
+//	auth := middleware.New(middleware.Config{Sessions: sm, Provider: p})
+//	r := chi.NewRouter()
+//	r.Use(auth.Handler)                            // mount
+//	r.With(auth.RequireSession).Get("/api/me", me) // protect
+//	user, ok := middleware.UserFrom(r.Context())   // read, in a handler
+//
+// Errors are JSON, {"error": code, "message": text}: 401 with
+// WWW-Authenticate: Bearer when a protected route has no session; 401
+// invalid_token for a malformed, rejected, expired or signed-out frontend
+// token; 503 provider_unavailable or session_store_unavailable with
+// Retry-After; 403 cross_origin_request for a cross-origin unsafe request
+// authenticated by a cookie. Nothing a client sends causes a 500.
+//
+// Tokens never reach the store, a log or an error: frontend tokens are
+// looked up by their HMAC under Config.Secret, session tokens by scs's
+// SHA-256 hash, and the session token kept with each frontend token's link
+// is sealed (AES-GCM) under a key that only the frontend token and the
+// secret together give.
+package middleware

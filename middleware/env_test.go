@@ -1,0 +1,251 @@
+package middleware_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/go-chi/chi/v5"
+	"github.com/gomodule/redigo/redis"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/plurality"
+	"github.com/sessiongate/sessiongate/provider/providertest"
+	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/storetest"
+)
+
+const testSecret = "test-secret-0123456789abcdef"
+
+// env is one middleware under test: a fake Plurality, a store, the
+// middleware on a chi router served over TLS, a clock and captured logs.
+type env struct {
+	t     *testing.T
+	fake  *providertest.Plurality
+	auth  *middleware.Auth
+	sm    *scs.SessionManager
+	srv   *httptest.Server
+	redis *storetest.Server
+	clock *clock
+	logs  *syncBuffer
+}
+
+// stores runs fn once per store kind.
+func stores(t *testing.T, fn func(t *testing.T, kind string)) {
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			fn(t, kind)
+		})
+	}
+}
+
+func newEnv(t *testing.T, kind string, mods ...func(*middleware.Config)) *env {
+	t.Helper()
+	e := &env{t: t, clock: &clock{}, logs: &syncBuffer{}}
+	e.fake = providertest.NewPlurality()
+	t.Cleanup(e.fake.Close)
+
+	var st store.Store = store.NewMemory()
+	if kind == "redis" {
+		e.redis = storetest.Start(t)
+		pool, err := store.NewRedisPool(e.redis.URL)
+		require.NoError(t, err)
+		t.Cleanup(func() { pool.Close() })
+		st = store.NewRedis(pool)
+	}
+	e.sm = store.NewManager(st)
+	cfg := middleware.Config{
+		Sessions: e.sm,
+		Provider: plurality.New(plurality.Config{
+			BaseURL: e.fake.URL, ClientID: e.fake.ClientID, ClientSecret: provider.Secret(e.fake.ClientSecret),
+			Timeout: time.Second, Now: e.clock.Now,
+		}),
+		Secret: testSecret,
+		Now:    e.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	e.auth = middleware.New(cfg)
+
+	r := chi.NewRouter()
+	r.Use(e.auth.Handler)
+	r.Get("/public", func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := middleware.UserFrom(r.Context()); ok {
+			io.WriteString(w, "hello "+u.UserID)
+			return
+		}
+		io.WriteString(w, "hello anonymous")
+	})
+	protected := r.With(e.auth.RequireSession)
+	protected.Get("/api/me", func(w http.ResponseWriter, r *http.Request) {
+		u, _ := middleware.UserFrom(r.Context())
+		json.NewEncoder(w).Encode(map[string]any{"user": map[string]string{"id": u.UserID, "provider": u.Provider}})
+	})
+	protected.Post("/api/note", func(w http.ResponseWriter, r *http.Request) {
+		e.sm.Put(r.Context(), "note", r.URL.Query().Get("v"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	protected.Get("/api/note", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, e.sm.GetString(r.Context(), "note"))
+	})
+	r.Mount("/auth", e.auth.Routes("/auth"))
+	e.srv = httptest.NewTLSServer(r)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// req describes one request.
+type req struct {
+	method, path string
+	bearer       string // Authorization: Bearer
+	cookie       string // session cookie value
+	header       string // X-Session-Token value
+	hdr          map[string]string
+	ctx          context.Context
+}
+
+// resp is a response read whole.
+type resp struct {
+	*http.Response
+	body string
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.body), &m), r.body)
+	return m
+}
+
+// sessionCookie returns the session cookie the response set, or nil.
+func (r resp) sessionCookie() *http.Cookie {
+	for _, c := range r.Cookies() {
+		if c.Name == "session" {
+			return c
+		}
+	}
+	return nil
+}
+
+func (e *env) do(q req) resp {
+	e.t.Helper()
+	r, err := e.try(q)
+	require.NoError(e.t, err)
+	return r
+}
+
+func (e *env) try(q req) (resp, error) {
+	if q.method == "" {
+		q.method = http.MethodGet
+	}
+	if q.ctx == nil {
+		q.ctx = context.Background()
+	}
+	hr, err := http.NewRequestWithContext(q.ctx, q.method, e.srv.URL+q.path, nil)
+	if err != nil {
+		return resp{}, err
+	}
+	if q.bearer != "" {
+		hr.Header.Set("Authorization", "Bearer "+q.bearer)
+	}
+	if q.cookie != "" {
+		hr.AddCookie(&http.Cookie{Name: "session", Value: q.cookie})
+	}
+	if q.header != "" {
+		hr.Header.Set("X-Session-Token", q.header)
+	}
+	for k, v := range q.hdr {
+		hr.Header.Set(k, v)
+	}
+	res, err := e.srv.Client().Do(hr)
+	if err != nil {
+		return resp{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return resp{Response: res, body: string(b)}, err
+}
+
+// signIn exchanges a fresh token for user and returns the frontend token
+// and the session token.
+func (e *env) signIn(user string) (frontend, session string) {
+	e.t.Helper()
+	frontend = e.fake.Issue(user, time.Hour)
+	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend})
+	require.Equal(e.t, http.StatusCreated, r.StatusCode, r.body)
+	c := r.sessionCookie()
+	require.NotNil(e.t, c)
+	return frontend, c.Value
+}
+
+// commandCalls returns how many times Redis ran each command so far.
+func (e *env) commandCalls() map[string]int {
+	e.t.Helper()
+	info, err := redis.String(e.redis.Do("INFO", "commandstats"))
+	require.NoError(e.t, err)
+	calls := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n := 0
+		for _, c := range rest {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		calls[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return calls
+}
+
+// clock is a controllable clock: real time plus an offset.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time            { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func httptestRecorder(h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, nil)
+	for k, v := range hdr {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}

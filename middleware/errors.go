@@ -1,0 +1,41 @@
+package middleware
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error codes of the JSON error bodies, {"error": code, "message": text}.
+const (
+	codeUnauthorized       = "unauthorized"
+	codeInvalidToken       = "invalid_token"
+	codeProviderDown       = "provider_unavailable"
+	codeStoreDown          = "session_store_unavailable"
+	codeCrossOrigin        = "cross_origin_request"
+	codeNotFound           = "not_found"
+	messageSessionRequired = "a session is required: send the session cookie, the session header or a frontend token"
+)
+
+// writeError writes a JSON error. A retryAfter above zero adds Retry-After
+// (whole seconds, at least 1).
+func writeError(w http.ResponseWriter, status int, code, message string, retryAfter time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	switch code {
+	case codeUnauthorized:
+		h.Set("WWW-Authenticate", "Bearer")
+	case codeInvalidToken:
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(max(1, (retryAfter+time.Second-1)/time.Second))))
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{code, message})
+}

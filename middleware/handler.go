@@ -1,0 +1,146 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/store"
+)
+
+// Handler is the middleware: mount it on a router (r.Use(auth.Handler)).
+// For each request it
+//
+//  1. reads the session token (session header, then cookie) and the
+//     frontend token (TokenHeader, then TokenCookie);
+//  2. reuses a live session that carries no frontend token or the very
+//     token it was minted from: one store read, no upstream call, no write;
+//  3. otherwise exchanges the frontend token: a session already minted from
+//     it is reused; else the provider validates it once (concurrent
+//     requests share one call) and a fresh session is minted, replacing any
+//     session the request carried;
+//  4. calls next with the session in the context (SessionFrom, UserFrom),
+//     or without one when the request had no credentials.
+//
+// It answers itself only when the request presented credentials it cannot
+// accept: 401 invalid_token for a malformed or rejected frontend token
+// (malformed ones never reach the provider), 503 provider_unavailable or
+// session_store_unavailable with Retry-After when an exchange cannot be
+// done, and 403 for a cross-origin unsafe request authenticated by a
+// cookie. When the store cannot load a session, next runs without one and
+// RequireSession answers 503. Mounting Handler twice is harmless.
+func (a *Auth) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stateFrom(r.Context()) != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		a.serve(w, r, next)
+	})
+}
+
+func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	base := r.Context()
+	sessionToken, sessionFromCookie := a.sessionToken(r)
+	frontToken, hasFront, frontFromCookie := a.frontendToken(r)
+	if hasFront && !provider.ValidSyntax(frontToken) {
+		a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
+		writeError(w, http.StatusUnauthorized, codeInvalidToken, "the token is malformed", 0)
+		return
+	}
+
+	var (
+		ctx     = base
+		current *Session
+	)
+	if sessionToken != "" {
+		loaded, s, err := a.load(base, sessionToken)
+		if err != nil {
+			if hasFront {
+				a.storeUnavailable(w, err)
+				return
+			}
+			a.call(w, r, next, &state{err: err})
+			return
+		}
+		if s != nil {
+			ctx, current = loaded, s
+		}
+	}
+
+	if current != nil && (!hasFront || sameKey(current.tokenKey, a.tokenKey(frontToken))) {
+		if (sessionFromCookie || frontFromCookie) && a.cfg.CrossOrigin.Check(r) != nil {
+			writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
+			return
+		}
+		a.cfg.Logger.Debug("sessiongate: session reused", "session", current.ID)
+		a.call(w, r.WithContext(ctx), next, &state{session: current, token: sessionToken})
+		return
+	}
+	if !hasFront {
+		a.call(w, r, next, &state{})
+		return
+	}
+
+	if frontFromCookie && a.cfg.CrossOrigin.Check(r) != nil {
+		writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
+		return
+	}
+	res, err := a.exchange(r, frontToken)
+	if err != nil {
+		a.exchangeFailed(w, err)
+		return
+	}
+	if current != nil && current.key != res.session.key {
+		a.end(base, "replaced", current)
+	}
+	if res.token != sessionToken {
+		a.writeSession(w, res.token, res.session)
+	}
+	a.call(w, r.WithContext(res.ctx), next, &state{session: res.session, token: res.token, minted: res.minted})
+}
+
+// load loads the session of token through scs. A token with no live
+// session gives a nil Session and no error; the error is for a store that
+// cannot answer.
+func (a *Auth) load(ctx context.Context, token string) (context.Context, *Session, error) {
+	loaded, err := a.sm.Load(ctx, token)
+	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, nil, err
+		}
+		// The codec could not decode what is stored: not a session.
+		a.cfg.Logger.Warn("sessiongate: undecodable session ignored", "error", err)
+		return ctx, nil, nil
+	}
+	b, ok := a.sm.Get(loaded, recordKey).([]byte)
+	if !ok {
+		return ctx, nil, nil
+	}
+	s, err := decodeRecord(store.Key(token), b)
+	if err != nil || !a.cfg.Now().Before(s.Expires) {
+		return ctx, nil, nil
+	}
+	s.Current = true
+	return loaded, s, nil
+}
+
+// call runs next with st in the context, then commits values the handler
+// changed in the session.
+func (a *Auth) call(w http.ResponseWriter, r *http.Request, next http.Handler, st *state) {
+	ctx := withState(r.Context(), st)
+	next.ServeHTTP(w, r.WithContext(ctx))
+	if st.session != nil && a.sm.Status(ctx) == scs.Modified {
+		if _, _, err := a.sm.Commit(ctx); err != nil {
+			a.cfg.Logger.Error("sessiongate: saving session values failed", "session", st.session.ID, "error", err)
+		}
+	}
+}
+
+func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {
+	a.cfg.Logger.Error("sessiongate: session store unavailable", "error", err)
+	writeError(w, http.StatusServiceUnavailable, codeStoreDown, "the session store is unavailable; retry later", a.cfg.RetryAfter)
+}

@@ -1,0 +1,146 @@
+package middleware
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/sessiongate/sessiongate/provider"
+)
+
+// Session is one signed-in session as its owner may see it. Nothing in it
+// lets its holder obtain a session token: ID is a one-way hash of the
+// token's store key.
+type Session struct {
+	// ID is the session's public id, safe to show and to put in URLs.
+	ID string
+	// Identity is who the session belongs to.
+	Identity provider.Identity
+	// Created is when the session was minted. No activity extends a
+	// session past Expires, which was fixed at Created.
+	Created time.Time
+	// LastSeen is the last recorded activity.
+	LastSeen time.Time
+	// Expires is when the session ends: Created plus the manager's
+	// Lifetime, or the frontend token's expiry if that came first.
+	Expires time.Time
+	// ClientIP is the address the session was minted from.
+	ClientIP string
+	// UserAgent is the User-Agent the session was minted with.
+	UserAgent string
+	// Current is true when this is the session of the request at hand.
+	Current bool
+
+	key      string // store key
+	tokenKey string // link key of the frontend token it was minted from
+}
+
+// MarshalJSON encodes the public view of the session: its public id, the
+// user's id and provider, times, client and whether it is the current one.
+// Claims, store keys and token hashes are left out.
+func (s *Session) MarshalJSON() ([]byte, error) {
+	return json.Marshal(sessionView{
+		ID:        s.ID,
+		UserID:    s.Identity.UserID,
+		Provider:  s.Identity.Provider,
+		Created:   s.Created.UTC(),
+		LastSeen:  s.LastSeen.UTC(),
+		Expires:   s.Expires.UTC(),
+		ClientIP:  s.ClientIP,
+		UserAgent: s.UserAgent,
+		Current:   s.Current,
+	})
+}
+
+type sessionView struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"userId"`
+	Provider  string    `json:"provider"`
+	Created   time.Time `json:"created"`
+	LastSeen  time.Time `json:"lastSeen"`
+	Expires   time.Time `json:"expires"`
+	ClientIP  string    `json:"ip,omitempty"`
+	UserAgent string    `json:"userAgent,omitempty"`
+	Current   bool      `json:"current"`
+}
+
+// recordKey is the scs value under which a session's record is kept.
+const recordKey = "sessiongate"
+
+// record is how a Session is stored inside the scs session.
+type record struct {
+	ID           string         `json:"id"`
+	UserID       string         `json:"u"`
+	Provider     string         `json:"p"`
+	UpstreamID   string         `json:"us,omitempty"`
+	TokenExpires int64          `json:"te,omitempty"`
+	Claims       map[string]any `json:"c,omitempty"`
+	Created      int64          `json:"cr"`
+	LastSeen     int64          `json:"ls"`
+	Expires      int64          `json:"ex"`
+	ClientIP     string         `json:"ip,omitempty"`
+	UserAgent    string         `json:"ua,omitempty"`
+	TokenKey     string         `json:"tk,omitempty"`
+}
+
+func encodeRecord(s *Session) ([]byte, error) {
+	r := record{
+		ID:         s.ID,
+		UserID:     s.Identity.UserID,
+		Provider:   s.Identity.Provider,
+		UpstreamID: s.Identity.SessionID,
+		Claims:     s.Identity.Claims,
+		Created:    s.Created.UnixMilli(),
+		LastSeen:   s.LastSeen.UnixMilli(),
+		Expires:    s.Expires.UnixMilli(),
+		ClientIP:   s.ClientIP,
+		UserAgent:  s.UserAgent,
+		TokenKey:   s.tokenKey,
+	}
+	if !s.Identity.Expiry.IsZero() {
+		r.TokenExpires = s.Identity.Expiry.UnixMilli()
+	}
+	return json.Marshal(r)
+}
+
+func decodeRecord(key string, b []byte) (*Session, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	s := &Session{
+		ID: r.ID,
+		Identity: provider.Identity{
+			UserID:    r.UserID,
+			Provider:  r.Provider,
+			SessionID: r.UpstreamID,
+			Claims:    r.Claims,
+		},
+		Created:   time.UnixMilli(r.Created),
+		LastSeen:  time.UnixMilli(r.LastSeen),
+		Expires:   time.UnixMilli(r.Expires),
+		ClientIP:  r.ClientIP,
+		UserAgent: r.UserAgent,
+		key:       key,
+		tokenKey:  r.TokenKey,
+	}
+	if r.TokenExpires != 0 {
+		s.Identity.Expiry = time.UnixMilli(r.TokenExpires)
+	}
+	return s, nil
+}
+
+// publicID derives a session's public id from its store key: one more
+// one-way hash, 128 bits, so neither the token nor the store key can be
+// recovered from it.
+func publicID(key string) string {
+	sum := sha256.Sum256([]byte("sessiongate public id\x00" + key))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// indexKey is the key of the user's session index: users are distinct per
+// provider.
+func indexKey(id provider.Identity) string {
+	return id.Provider + ":" + id.UserID
+}
