@@ -219,7 +219,7 @@ func (e *env) commandCalls() map[string]int {
 // clock is a controllable clock: real time plus an offset.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) Now() time.Time            { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.

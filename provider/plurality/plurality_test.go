@@ -3,8 +3,8 @@ package plurality_test
 import (
 	"context"
 	"encoding/base64"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
