@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/plurality"
+	"github.com/sessiongate/sessiongate/provider/providertest"
+	"github.com/sessiongate/sessiongate/store"
+)
+
+//go:embed web
+var webFiles embed.FS
+
+// app is the example: its router and what must be closed with it.
+type app struct {
+	handler http.Handler
+	closers []func()
+}
+
+func (a *app) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+// newApp wires the store, the provider and the routes of DESIGN.md.
+func newApp(cfg config, log *slog.Logger) (*app, error) {
+	a := &app{}
+	st, err := openStore(cfg, a)
+	if err != nil {
+		return nil, err
+	}
+	sm := store.NewManager(st)
+	sm.Lifetime = cfg.Lifetime
+
+	var (
+		p   provider.Provider
+		dev *providertest.Plurality
+	)
+	switch cfg.Provider {
+	case "dev":
+		dev = providertest.NewPlurality()
+		a.closers = append(a.closers, dev.Close)
+		p = plurality.New(plurality.Config{BaseURL: dev.URL, ClientID: dev.ClientID, ClientSecret: provider.Secret(dev.ClientSecret)})
+		log.Info("dev provider: a Plurality-format fake runs on loopback; get tokens from POST /dev/token?user=NAME", "upstream", dev.URL)
+	case "plurality":
+		p = plurality.New(plurality.Config{BaseURL: cfg.PluralityURL, ClientID: cfg.PluralityID, ClientSecret: cfg.PluralitySecret})
+	}
+	if cfg.SecretWasDefault {
+		log.Warn("SESSION_SECRET is unset: using a random one. Sessions will not survive a restart or be shared with other processes.")
+	}
+
+	auth := middleware.New(middleware.Config{
+		Sessions:       sm,
+		Provider:       p,
+		Secret:         cfg.Secret,
+		InsecureCookie: !cfg.CookieSecure,
+		Logger:         log,
+	})
+
+	r := chi.NewRouter()
+	r.Use(auth.Handler)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "session store unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.With(auth.RequireSession).Get("/api/me", func(w http.ResponseWriter, r *http.Request) {
+		user, _ := middleware.UserFrom(r.Context())
+		writeJSON(w, http.StatusOK, map[string]any{"user": map[string]string{"id": user.UserID, "provider": user.Provider}})
+	})
+	r.Mount("/auth", auth.Routes("/auth"))
+	if dev != nil {
+		r.Post("/dev/token", devToken(dev))
+	}
+	web, _ := fs.Sub(webFiles, "web")
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, web, "index.html")
+	})
+	a.handler = r
+	return a, nil
+}
+
+func openStore(cfg config, a *app) (store.Store, error) {
+	if cfg.Store == "memory" {
+		return store.NewMemory(), nil
+	}
+	pool, err := store.NewRedisPool(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { pool.Close() })
+	return store.NewRedis(pool), nil
+}
+
+var userName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
+
+// devToken is POST /dev/token?user=NAME: a token from the dev upstream, as
+// a provider's sign-in widget would hand one to the frontend.
+func devToken(dev *providertest.Plurality) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user := r.URL.Query().Get("user")
+		if !userName.MatchString(user) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "user: 1 to 64 letters, digits or ._@-"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"token": dev.Issue(user, time.Hour)})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiongate/sessiongate/provider/providertest"
+	"github.com/sessiongate/sessiongate/store/storetest"
+)
+
+// binary is the example app built once for the process tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "chi-app")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "chi-app")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building chi-app: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is one running chi-app.
+type process struct {
+	t    *testing.T
+	URL  string
+	env  []string
+	cmd  *exec.Cmd
+	logs *strings.Builder
+	mu   sync.Mutex
+}
+
+// startApp runs chi-app with env (plus a free ADDR) and waits for /healthz.
+func startApp(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	p := &process{t: t, URL: "http://" + addr, env: []string{"ADDR=" + addr, "PATH=" + os.Getenv("PATH")}}
+	for k, v := range env {
+		p.env = append(p.env, k+"="+v)
+	}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *process) start() {
+	p.t.Helper()
+	p.logs = &strings.Builder{}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = p.env
+	p.cmd.Stdout = p.logs
+	p.cmd.Stderr = p.logs
+	require.NoError(p.t, p.cmd.Start())
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(p.URL + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.stop()
+	p.t.Fatalf("chi-app did not become healthy:\n%s", p.logs)
+}
+
+func (p *process) stop() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+func (p *process) restart() { p.stop(); p.start() }
+
+type call struct {
+	method, path, bearer, cookie string
+}
+
+type answer struct {
+	status  int
+	body    string
+	session string // the session cookie set, if any
+}
+
+func (p *process) do(c call) answer {
+	p.t.Helper()
+	a, err := p.try(context.Background(), c)
+	require.NoError(p.t, err)
+	return a
+}
+
+func (p *process) try(ctx context.Context, c call) (answer, error) {
+	if c.method == "" {
+		c.method = http.MethodGet
+	}
+	req, _ := http.NewRequestWithContext(ctx, c.method, p.URL+c.path, nil)
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	if c.cookie != "" {
+		req.AddCookie(&http.Cookie{Name: "session", Value: c.cookie})
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	a := answer{status: res.StatusCode, body: string(b)}
+	for _, ck := range res.Cookies() {
+		if ck.Name == "session" {
+			a.session = ck.Value
+		}
+	}
+	return a, nil
+}
+
+func pluralityEnv(fake *providertest.Plurality) map[string]string {
+	return map[string]string{
+		"PROVIDER":                "plurality",
+		"PLURALITY_API_URL":       fake.URL,
+		"PLURALITY_CLIENT_ID":     fake.ClientID,
+		"PLURALITY_CLIENT_SECRET": fake.ClientSecret,
+		"SESSION_SECRET":          "a-secret-shared-by-all-processes",
+	}
+}
+
+// TestProcessValidatesOnce runs every validate-once property against the
+// real binary, counting upstream calls, on each store.
+func TestProcessValidatesOnce(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			fake := providertest.NewPlurality()
+			defer fake.Close()
+			env := pluralityEnv(fake)
+			env["SESSION_STORE"] = kind
+			if kind == "redis" {
+				env["REDIS_URL"] = storetest.Start(t).URL
+			}
+			app := startApp(t, env)
+			calls := func() int64 { return fake.Calls() }
+
+			// Exchange, then the cookie alone: no upstream call.
+			token := fake.Issue("alice", time.Hour)
+			ex := app.do(call{method: "POST", path: "/auth/session", bearer: token})
+			require.Equal(t, http.StatusCreated, ex.status, ex.body)
+			require.NotEmpty(t, ex.session)
+			for range 10 {
+				me := app.do(call{path: "/api/me", cookie: ex.session})
+				require.Equal(t, http.StatusOK, me.status)
+				assert.JSONEq(t, `{"user":{"id":"alice","provider":"plurality"}}`, me.body)
+			}
+			assert.EqualValues(t, 1, calls(), "cookie requests make no upstream call")
+
+			// 200 concurrent first requests with one new token: one call.
+			fake.SetFault(providertest.Fault{Delay: 200 * time.Millisecond})
+			shared := fake.Issue("bob", time.Hour)
+			var wg sync.WaitGroup
+			statuses := make([]int, 200)
+			for i := range statuses {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if a, err := app.try(context.Background(), call{path: "/api/me", bearer: shared}); err == nil {
+						statuses[i] = a.status
+					}
+				}()
+			}
+			wg.Wait()
+			fake.SetFault(providertest.Fault{})
+			for i, s := range statuses {
+				require.Equal(t, http.StatusOK, s, "request %d", i)
+			}
+			assert.EqualValues(t, 2, calls(), "one upstream call for 200 concurrent first requests")
+
+			// A bearer-only client: one call for the token's whole life.
+			for range 20 {
+				require.Equal(t, http.StatusOK, app.do(call{path: "/api/me", bearer: shared}).status)
+			}
+			assert.EqualValues(t, 2, calls())
+
+			// A browser that switches users gets a new session; the old one ends.
+			carol := fake.Issue("carol", time.Hour)
+			sw := app.do(call{path: "/api/me", cookie: ex.session, bearer: carol})
+			require.Equal(t, http.StatusOK, sw.status)
+			assert.Contains(t, sw.body, `"carol"`)
+			assert.NotEmpty(t, sw.session)
+			assert.NotEqual(t, ex.session, sw.session)
+			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", cookie: ex.session}).status)
+			assert.EqualValues(t, 3, calls())
+
+			// The same rejected token 100 times: one call.
+			bad := fake.Issue("dave", time.Hour)
+			fake.Revoke(bad)
+			for range 100 {
+				require.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", bearer: bad}).status)
+			}
+			assert.EqualValues(t, 4, calls(), "rejections are cached")
+
+			// Upstream errors are not cached as rejections.
+			fake.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable})
+			erin := fake.Issue("erin", time.Hour)
+			assert.Equal(t, http.StatusServiceUnavailable, app.do(call{path: "/api/me", bearer: erin}).status)
+			fake.SetFault(providertest.Fault{})
+			assert.Equal(t, http.StatusOK, app.do(call{path: "/api/me", bearer: erin}).status)
+			assert.EqualValues(t, 6, calls())
+
+			// Oversized or out-of-alphabet tokens: 401, no call.
+			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", bearer: strings.Repeat("a", 8<<10+1)}).status)
+			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", bearer: "../../etc"}).status)
+			assert.EqualValues(t, 6, calls())
+		})
+	}
+}
+
+// TestProcessesShareRedis: a session minted by one process is honoured by
+// a second one on the same Redis, and survives a restart.
+func TestProcessesShareRedis(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewPlurality()
+	defer fake.Close()
+	env := pluralityEnv(fake)
+	env["SESSION_STORE"] = "redis"
+	env["REDIS_URL"] = storetest.Start(t).URL
+	one, two := startApp(t, env), startApp(t, env)
+
+	token := fake.Issue("alice", time.Hour)
+	ex := one.do(call{method: "POST", path: "/auth/session", bearer: token})
+	require.Equal(t, http.StatusCreated, ex.status)
+
+	assert.Equal(t, http.StatusOK, two.do(call{path: "/api/me", cookie: ex.session}).status, "the other process honours the cookie")
+	bearerOnly := two.do(call{path: "/api/me", bearer: token})
+	assert.Equal(t, http.StatusOK, bearerOnly.status)
+	assert.Equal(t, ex.session, bearerOnly.session, "and finds the session minted from the token")
+	assert.EqualValues(t, 1, fake.Calls(), "without asking the upstream again")
+
+	one.restart()
+	assert.Equal(t, http.StatusOK, one.do(call{path: "/api/me", cookie: ex.session}).status, "sessions survive an app restart")
+	assert.EqualValues(t, 1, fake.Calls())
+}
