@@ -51,6 +51,19 @@ type Config struct {
 	// always Secure, whatever Sessions.Cookie.Secure says.
 	InsecureCookie bool
 
+	// IdleTimeout ends a session after this long without recorded
+	// activity: a sliding expiry, like Para's keepSessionAlive. It never
+	// extends a session past its absolute Expires. Activity is written to
+	// the store at most once per KeepAliveInterval, so a session may count
+	// as idle up to that much early. Default 0: no idle timeout, and
+	// reusing a session never writes.
+	IdleTimeout time.Duration
+
+	// KeepAliveInterval is the least time between two writes that record
+	// a session's activity, when IdleTimeout is set. Default 1 minute, or
+	// IdleTimeout/2 when that is shorter.
+	KeepAliveInterval time.Duration
+
 	// NegativeCacheTTL is how long a token the provider rejected is
 	// remembered and refused without another upstream call. Default 30 s;
 	// negative disables the cache. Upstream errors are never cached.
@@ -100,6 +113,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionHeader == "" {
 		c.SessionHeader = "X-Session-Token"
+	}
+	if c.IdleTimeout < 0 {
+		c.IdleTimeout = 0
+	}
+	if c.KeepAliveInterval <= 0 {
+		c.KeepAliveInterval = time.Minute
+	}
+	if c.IdleTimeout > 0 && c.KeepAliveInterval > c.IdleTimeout/2 {
+		c.KeepAliveInterval = c.IdleTimeout / 2
 	}
 	if c.NegativeCacheTTL == 0 {
 		c.NegativeCacheTTL = defaultNegativeCacheTTL

@@ -40,6 +40,8 @@ type env struct {
 	redis *storetest.Server
 	clock *clock
 	logs  *syncBuffer
+	// entered and release hold a request open in /api/hold.
+	entered, release chan struct{}
 }
 
 // stores runs fn once per store kind.
@@ -54,7 +56,7 @@ func stores(t *testing.T, fn func(t *testing.T, kind string)) {
 
 func newEnv(t *testing.T, kind string, mods ...func(*middleware.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{}, logs: &syncBuffer{}}
+	e := &env{t: t, clock: &clock{}, logs: &syncBuffer{}, entered: make(chan struct{}), release: make(chan struct{})}
 	e.fake = providertest.NewPlurality()
 	t.Cleanup(e.fake.Close)
 
@@ -102,6 +104,12 @@ func newEnv(t *testing.T, kind string, mods ...func(*middleware.Config)) *env {
 	})
 	protected.Get("/api/note", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, e.sm.GetString(r.Context(), "note"))
+	})
+	protected.Post("/api/hold", func(w http.ResponseWriter, r *http.Request) {
+		e.entered <- struct{}{}
+		<-e.release
+		e.sm.Put(r.Context(), "note", "written after the sign-out")
+		w.WriteHeader(http.StatusNoContent)
 	})
 	r.Mount("/auth", e.auth.Routes("/auth"))
 	e.srv = httptest.NewTLSServer(r)
@@ -179,6 +187,15 @@ func (e *env) try(q req) (resp, error) {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	return resp{Response: res, body: string(b)}, err
+}
+
+// signInAs is signIn with a User-Agent.
+func (e *env) signInAs(user, agent string) (frontend, session string) {
+	e.t.Helper()
+	frontend = e.fake.Issue(user, time.Hour)
+	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend, hdr: map[string]string{"User-Agent": agent}})
+	require.Equal(e.t, http.StatusCreated, r.StatusCode, r.body)
+	return frontend, r.sessionCookie().Value
 }
 
 // signIn exchanges a fresh token for user and returns the frontend token

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/alexedwards/scs/v2"
 
@@ -121,19 +122,39 @@ func (a *Auth) load(ctx context.Context, token string) (context.Context, *Sessio
 		return ctx, nil, nil
 	}
 	s, err := decodeRecord(store.Key(token), b)
-	if err != nil || !a.cfg.Now().Before(s.Expires) {
+	if err != nil || !a.live(s, a.cfg.Now()) {
 		return ctx, nil, nil
 	}
 	s.Current = true
 	return loaded, s, nil
 }
 
-// call runs next with st in the context, then commits values the handler
-// changed in the session.
+// live reports whether s has neither expired nor been idle too long at now.
+func (a *Auth) live(s *Session, now time.Time) bool {
+	if !now.Before(s.Expires) {
+		return false
+	}
+	return a.cfg.IdleTimeout <= 0 || now.Before(s.LastSeen.Add(a.cfg.IdleTimeout))
+}
+
+// call runs next with st in the context, then saves what changed: values
+// the handler put in the session, and its activity when a keep-alive is
+// due. Both go in one write, which only ever updates a session that still
+// exists.
 func (a *Auth) call(w http.ResponseWriter, r *http.Request, next http.Handler, st *state) {
 	ctx := withState(r.Context(), st)
 	next.ServeHTTP(w, r.WithContext(ctx))
-	if st.session != nil && a.sm.Status(ctx) == scs.Modified {
+	if st.session == nil {
+		return
+	}
+	if now := a.cfg.Now(); a.cfg.IdleTimeout > 0 && now.Sub(st.session.LastSeen) >= a.cfg.KeepAliveInterval {
+		seen := *st.session
+		seen.LastSeen = now
+		if b, err := encodeRecord(&seen); err == nil {
+			a.sm.Put(ctx, recordKey, b)
+		}
+	}
+	if a.sm.Status(ctx) == scs.Modified {
 		if _, _, err := a.sm.Commit(ctx); err != nil {
 			a.cfg.Logger.Error("sessiongate: saving session values failed", "session", st.session.ID, "error", err)
 		}

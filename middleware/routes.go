@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -14,6 +15,20 @@ import (
 //	                          session header (200 when the token's session
 //	                          already existed)
 //	GET    {prefix}/session   the current session: {"user", "session"}
+//	GET    {prefix}/sessions  {"sessions": [...]}: the user's live sessions, newest
+//	                          first, the current one flagged "current"
+//	DELETE {prefix}/session   sign out this session (204, cookie cleared)
+//	DELETE {prefix}/sessions  sign out every session of the user (204, cookie cleared)
+//	DELETE {prefix}/sessions/others
+//	                          sign out all but this one: 200 {"signedOut": n}
+//	DELETE {prefix}/sessions/{id}
+//	                          revoke one of the user's own sessions by public id
+//	                          (204; 404 not_found for any other id)
+//
+// Every route but POST needs a session (401 without). The DELETE routes
+// change state, so a cookie-authenticated cross-origin request gets 403;
+// GET routes never change anything. No response carries another session's
+// token.
 //
 // Mount it on any router: r.Mount("/auth", auth.Routes("/auth")) with chi,
 // mux.Handle("/auth/", auth.Routes("/auth")) with net/http. Other paths
@@ -26,6 +41,11 @@ func (a *Auth) Routes(prefix string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+prefix+"/session", a.serveExchange)
 	mux.Handle("GET "+prefix+"/session", a.RequireSession(http.HandlerFunc(serveCurrent)))
+	mux.Handle("GET "+prefix+"/sessions", a.RequireSession(http.HandlerFunc(a.serveList)))
+	mux.Handle("DELETE "+prefix+"/session", a.RequireSession(http.HandlerFunc(a.serveSignOut)))
+	mux.Handle("DELETE "+prefix+"/sessions", a.RequireSession(http.HandlerFunc(a.serveSignOutAll)))
+	mux.Handle("DELETE "+prefix+"/sessions/others", a.RequireSession(http.HandlerFunc(a.serveSignOutOthers)))
+	mux.Handle("DELETE "+prefix+"/sessions/{id}", a.RequireSession(http.HandlerFunc(a.serveRevoke)))
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such route", 0)
 	})
@@ -58,6 +78,64 @@ func (a *Auth) serveExchange(w http.ResponseWriter, r *http.Request) {
 func serveCurrent(w http.ResponseWriter, r *http.Request) {
 	s, _ := SessionFrom(r.Context())
 	writeJSON(w, http.StatusOK, userAndSession(s))
+}
+
+// serveList is GET /sessions.
+func (a *Auth) serveList(w http.ResponseWriter, r *http.Request) {
+	s, _ := SessionFrom(r.Context())
+	all, err := a.Sessions(r.Context(), s.Identity.Provider, s.Identity.UserID)
+	if err != nil {
+		a.storeUnavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": all})
+}
+
+// serveSignOut is DELETE /session.
+func (a *Auth) serveSignOut(w http.ResponseWriter, r *http.Request) {
+	if err := a.SignOut(r.Context()); err != nil {
+		a.storeUnavailable(w, err)
+		return
+	}
+	a.clearSession(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveSignOutAll is DELETE /sessions.
+func (a *Auth) serveSignOutAll(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.SignOutAll(r.Context()); err != nil {
+		a.storeUnavailable(w, err)
+		return
+	}
+	a.clearSession(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveSignOutOthers is DELETE /sessions/others.
+func (a *Auth) serveSignOutOthers(w http.ResponseWriter, r *http.Request) {
+	n, err := a.SignOutOthers(r.Context())
+	if err != nil {
+		a.storeUnavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"signedOut": n})
+}
+
+// serveRevoke is DELETE /sessions/{id}.
+func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	switch err := a.Revoke(r.Context(), id); {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, "no such session", 0)
+		return
+	case err != nil:
+		a.storeUnavailable(w, err)
+		return
+	}
+	if s, _ := SessionFrom(r.Context()); sameKey(s.ID, id) {
+		a.clearSession(w)
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // userView is the public JSON shape of a user: {"id", "provider"}.

@@ -37,7 +37,8 @@ type Session struct {
 }
 
 // MarshalJSON encodes the public view of the session: its public id, the
-// user's id and provider, times, client and whether it is the current one.
+// user's id and provider, times, client (raw and parsed User-Agent) and
+// whether it is the current one.
 // Claims, store keys and token hashes are left out.
 func (s *Session) MarshalJSON() ([]byte, error) {
 	return json.Marshal(sessionView{
@@ -49,6 +50,7 @@ func (s *Session) MarshalJSON() ([]byte, error) {
 		Expires:   s.Expires.UTC(),
 		ClientIP:  s.ClientIP,
 		UserAgent: s.UserAgent,
+		Device:    ParseUserAgent(s.UserAgent),
 		Current:   s.Current,
 	})
 }
@@ -62,6 +64,7 @@ type sessionView struct {
 	Expires   time.Time `json:"expires"`
 	ClientIP  string    `json:"ip,omitempty"`
 	UserAgent string    `json:"userAgent,omitempty"`
+	Device    UserAgent `json:"device"`
 	Current   bool      `json:"current"`
 }
 
