@@ -4,7 +4,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: run test vet fuzz fuzz-short
+.PHONY: run test vet fuzz fuzz-short bench
 
 run:
 	$(GO) run ./examples/chi-app
@@ -29,3 +29,8 @@ fuzz-short:
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=2m
+
+# Benchmarks (not part of make test): listing one user's sessions with 100
+# and 100,000 other users' sessions in Redis.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -32,7 +32,7 @@ const testSecret = "test-secret-0123456789abcdef"
 // env is one middleware under test: a fake Plurality, a store, the
 // middleware on a chi router served over TLS, a clock and captured logs.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	fake  *providertest.Plurality
 	auth  *middleware.Auth
 	sm    *scs.SessionManager
@@ -54,7 +54,7 @@ func stores(t *testing.T, fn func(t *testing.T, kind string)) {
 	}
 }
 
-func newEnv(t *testing.T, kind string, mods ...func(*middleware.Config)) *env {
+func newEnv(t testing.TB, kind string, mods ...func(*middleware.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{}, logs: &syncBuffer{}, entered: make(chan struct{}), release: make(chan struct{})}
 	e.fake = providertest.NewPlurality()

@@ -66,6 +66,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		Provider:       p,
 		Secret:         cfg.Secret,
 		InsecureCookie: !cfg.CookieSecure,
+		IdleTimeout:    cfg.IdleTimeout,
 		Logger:         log,
 	})
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -263,4 +264,74 @@ func TestProcessesShareRedis(t *testing.T) {
 	one.restart()
 	assert.Equal(t, http.StatusOK, one.do(call{path: "/api/me", cookie: ex.session}).status, "sessions survive an app restart")
 	assert.EqualValues(t, 1, fake.Calls())
+}
+
+// TestProcessesManageSessions: three clients of one user on two processes
+// sharing Redis; sign out all but current, then all, seen from both.
+func TestProcessesManageSessions(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewPlurality()
+	defer fake.Close()
+	env := pluralityEnv(fake)
+	env["SESSION_STORE"] = "redis"
+	env["REDIS_URL"] = storetest.Start(t).URL
+	apps := []*process{startApp(t, env), startApp(t, env)}
+
+	agents := []string{
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/99.0.4844.51 Safari/537.36",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+	}
+	var tokens, sessions [3]string
+	for i, ua := range agents {
+		tokens[i] = fake.Issue("uma", time.Hour)
+		req, _ := http.NewRequest("POST", apps[i%2].URL+"/auth/session", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[i])
+		req.Header.Set("User-Agent", ua)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusCreated, res.StatusCode)
+		sessions[i] = res.Header.Get("X-Session-Token")
+	}
+
+	for _, app := range apps {
+		list := app.do(call{path: "/auth/sessions", cookie: sessions[0]})
+		require.Equal(t, http.StatusOK, list.status)
+		var body struct {
+			Sessions []struct {
+				Current bool
+				Device  struct {
+					Family string
+					OS     struct{ Family string }
+					Device struct{ Family string }
+				}
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(list.body), &body))
+		require.Len(t, body.Sessions, 3)
+		seen := map[string]bool{}
+		for _, s := range body.Sessions {
+			seen[s.Device.Family+"/"+s.Device.OS.Family+"/"+s.Device.Device.Family] = true
+		}
+		assert.Equal(t, map[string]bool{"Chrome/Mac OS X/Mac": true, "Firefox/Windows/Computer": true, "Safari/iOS/iPhone": true}, seen)
+	}
+
+	others := apps[0].do(call{method: "DELETE", path: "/auth/sessions/others", cookie: sessions[0]})
+	require.Equal(t, http.StatusOK, others.status)
+	for _, app := range apps {
+		assert.Equal(t, http.StatusOK, app.do(call{path: "/api/me", cookie: sessions[0]}).status, "A keeps its session")
+		for i := 1; i < 3; i++ {
+			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", cookie: sessions[i]}).status, "B and C at once, on either process")
+		}
+	}
+
+	all := apps[1].do(call{method: "DELETE", path: "/auth/sessions", cookie: sessions[0]})
+	require.Equal(t, http.StatusNoContent, all.status)
+	for _, app := range apps {
+		for i := range 3 {
+			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", cookie: sessions[i]}).status, "cookies replayed stay 401")
+			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", bearer: tokens[i]}).status, "frontend tokens replayed stay 401")
+		}
+	}
 }
