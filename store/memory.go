@@ -37,13 +37,7 @@ func NewMemory() *Memory {
 
 // Find returns the data of the session at key, if it has not expired.
 func (m *Memory) Find(key string) ([]byte, bool, error) {
-	m.mu.RLock()
-	it, ok := m.sessions[key]
-	m.mu.RUnlock()
-	if !ok || !it.live(time.Now()) {
-		return nil, false, nil
-	}
-	return it.data, true, nil
+	return m.get(m.sessions, key)
 }
 
 // Commit updates the data and expiry of the session at key if it exists.
@@ -91,13 +85,7 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 
 // Link returns the value of the link at key.
 func (m *Memory) Link(_ context.Context, key string) ([]byte, bool, error) {
-	m.mu.RLock()
-	it, ok := m.links[key]
-	m.mu.RUnlock()
-	if !ok || !it.live(time.Now()) {
-		return nil, false, nil
-	}
-	return it.data, true, nil
+	return m.get(m.links, key)
 }
 
 // End deletes sessions, their index entries, and tombstones their links.
@@ -148,6 +136,17 @@ func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
 
 // Ping always succeeds.
 func (m *Memory) Ping(context.Context) error { return nil }
+
+// get reads a live item of items.
+func (m *Memory) get(items map[string]item, key string) ([]byte, bool, error) {
+	m.mu.RLock()
+	it, ok := items[key]
+	m.mu.RUnlock()
+	if !ok || !it.live(time.Now()) {
+		return nil, false, nil
+	}
+	return it.data, true, nil
+}
 
 // sweep drops everything expired, at most once a minute. m.mu is held.
 func (m *Memory) sweep(now time.Time) {

@@ -140,6 +140,17 @@ func (p *process) try(ctx context.Context, c call) (answer, error) {
 	return a, nil
 }
 
+// sharedRedisEnv starts a fake Plurality and a Redis for processes to
+// share.
+func sharedRedisEnv(t *testing.T) (*providertest.Plurality, map[string]string) {
+	fake := providertest.NewPlurality()
+	t.Cleanup(fake.Close)
+	env := pluralityEnv(fake)
+	env["SESSION_STORE"] = "redis"
+	env["REDIS_URL"] = storetest.Start(t).URL
+	return fake, env
+}
+
 func pluralityEnv(fake *providertest.Plurality) map[string]string {
 	return map[string]string{
 		"PROVIDER":                "plurality",
@@ -244,11 +255,7 @@ func TestProcessValidatesOnce(t *testing.T) {
 // a second one on the same Redis, and survives a restart.
 func TestProcessesShareRedis(t *testing.T) {
 	t.Parallel()
-	fake := providertest.NewPlurality()
-	defer fake.Close()
-	env := pluralityEnv(fake)
-	env["SESSION_STORE"] = "redis"
-	env["REDIS_URL"] = storetest.Start(t).URL
+	fake, env := sharedRedisEnv(t)
 	one, two := startApp(t, env), startApp(t, env)
 
 	token := fake.Issue("alice", time.Hour)
@@ -270,11 +277,7 @@ func TestProcessesShareRedis(t *testing.T) {
 // sharing Redis; sign out all but current, then all, seen from both.
 func TestProcessesManageSessions(t *testing.T) {
 	t.Parallel()
-	fake := providertest.NewPlurality()
-	defer fake.Close()
-	env := pluralityEnv(fake)
-	env["SESSION_STORE"] = "redis"
-	env["REDIS_URL"] = storetest.Start(t).URL
+	fake, env := sharedRedisEnv(t)
 	apps := []*process{startApp(t, env), startApp(t, env)}
 
 	agents := []string{
