@@ -72,7 +72,8 @@ func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) 
 }
 
 // linked returns the live session linked to a frontend token, nil when
-// there is none, and errSignedOut for a tombstone.
+// there is none (never minted, expired, idle too long, or sealed under
+// another secret), and errSignedOut for a tombstone.
 func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, error) {
 	link, found, err := a.store.Link(ctx, key)
 	if err != nil || !found {
@@ -83,7 +84,7 @@ func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, 
 	}
 	token, err := a.unseal(frontToken, link)
 	if err != nil {
-		return nil, nil // sealed with another secret: mint anew
+		return nil, nil
 	}
 	loaded, s, err := a.load(ctx, token)
 	if err != nil || s == nil {
@@ -96,21 +97,11 @@ func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, 
 func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c client) (flightResult, error) {
 	// A request that missed the link just before another flight minted
 	// must not mint a second session: look again.
-	link, found, err := a.store.Link(ctx, key)
-	if err != nil {
-		return flightResult{}, err
-	}
-	if found && link[0] == linkTombstone {
-		return flightResult{}, errSignedOut
-	}
-	if found {
-		if token, err := a.unseal(frontToken, link); err == nil {
-			if _, live, err := a.store.Find(store.Key(token)); err != nil {
-				return flightResult{}, err
-			} else if live {
-				return flightResult{token: token}, nil
-			}
+	if res, err := a.linked(ctx, frontToken, key); err != nil || res != nil {
+		if err != nil {
+			return flightResult{}, err
 		}
+		return flightResult{token: res.token}, nil
 	}
 
 	id, err := a.cfg.Provider.Validate(ctx, frontToken)

@@ -147,17 +147,27 @@ func (a *Auth) call(w http.ResponseWriter, r *http.Request, next http.Handler, s
 	if st.session == nil {
 		return
 	}
-	if now := a.cfg.Now(); a.cfg.IdleTimeout > 0 && now.Sub(st.session.LastSeen) >= a.cfg.KeepAliveInterval {
-		seen := *st.session
-		seen.LastSeen = now
-		if b, err := encodeRecord(&seen); err == nil {
-			a.sm.Put(ctx, recordKey, b)
-		}
+	if a.cfg.IdleTimeout > 0 {
+		a.keepAlive(ctx, st.session)
 	}
 	if a.sm.Status(ctx) == scs.Modified {
 		if _, _, err := a.sm.Commit(ctx); err != nil {
 			a.cfg.Logger.Error("sessiongate: saving session values failed", "session", st.session.ID, "error", err)
 		}
+	}
+}
+
+// keepAlive records the session's activity in the scs values when the
+// last record is a KeepAliveInterval old; call saves it.
+func (a *Auth) keepAlive(ctx context.Context, s *Session) {
+	now := a.cfg.Now()
+	if now.Sub(s.LastSeen) < a.cfg.KeepAliveInterval {
+		return
+	}
+	seen := *s
+	seen.LastSeen = now
+	if b, err := encodeRecord(&seen); err == nil {
+		a.sm.Put(ctx, recordKey, b)
 	}
 }
 

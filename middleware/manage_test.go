@@ -250,3 +250,20 @@ func TestSignedOutSessionIsNotResurrected(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", header: held}).StatusCode)
 	})
 }
+
+func TestIdleSessionOfAValidTokenIsMintedAnew(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind, func(c *middleware.Config) { c.IdleTimeout = 30 * time.Minute })
+		token := e.fake.Issue("ida", 24*time.Hour)
+		first := e.do(req{path: "/api/me", bearer: token})
+		require.Equal(t, http.StatusOK, first.StatusCode)
+		e.clock.Advance(31 * time.Minute)
+
+		again := e.do(req{path: "/api/me", bearer: token})
+		require.Equal(t, http.StatusOK, again.StatusCode, "an idle timeout is not a sign-out: %s", again.body)
+		require.NotNil(t, again.sessionCookie())
+		assert.NotEqual(t, first.sessionCookie().Value, again.sessionCookie().Value, "a fresh session")
+		assert.EqualValues(t, 2, e.fake.Calls(), "validated again, since the old session is gone")
+	})
+}

@@ -17,11 +17,18 @@ import (
 // stores returns each Store implementation, fresh, for a contract test.
 func stores(t *testing.T) map[string]store.Store {
 	t.Helper()
+	_, st := newRedis(t)
+	return map[string]store.Store{"memory": store.NewMemory(), "redis": st}
+}
+
+// newRedis starts a redis-server and returns it with a store on it.
+func newRedis(t *testing.T) (*storetest.Server, *store.Redis) {
+	t.Helper()
 	srv := storetest.Start(t)
 	pool, err := store.NewRedisPool(srv.URL)
 	require.NoError(t, err)
 	t.Cleanup(func() { pool.Close() })
-	return map[string]store.Store{"memory": store.NewMemory(), "redis": store.NewRedis(pool)}
+	return srv, store.NewRedis(pool)
 }
 
 func TestStoreContract(t *testing.T) {
@@ -110,10 +117,7 @@ func TestStoreExpiry(t *testing.T) {
 
 func TestRedisKeysAndIndex(t *testing.T) {
 	t.Parallel()
-	srv := storetest.Start(t)
-	pool, err := store.NewRedisPool(srv.URL)
-	require.NoError(t, err)
-	st := store.NewRedis(pool)
+	srv, st := newRedis(t)
 	ctx := context.Background()
 	token := "raw-session-token-value"
 	exp := time.Now().Add(time.Hour)
@@ -146,14 +150,11 @@ func TestRedisKeysAndIndex(t *testing.T) {
 
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	srv := storetest.Start(t)
-	pool, err := store.NewRedisPool(srv.URL)
-	require.NoError(t, err)
-	st := store.NewRedis(pool)
+	srv, st := newRedis(t)
 	srv.Stop()
 	ctx := context.Background()
 	start := time.Now()
-	_, _, err = st.Find("k")
+	_, _, err := st.Find("k")
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	_, _, err = st.Link(ctx, "k")
 	assert.ErrorIs(t, err, store.ErrUnavailable)
