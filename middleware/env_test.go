@@ -29,6 +29,11 @@ import (
 
 const testSecret = "test-secret-0123456789abcdef"
 
+// testProviderTimeout bounds each upstream call in these tests: short
+// enough to prove a hung upstream is cut off, long enough that 200
+// concurrent TLS clients under -race on two cores never trip it.
+const testProviderTimeout = 3 * time.Second
+
 // env is one middleware under test: a fake Plurality, a store, the
 // middleware on a chi router served over TLS, a clock and captured logs.
 type env struct {
@@ -73,7 +78,7 @@ func newEnv(t testing.TB, kind string, mods ...func(*middleware.Config)) *env {
 		Sessions: e.sm,
 		Provider: plurality.New(plurality.Config{
 			BaseURL: e.fake.URL, ClientID: e.fake.ClientID, ClientSecret: provider.Secret(e.fake.ClientSecret),
-			Timeout: time.Second, Now: e.clock.Now,
+			Timeout: testProviderTimeout, Now: e.clock.Now,
 		}),
 		Secret: testSecret,
 		Now:    e.clock.Now,

@@ -105,6 +105,7 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 		const n = 200
 		var wg sync.WaitGroup
 		statuses := make([]int, n)
+		bodies := make([]string, n)
 		sessions := make([]string, n)
 		for i := range n {
 			wg.Add(1)
@@ -114,7 +115,7 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 				if err != nil {
 					return
 				}
-				statuses[i] = r.StatusCode
+				statuses[i], bodies[i] = r.StatusCode, r.body
 				if c := r.sessionCookie(); c != nil {
 					sessions[i] = c.Value
 				}
@@ -123,7 +124,7 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 		wg.Wait()
 		assert.ErrorIs(t, <-firstDone, context.Canceled)
 		for i := range n {
-			require.Equal(t, http.StatusOK, statuses[i], "request %d", i)
+			require.Equal(t, http.StatusOK, statuses[i], "request %d: %s\n%s", i, bodies[i], e.logs)
 			require.Equal(t, sessions[0], sessions[i], "all share one session")
 		}
 		assert.EqualValues(t, 1, e.fake.Calls(), "one upstream call for 201 concurrent requests")
