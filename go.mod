@@ -2,13 +2,14 @@ module github.com/sessiongate/sessiongate
 
 go 1.26.8
 
-require github.com/stretchr/testify v1.12.1
-
 require (
-	github.com/alexedwards/scs/redisstore v0.0.0-20240316134038-7e11d57e8885 // indirect
-	github.com/alexedwards/scs/v2 v2.9.0 // indirect
-	github.com/go-chi/chi/v5 v5.5.0 // indirect
-	github.com/gomodule/redigo v1.9.2 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sync v0.24.0 // indirect
+	github.com/alexedwards/scs/redisstore v0.0.0-20240316134038-7e11d57e8885
+	github.com/alexedwards/scs/v2 v2.9.0
+	github.com/go-chi/chi/v5 v5.5.0
+	github.com/go-jose/go-jose/v4 v4.1.8
+	github.com/gomodule/redigo v1.9.2
+	github.com/stretchr/testify v1.12.1
+	golang.org/x/sync v0.24.0
 )
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect

@@ -36,3 +36,17 @@ func FuzzValidSyntax(f *testing.F) {
 		}
 	})
 }
+
+func FuzzUnverifiedClaims(f *testing.F) {
+	f.Add("eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImEiLCJleHAiOjF9.sig")
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("a.=.c")
+	f.Add("a.e30.c")
+	f.Fuzz(func(t *testing.T, token string) {
+		claims, err := provider.UnverifiedClaims(token)
+		if err == nil && (claims == nil || !provider.ValidSyntax(token)) {
+			t.Fatalf("accepted %q without a JSON object payload", token)
+		}
+	})
+}

@@ -133,7 +133,7 @@ func (p *Provider) identity(token string, answer []byte) (*provider.Identity, er
 	if err != nil {
 		return nil, &provider.UnavailableError{Provider: Name, Reason: "answer is not JSON"}
 	}
-	claims, err := decodePayload(token)
+	claims, err := provider.UnverifiedClaims(token)
 	if err != nil {
 		// Plurality accepted a token that is not the documented JWT. The
 		// answer may still name the user.
@@ -141,7 +141,7 @@ func (p *Provider) identity(token string, answer []byte) (*provider.Identity, er
 	}
 	id := userID(profile)
 	if id == "" {
-		id = stringClaim(claims, "id")
+		id = provider.StringClaim(claims, "id")
 	}
 	if id == "" {
 		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "neither the answer nor the token names a user"}
@@ -149,11 +149,11 @@ func (p *Provider) identity(token string, answer []byte) (*provider.Identity, er
 	ident := &provider.Identity{
 		UserID:    id,
 		Provider:  Name,
-		SessionID: stringClaim(claims, "uniqueSessionId"),
+		SessionID: provider.StringClaim(claims, "uniqueSessionId"),
 		Claims:    claims,
 	}
 	if ident.SessionID == "" {
-		ident.SessionID = stringClaim(profile, "uniqueSessionId")
+		ident.SessionID = provider.StringClaim(profile, "uniqueSessionId")
 	}
 	if exp, ok := claims["exp"].(float64); ok && exp > 0 {
 		ident.Expiry = time.Unix(int64(exp), 0)
@@ -187,45 +187,10 @@ func userID(profile map[string]any) string {
 			continue
 		}
 		for _, k := range []string{"id", "userId", "user_id"} {
-			if id := stringClaim(m, k); id != "" {
+			if id := provider.StringClaim(m, k); id != "" {
 				return id
 			}
 		}
 	}
 	return ""
-}
-
-// stringClaim returns m[k] as a string when it is a non-empty string or an
-// integral number (ids are sometimes numeric), else "".
-func stringClaim(m map[string]any, k string) string {
-	switch v := m[k].(type) {
-	case string:
-		if len(v) <= 256 {
-			return v
-		}
-	case float64:
-		if v == float64(int64(v)) {
-			return fmt.Sprintf("%d", int64(v))
-		}
-	}
-	return ""
-}
-
-// decodePayload returns the claims of a JWT's payload without verifying the
-// signature: the caller has already had the token validated upstream.
-func decodePayload(token string) (map[string]any, error) {
-	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	if first < 0 || first == last {
-		return nil, fmt.Errorf("plurality: token is not a JWT")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token[first+1:last], "="))
-	if err != nil {
-		return nil, fmt.Errorf("plurality: token payload is not base64url: %w", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(raw, &claims); err != nil || claims == nil {
-		return nil, fmt.Errorf("plurality: token payload is not a JSON object")
-	}
-	return claims, nil
 }

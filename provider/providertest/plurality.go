@@ -190,9 +190,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func randomString(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))[:n]
+}
+
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(fmt.Sprintf("providertest: crypto/rand: %v", err))
 	}
-	return base64.RawURLEncoding.EncodeToString(b)[:n]
+	return b
 }

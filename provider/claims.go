@@ -1,0 +1,78 @@
+package provider
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// errNotJWT is UnverifiedClaims' answer for anything that is not a JWT
+// with a JSON object for its payload.
+var errNotJWT = errors.New("provider: token is not a JWT with a JSON object payload")
+
+// UnverifiedClaims decodes the payload of a JWT-shaped token (three
+// dot-separated base64url parts) WITHOUT checking its signature. Use it
+// only to read what an upstream has already vouched for, or to choose which
+// provider should verify a token (see ClaimMatches); never to trust it.
+// Tokens that fail ValidSyntax are refused before any decoding, so the work
+// is bounded by MaxTokenSize.
+func UnverifiedClaims(token string) (map[string]any, error) {
+	if !ValidSyntax(token) || strings.Count(token, ".") != 2 {
+		return nil, errNotJWT
+	}
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token[first+1:last], "="))
+	if err != nil {
+		return nil, errNotJWT
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil || claims == nil {
+		return nil, errNotJWT
+	}
+	return claims, nil
+}
+
+// StringClaim returns claims[name] as a string when it is a non-empty
+// string of at most 256 bytes or an integral number (ids are sometimes
+// numeric), and "" otherwise.
+func StringClaim(claims map[string]any, name string) string {
+	switch v := claims[name].(type) {
+	case string:
+		if len(v) <= 256 {
+			return v
+		}
+	case float64:
+		if v == float64(int64(v)) {
+			return strconv.FormatInt(int64(v), 10)
+		}
+	}
+	return ""
+}
+
+// ClaimIn reports whether claims has name and, when values are given,
+// whether it equals one of them; for an array claim such as "aud", whether
+// any element of it does.
+func ClaimIn(claims map[string]any, name string, values ...string) bool {
+	v, ok := claims[name]
+	if !ok || v == nil {
+		return false
+	}
+	if len(values) == 0 {
+		return true
+	}
+	switch v := v.(type) {
+	case string:
+		return slices.Contains(values, v)
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && slices.Contains(values, s) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,180 @@
+package introspect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate/provider"
+)
+
+// DefaultName is the provider name when Config.Name is empty.
+const DefaultName = "introspect"
+
+// Config configures an RFC 7662 introspection provider. Printing a Config
+// never shows the client secret.
+type Config struct {
+	// Name is the provider name recorded in sessions. Default DefaultName.
+	Name string
+
+	// URL is the introspection endpoint. Required.
+	URL string
+
+	// ClientID and ClientSecret authenticate this server to the
+	// endpoint with HTTP Basic (client_secret_basic, RFC 6749 §2.3.1).
+	// Required.
+	ClientID     string
+	ClientSecret provider.Secret
+
+	// TokenTypeHint is sent as token_type_hint. Default "access_token".
+	TokenTypeHint string
+
+	// UserIDClaim is the member of the answer that holds the user's id.
+	// Default "sub".
+	UserIDClaim string
+
+	// Audiences, when set, requires the answer's "aud" to name one of
+	// them: a token issued for another resource server is refused.
+	Audiences []string
+
+	// Issuer, when set, requires the answer's "iss" to equal it.
+	Issuer string
+
+	// HTTPClient sends the introspection calls. Default
+	// provider.NewHTTPClient(Timeout).
+	HTTPClient *http.Client
+
+	// Timeout bounds one call when HTTPClient is nil.
+	// Default provider.DefaultTimeout (5 s).
+	Timeout time.Duration
+
+	// Now is the clock used to check "exp" and "nbf". Default time.Now.
+	Now func() time.Time
+}
+
+// Provider validates opaque (or any) tokens by asking the authorization
+// server's introspection endpoint, once per token. It is safe for
+// concurrent use.
+type Provider struct {
+	cfg  Config
+	auth *basicAuth // behind a pointer so %v of a Provider shows an address, not the secret
+}
+
+type basicAuth struct{ id, secret string }
+
+// New returns a Provider for cfg. New panics if URL, ClientID or
+// ClientSecret is empty, or URL is not an absolute http(s) URL. It makes no
+// network call.
+func New(cfg Config) *Provider {
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		panic("sessiongate/introspect: Config.ClientID and Config.ClientSecret are required")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		panic(fmt.Sprintf("sessiongate/introspect: Config.URL %q is not an absolute http(s) URL", cfg.URL))
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.TokenTypeHint == "" {
+		cfg.TokenTypeHint = "access_token"
+	}
+	if cfg.UserIDClaim == "" {
+		cfg.UserIDClaim = "sub"
+	}
+	cfg.Audiences = slices.Clone(cfg.Audiences)
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = provider.NewHTTPClient(cfg.Timeout)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
+	auth := &basicAuth{id: url.QueryEscape(cfg.ClientID), secret: url.QueryEscape(string(cfg.ClientSecret))}
+	cfg.ClientSecret = ""
+	return &Provider{cfg: cfg, auth: auth}
+}
+
+// Name returns Config.Name.
+func (p *Provider) Name() string { return p.cfg.Name }
+
+// Validate introspects token (POST, form token=...&token_type_hint=...,
+// client authentication). An answer with "active": true names the user
+// (Config.UserIDClaim) and its "exp" becomes the Identity's expiry; the
+// whole answer is kept as claims. "active": false, an expired "exp", a
+// future "nbf", or a wrong audience or issuer is ErrInvalidToken. A 401 or
+// 403 means the endpoint refused this server's credentials, and is
+// ErrUnavailable like every other status but 200, and like an answer that
+// is not a JSON object with a boolean "active".
+func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identity, error) {
+	if !provider.ValidSyntax(token) {
+		return nil, p.invalid("malformed")
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {p.cfg.TokenTypeHint}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.cfg.URL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, &provider.UnavailableError{Provider: p.cfg.Name, Reason: "building the request failed", Err: err}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(p.auth.id, p.auth.secret)
+
+	resp, answer, err := provider.Do(p.cfg.HTTPClient, req, p.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return p.identity(answer)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, &provider.UnavailableError{Provider: p.cfg.Name, Reason: fmt.Sprintf("the endpoint refused this server's credentials (%d): check the configuration", resp.StatusCode)}
+	default:
+		return nil, provider.StatusUnavailable(p.cfg.Name, resp)
+	}
+}
+
+// identity reads an RFC 7662 answer.
+func (p *Provider) identity(answer []byte) (*provider.Identity, error) {
+	var claims map[string]any
+	if err := json.Unmarshal(answer, &claims); err != nil || claims == nil {
+		return nil, &provider.UnavailableError{Provider: p.cfg.Name, Reason: "answer is not a JSON object"}
+	}
+	active, ok := claims["active"].(bool)
+	if !ok {
+		return nil, &provider.UnavailableError{Provider: p.cfg.Name, Reason: `answer has no boolean "active"`}
+	}
+	if !active {
+		return nil, p.invalid("inactive")
+	}
+	now := p.cfg.Now()
+	id := &provider.Identity{Provider: p.cfg.Name, Claims: claims}
+	if exp, ok := claims["exp"].(float64); ok {
+		id.Expiry = time.Unix(int64(exp), 0)
+		if !now.Before(id.Expiry) {
+			return nil, p.invalid("expired")
+		}
+	}
+	if nbf, ok := claims["nbf"].(float64); ok && now.Before(time.Unix(int64(nbf), 0)) {
+		return nil, p.invalid("not valid yet")
+	}
+	if p.cfg.Issuer != "" && claims["iss"] != p.cfg.Issuer {
+		return nil, p.invalid("issued by another issuer")
+	}
+	if len(p.cfg.Audiences) > 0 && !provider.ClaimIn(claims, "aud", p.cfg.Audiences...) {
+		return nil, p.invalid("issued for another audience")
+	}
+	if id.UserID = provider.StringClaim(claims, p.cfg.UserIDClaim); id.UserID == "" {
+		return nil, p.invalid(fmt.Sprintf("the answer has no %q to name the user", p.cfg.UserIDClaim))
+	}
+	id.SessionID = provider.StringClaim(claims, "sid")
+	return id, nil
+}
+
+func (p *Provider) invalid(reason string) error {
+	return &provider.InvalidTokenError{Provider: p.cfg.Name, Reason: reason}
+}

@@ -1,0 +1,103 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Route sends the tokens Match accepts to Provider.
+type Route struct {
+	// Match reports whether token is one for Provider. It sees tokens that
+	// passed ValidSyntax and nothing else, so it must not trust them: it
+	// only chooses who verifies. A nil Match accepts every token and is
+	// allowed only on the last route.
+	Match func(token string) bool
+
+	// Provider validates the tokens Match accepted.
+	Provider Provider
+}
+
+// Multi is a Provider that accepts tokens from several providers. The rule
+// is: each token goes to the first route whose Match accepts it, and to
+// that provider alone. A rejection there is final: a token is never
+// offered to a second provider, because sending one provider's token to
+// another would hand a credential to a party it was not issued for. A
+// token no route accepts is invalid, and no upstream is called.
+//
+// Sessions minted through Multi record the provider that validated the
+// token, so sessions, indexes and RevokeUser stay per provider. Multi is
+// safe for concurrent use when its providers are.
+type Multi struct {
+	routes []Route
+	name   string
+}
+
+// NewMulti returns a Multi over routes, tried in order. NewMulti panics if
+// there are no routes, a route has no Provider, a nil Match is not last,
+// or two providers share a Name (their sessions could not be told apart).
+func NewMulti(routes ...Route) *Multi {
+	if len(routes) == 0 {
+		panic("sessiongate/provider: NewMulti needs at least one route")
+	}
+	names := make([]string, 0, len(routes))
+	for i, r := range routes {
+		if r.Provider == nil {
+			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d has no Provider", i))
+		}
+		if r.Match == nil && i != len(routes)-1 {
+			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d (%s) has no Match but is not the last", i, r.Provider.Name()))
+		}
+		if slices.Contains(names, r.Provider.Name()) {
+			panic(fmt.Sprintf("sessiongate/provider: NewMulti has two providers named %q", r.Provider.Name()))
+		}
+		names = append(names, r.Provider.Name())
+	}
+	return &Multi{routes: slices.Clone(routes), name: strings.Join(names, "|")}
+}
+
+// Name returns the routes' provider names joined by "|", such as
+// "plurality|para". Sessions record the one provider that validated them,
+// never this name.
+func (m *Multi) Name() string { return m.name }
+
+// Validate hands token to the first route that matches it and returns that
+// provider's answer, with Identity.Provider set to its Name.
+func (m *Multi) Validate(ctx context.Context, token string) (*Identity, error) {
+	if !ValidSyntax(token) {
+		return nil, &InvalidTokenError{Provider: m.name, Reason: "malformed"}
+	}
+	for _, r := range m.routes {
+		if r.Match != nil && !r.Match(token) {
+			continue
+		}
+		id, err := r.Provider.Validate(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		if id.Provider == "" {
+			id.Provider = r.Provider.Name()
+		}
+		return id, nil
+	}
+	return nil, &InvalidTokenError{Provider: m.name, Reason: "no configured provider accepts this kind of token"}
+}
+
+// ClaimMatches returns a Route.Match that accepts JWTs whose payload has
+// claim, equal to one of values when any are given (for an array claim
+// such as "aud", any element equal to one of values). The signature is not
+// checked: the chosen provider does that.
+//
+// For example ClaimMatches("aud", apiKeyID) picks Para JWTs, and
+// ClaimMatches("iss", "https://accounts.google.com") an OIDC issuer's.
+func ClaimMatches(claim string, values ...string) func(token string) bool {
+	values = slices.Clone(values)
+	return func(token string) bool {
+		claims, err := UnverifiedClaims(token)
+		if err != nil {
+			return false
+		}
+		return ClaimIn(claims, claim, values...)
+	}
+}

@@ -1,0 +1,133 @@
+package providertest
+
+import (
+	"crypto/hmac"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Introspection is a loopback fake of an RFC 7662 token introspection
+// endpoint at URL: POST, form token=..., client_secret_basic. It answers
+// 200 {"active": true, sub, exp, iat, client_id, token_type, ...} for a
+// live token it issued, 200 {"active": false} for any other, 401 for wrong
+// client credentials and 400 for a request without a token. It is safe
+// for concurrent use.
+type Introspection struct {
+	// URL is the introspection endpoint.
+	URL string
+	// ClientID and ClientSecret are the credentials the fake accepts.
+	ClientID, ClientSecret string
+
+	server *httptest.Server
+	faults faults
+	calls  atomic.Int64
+	mu     sync.Mutex
+	tokens map[string]introspected
+	last   Request
+}
+
+// NewIntrospection starts a fake introspection endpoint on a free loopback
+// port. Close it when done.
+func NewIntrospection() *Introspection {
+	f := &Introspection{
+		ClientID:     "rs-" + randomString(6),
+		ClientSecret: "secret-" + randomString(18),
+		tokens:       map[string]introspected{},
+	}
+	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.URL = f.server.URL + "/oauth2/introspect"
+	return f
+}
+
+// Close shuts the fake down.
+func (f *Introspection) Close() { f.server.Close() }
+
+// Calls returns how many introspection calls the fake received.
+func (f *Introspection) Calls() int64 { return f.calls.Load() }
+
+// LastRequest returns what the fake saw of the last call.
+func (f *Introspection) LastRequest() Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// SetFault makes every following answer fail as fault says;
+// SetFault(Fault{}) restores normal answers.
+func (f *Introspection) SetFault(fault Fault) { f.faults.set(fault) }
+
+// Issue returns an opaque token for sub, active for ttl, whose
+// introspection answer also carries extra. Extra may override any member
+// ("active", "exp" included) to test what a provider makes of odd answers;
+// the fake itself answers {"active": false} once ttl has passed.
+func (f *Introspection) Issue(sub string, ttl time.Duration, extra map[string]any) string {
+	now := time.Now()
+	answer := map[string]any{
+		"active": true, "sub": sub, "client_id": "spa", "token_type": "Bearer",
+		"scope": "openid profile", "iat": now.Unix(), "exp": now.Add(ttl).Unix(),
+	}
+	for k, v := range extra {
+		answer[k] = v
+	}
+	token := randomString(40)
+	f.mu.Lock()
+	f.tokens[token] = introspected{answer: answer, expires: now.Add(ttl)}
+	f.mu.Unlock()
+	return token
+}
+
+// Revoke makes the fake answer {"active": false} for token from now on.
+func (f *Introspection) Revoke(token string) {
+	f.mu.Lock()
+	delete(f.tokens, token)
+	f.mu.Unlock()
+}
+
+func (f *Introspection) serve(w http.ResponseWriter, r *http.Request) {
+	f.calls.Add(1)
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	f.mu.Lock()
+	f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
+	f.mu.Unlock()
+	if f.faults.apply(w, r) {
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/oauth2/introspect" {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found"})
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if ok {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	}
+	if !ok || id != f.ClientID || !hmac.Equal([]byte(secret), []byte(f.ClientSecret)) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="introspection"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client"})
+		return
+	}
+	form, err := url.ParseQuery(string(raw))
+	if err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || form.Get("token") == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
+		return
+	}
+	f.mu.Lock()
+	t, ok := f.tokens[form.Get("token")]
+	f.mu.Unlock()
+	if !ok || !time.Now().Before(t.expires) {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, t.answer)
+}
+
+type introspected struct {
+	answer  map[string]any
+	expires time.Time
+}

@@ -1,0 +1,155 @@
+package providertest
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Keys is a fake issuer's signing keys: it signs JWTs with its current key
+// and publishes every key it has not retired as a JWKS. It is safe for
+// concurrent use.
+type Keys struct {
+	mu    sync.Mutex
+	keys  []signingKey // the last is current
+	calls atomic.Int64
+}
+
+type signingKey struct {
+	kid string
+	alg jose.SignatureAlgorithm
+	key crypto.Signer
+}
+
+// newKeys returns Keys with one RS256 key.
+func newKeys() *Keys {
+	k := &Keys{}
+	k.Rotate("RS256")
+	return k
+}
+
+// Rotate makes a new key of alg ("RS256", "PS256", "ES256", "ES384",
+// "EdDSA") the signing key and publishes it beside the old ones. It
+// returns the new key's kid.
+func (k *Keys) Rotate(alg string) string {
+	var key crypto.Signer
+	var err error
+	switch jose.SignatureAlgorithm(alg) {
+	case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case jose.ES256:
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jose.ES384:
+		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case jose.EdDSA:
+		_, key, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		panic(fmt.Sprintf("providertest: cannot make a %q key", alg))
+	}
+	if err != nil {
+		panic(fmt.Sprintf("providertest: generating a key: %v", err))
+	}
+	kid := "kid-" + randomString(10)
+	k.mu.Lock()
+	k.keys = append(k.keys, signingKey{kid: kid, alg: jose.SignatureAlgorithm(alg), key: key})
+	k.mu.Unlock()
+	return kid
+}
+
+// Retire stops publishing the key kid (it is no longer current either
+// unless it is the only one left).
+func (k *Keys) Retire(kid string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.keys) > 1 {
+		k.keys = slices.DeleteFunc(k.keys, func(s signingKey) bool { return s.kid == kid })
+	}
+}
+
+// Current returns the kid and algorithm of the signing key.
+func (k *Keys) Current() (kid, alg string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cur := k.keys[len(k.keys)-1]
+	return cur.kid, string(cur.alg)
+}
+
+// Sign returns a compact JWT of claims signed with the current key, with
+// "kid" and "typ": "JWT" in its header.
+func (k *Keys) Sign(claims any) string {
+	return k.SignWithHeaders(nil, claims)
+}
+
+// SignWithHeaders is Sign with extra protected header parameters, such as
+// "jku" or "x5u", to test that verifiers ignore them. A "kid" of "" in
+// headers leaves the kid out.
+func (k *Keys) SignWithHeaders(headers map[string]any, claims any) string {
+	k.mu.Lock()
+	cur := k.keys[len(k.keys)-1]
+	k.mu.Unlock()
+	return Sign(cur.alg, cur.key, cur.kid, headers, claims)
+}
+
+// Calls returns how many times the key set was asked for, answered or
+// not.
+func (k *Keys) Calls() int64 { return k.calls.Load() }
+
+// JWKS returns the published key set, as served.
+func (k *Keys) JWKS() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	set := jose.JSONWebKeySet{}
+	for _, s := range k.keys {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: s.key.Public(), KeyID: s.kid, Algorithm: string(s.alg), Use: "sig"})
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		panic(fmt.Sprintf("providertest: marshalling a JWKS: %v", err))
+	}
+	return b
+}
+
+func (k *Keys) serveJWKS(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Write(k.JWKS())
+}
+
+// Sign returns a compact JWT of claims signed by key with alg, carrying
+// kid (when not empty) and headers in its protected header. Tests use it
+// to sign with keys an issuer never published.
+func Sign(alg jose.SignatureAlgorithm, key crypto.Signer, kid string, headers map[string]any, claims any) string {
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if v, ok := headers["kid"]; ok {
+		kid, _ = v.(string)
+	}
+	for h, v := range headers {
+		if h != "kid" {
+			opts = opts.WithHeader(jose.HeaderKey(h), v)
+		}
+	}
+	signingKey := jose.SigningKey{Algorithm: alg, Key: key}
+	if kid != "" {
+		signingKey.Key = jose.JSONWebKey{Key: key, KeyID: kid}
+	}
+	signer, err := jose.NewSigner(signingKey, opts)
+	if err != nil {
+		panic(fmt.Sprintf("providertest: signer: %v", err))
+	}
+	token, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		panic(fmt.Sprintf("providertest: signing: %v", err))
+	}
+	return token
+}

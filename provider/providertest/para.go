@@ -1,0 +1,300 @@
+package providertest
+
+import (
+	"crypto/hmac"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Para is a loopback fake of Para's server-side endpoints:
+//
+//   - POST {URL}/sessions/verify, header x-external-api-key, body
+//     {"verificationToken": ...}: 200 {authType, identifier, oAuthMethod?}
+//     for a live token, 403 for an expired, revoked or unknown one;
+//   - POST {URL}/wallets/verify, body {"address": ...}: 200 {"walletId"}
+//     or 404;
+//   - GET {URL}/.well-known/jwks.json: the keys of its JWTs, which carry
+//     the documented claims (data, iat, exp, aud = APIKeyID, sub).
+//
+// A wrong or missing secret key is 401 and a body of the wrong shape 400.
+// It is safe for concurrent use.
+type Para struct {
+	// URL is the API root to configure as the Para base URL.
+	URL string
+	// SecretAPIKey is the secret key the fake accepts.
+	SecretAPIKey string
+	// APIKeyID is the "aud" of the JWTs it issues.
+	APIKeyID string
+	// Keys signs the JWTs and serves them at /.well-known/jwks.json.
+	Keys *Keys
+
+	server *httptest.Server
+	faults faults
+	verify atomic.Int64
+	wallet atomic.Int64
+
+	mu      sync.Mutex
+	users   map[string]ParaUser // by authType + identifier
+	tokens  map[string]paraGrant
+	wallets map[string]string // address → wallet id
+	last    Request
+}
+
+// ParaUser is a Para user as the fake's tokens describe them.
+type ParaUser struct {
+	// ID is Para's user id (a JWT's sub). Generated when empty.
+	ID string
+	// AuthType is "email", "phone", "telegram", "farcaster" or
+	// "externalWallet". Default "email".
+	AuthType string
+	// Identifier is the email, phone number, Telegram id, Farcaster name
+	// or wallet address they signed in with. Required.
+	Identifier string
+	// OAuthMethod is "google", "x", "discord", "facebook", "apple" or "".
+	OAuthMethod string
+	// Wallets are their embedded wallets. Default: one generated EVM
+	// wallet.
+	Wallets []ParaWallet
+}
+
+// ParaWallet is an embedded wallet, as a Para JWT lists it.
+type ParaWallet struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Address   string `json:"address"`
+	PublicKey string `json:"publicKey"`
+}
+
+type paraGrant struct {
+	user    ParaUser
+	expires time.Time
+}
+
+// NewPara starts a fake Para on a free loopback port. Close it when done.
+func NewPara() *Para {
+	f := &Para{
+		SecretAPIKey: "sk_" + randomString(24),
+		APIKeyID:     uuid(),
+		Keys:         newKeys(),
+		users:        map[string]ParaUser{},
+		tokens:       map[string]paraGrant{},
+		wallets:      map[string]string{},
+	}
+	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.URL = f.server.URL
+	return f
+}
+
+// Close shuts the fake down.
+func (f *Para) Close() { f.server.Close() }
+
+// SetFault makes every following answer, on every endpoint, fail as fault
+// says; SetFault(Fault{}) restores normal answers.
+func (f *Para) SetFault(fault Fault) { f.faults.set(fault) }
+
+// VerifyCalls returns how many /sessions/verify calls the fake received.
+func (f *Para) VerifyCalls() int64 { return f.verify.Load() }
+
+// WalletCalls returns how many /wallets/verify calls the fake received.
+func (f *Para) WalletCalls() int64 { return f.wallet.Load() }
+
+// LastRequest returns what the fake saw of the last POST it received.
+func (f *Para) LastRequest() Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// User returns the user signed in with authType and identifier, creating
+// it (with an id and a wallet) the first time, so that ids are stable
+// across sign-ins as Para's are.
+func (f *Para) User(u ParaUser) ParaUser {
+	if u.AuthType == "" {
+		u.AuthType = "email"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := u.AuthType + "\x00" + u.Identifier
+	if known, ok := f.users[key]; ok {
+		known.OAuthMethod = u.OAuthMethod
+		return known
+	}
+	if u.ID == "" {
+		u.ID = uuid()
+	}
+	if u.Wallets == nil {
+		u.Wallets = []ParaWallet{{ID: uuid(), Type: "EVM", Address: "0x" + hex.EncodeToString(randomBytes(20)), PublicKey: ""}}
+	}
+	for _, w := range u.Wallets {
+		f.wallets[w.Address] = w.ID
+	}
+	f.users[key] = u
+	return u
+}
+
+// VerificationToken returns a verification token for u, valid for ttl, as
+// para.getVerificationToken() would hand one to the frontend.
+func (f *Para) VerificationToken(u ParaUser, ttl time.Duration) string {
+	u = f.User(u)
+	token := randomString(43)
+	f.mu.Lock()
+	f.tokens[token] = paraGrant{user: u, expires: time.Now().Add(ttl)}
+	f.mu.Unlock()
+	return token
+}
+
+// Revoke makes the fake answer 403 for a verification token from now on.
+func (f *Para) Revoke(token string) {
+	f.mu.Lock()
+	delete(f.tokens, token)
+	f.mu.Unlock()
+}
+
+// JWT returns a Para JWT for u, valid for ttl, as issueJwt() would: the
+// documented payload signed with the current key.
+func (f *Para) JWT(u ParaUser, ttl time.Duration) string {
+	u = f.User(u)
+	now := time.Now()
+	return f.Keys.Sign(map[string]any{
+		"data": ParaData(u),
+		"iat":  now.Unix(),
+		"exp":  now.Add(ttl).Unix(),
+		"aud":  f.APIKeyID,
+		"sub":  u.ID,
+	})
+}
+
+// ParaData returns the "data" claim of a Para JWT for u, in the documented
+// shape for its auth type.
+func ParaData(u ParaUser) map[string]any {
+	data := map[string]any{
+		"userId":     u.ID,
+		"wallets":    u.Wallets,
+		"authType":   u.AuthType,
+		"identifier": u.Identifier,
+	}
+	if u.OAuthMethod != "" {
+		data["oAuthMethod"] = u.OAuthMethod
+	}
+	switch u.AuthType {
+	case "email":
+		data["email"] = u.Identifier
+	case "phone":
+		data["phone"] = u.Identifier
+	case "telegram":
+		data["telegramUserId"] = u.Identifier
+	case "farcaster":
+		data["farcasterUsername"] = u.Identifier
+	case "externalWallet":
+		data["externalWalletAddress"] = u.Identifier
+		data["externalWallet"] = map[string]any{"address": u.Identifier, "type": "EVM", "provider": "MetaMask"}
+	}
+	return data
+}
+
+func (f *Para) serve(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/sessions/verify":
+		f.verify.Add(1)
+	case "/wallets/verify":
+		f.wallet.Add(1)
+	case "/.well-known/jwks.json":
+		f.Keys.calls.Add(1)
+	}
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if r.Method == http.MethodPost {
+		f.mu.Lock()
+		f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
+		f.mu.Unlock()
+	}
+	if f.faults.apply(w, r) {
+		return
+	}
+	switch {
+	case r.URL.Path == "/.well-known/jwks.json" && r.Method == http.MethodGet:
+		f.Keys.serveJWKS(w)
+	case r.URL.Path == "/sessions/verify" && r.Method == http.MethodPost:
+		f.serveVerify(w, r, raw)
+	case r.URL.Path == "/wallets/verify" && r.Method == http.MethodPost:
+		f.serveWallet(w, r, raw)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "not found"})
+	}
+}
+
+// authorized answers 401 or 400 and returns false for a request without
+// the secret key or without a JSON content type.
+func (f *Para) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if !hmac.Equal([]byte(r.Header.Get("x-external-api-key")), []byte(f.SecretAPIKey)) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "invalid api key"})
+		return false
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "content-type must be application/json"})
+		return false
+	}
+	return true
+}
+
+func (f *Para) serveVerify(w http.ResponseWriter, r *http.Request, raw []byte) {
+	if !f.authorized(w, r) {
+		return
+	}
+	var body struct {
+		VerificationToken string `json:"verificationToken"`
+	}
+	if json.Unmarshal(raw, &body) != nil || body.VerificationToken == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Missing verification token"})
+		return
+	}
+	f.mu.Lock()
+	grant, ok := f.tokens[body.VerificationToken]
+	f.mu.Unlock()
+	if !ok || !time.Now().Before(grant.expires) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Session expired"})
+		return
+	}
+	answer := map[string]any{"authType": grant.user.AuthType, "identifier": grant.user.Identifier}
+	if grant.user.OAuthMethod != "" {
+		answer["oAuthMethod"] = grant.user.OAuthMethod
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+func (f *Para) serveWallet(w http.ResponseWriter, r *http.Request, raw []byte) {
+	if !f.authorized(w, r) {
+		return
+	}
+	var body struct {
+		Address string `json:"address"`
+	}
+	if json.Unmarshal(raw, &body) != nil || body.Address == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Missing address"})
+		return
+	}
+	f.mu.Lock()
+	id, ok := f.wallets[body.Address]
+	f.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": fmt.Sprintf("Wallet not found with address: %s", body.Address)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"walletId": id})
+}
+
+// uuid returns a random RFC 4122 version 4 UUID.
+func uuid() string {
+	b := randomBytes(16)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
