@@ -29,8 +29,9 @@ const minRSABits = 2048
 const firstFetchRetry = time.Second
 
 // keySet is a remote JWKS: keys read under a RWMutex, refetched only when a
-// token names a key it lacks (at most once per refresh interval) or when
-// the cached keys are older than maxAge, with concurrent refetches merged
+// token names a key it lacks (at most once per refresh interval, the first
+// fetch aside) or, in the background, when the cached keys are older than
+// maxAge, with concurrent refetches merged
 // into one detached fetch that each waiter may leave on its own ctx. When a
 // fetch fails, the keys already cached keep verifying.
 type keySet struct {
@@ -46,6 +47,7 @@ type keySet struct {
 	keys    []jose.JSONWebKey
 	fetched time.Time // last successful fetch; zero before the first
 	tried   time.Time // last attempt, successful or not
+	missed  time.Time // last refetch for a key not cached (after the first success)
 	lastErr error     // the last attempt's error
 	flight  *flight
 }
@@ -65,11 +67,11 @@ func (s *keySet) keysFor(ctx context.Context, kid, alg string) ([]jose.JSONWebKe
 	found, fresh := s.lookup(kid, alg)
 	if len(found) > 0 {
 		if !fresh {
-			s.start() // refresh in the background; these keys serve meanwhile
+			s.start(stale) // refresh in the background; these keys serve meanwhile
 		}
 		return found, nil
 	}
-	err := s.wait(ctx, s.start())
+	err := s.wait(ctx, s.start(missing))
 	if found, _ = s.lookup(kid, alg); len(found) > 0 {
 		return found, nil
 	}
@@ -93,22 +95,42 @@ func (s *keySet) lookup(kid, alg string) ([]jose.JSONWebKey, bool) {
 	return found, !s.fetched.IsZero() && s.now().Sub(s.fetched) < s.maxAge
 }
 
-// start returns the fetch in progress, or begins one unless the last
-// attempt was too recent (then it returns nil). The refresh interval
-// applies once keys are cached; before that, firstFetchRetry.
-func (s *keySet) start() *flight {
+// Why a fetch is wanted; each reason has its own throttle.
+type fetchReason int
+
+const (
+	// missing: no key cached fits the token. Before the first success,
+	// at most one attempt per firstFetchRetry; after it, at most one
+	// refetch per refresh interval, however many such tokens arrive.
+	missing fetchReason = iota
+	// stale: the cached keys are older than maxAge. At most one attempt
+	// per refresh interval; a failure leaves the cached keys in use.
+	stale
+)
+
+// start returns the fetch in progress, or begins one unless its reason's
+// throttle says not yet (then it returns nil).
+func (s *keySet) start(why fetchReason) *flight {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.flight != nil {
 		return s.flight
 	}
-	wait := s.refresh
-	if s.fetched.IsZero() {
-		wait = firstFetchRetry
-	}
 	now := s.now()
-	if !s.tried.IsZero() && now.Sub(s.tried) < wait {
-		return nil
+	switch {
+	case why == stale:
+		if now.Sub(s.tried) < s.refresh {
+			return nil
+		}
+	case s.fetched.IsZero():
+		if !s.tried.IsZero() && now.Sub(s.tried) < firstFetchRetry {
+			return nil
+		}
+	default:
+		if !s.missed.IsZero() && now.Sub(s.missed) < s.refresh {
+			return nil
+		}
+		s.missed = now
 	}
 	s.tried = now
 	s.flight = &flight{done: make(chan struct{})}

@@ -28,7 +28,7 @@ type Issuer struct {
 // NewIssuer starts a fake issuer with one RS256 key on a free loopback
 // port. Close it when done.
 func NewIssuer() *Issuer {
-	i := &Issuer{Keys: newKeys()}
+	i := &Issuer{Keys: NewKeys()}
 	i.server = httptest.NewServer(http.HandlerFunc(i.serve))
 	i.URL = i.server.URL
 	i.JWKSURL = i.URL + "/jwks"

@@ -33,8 +33,9 @@ type signingKey struct {
 	key crypto.Signer
 }
 
-// newKeys returns Keys with one RS256 key.
-func newKeys() *Keys {
+// NewKeys returns Keys with one RS256 key. The fakes serve theirs; tests
+// and fuzz targets may also use Keys alone, with a fixed key set.
+func NewKeys() *Keys {
 	k := &Keys{}
 	k.Rotate("RS256")
 	return k
@@ -128,7 +129,8 @@ func (k *Keys) serveJWKS(w http.ResponseWriter) {
 
 // Sign returns a compact JWT of claims signed by key with alg, carrying
 // kid (when not empty) and headers in its protected header. Tests use it
-// to sign with keys an issuer never published.
+// to sign with keys an issuer never published. Claims given as []byte are
+// signed as they are, JSON or not.
 func Sign(alg jose.SignatureAlgorithm, key crypto.Signer, kid string, headers map[string]any, claims any) string {
 	opts := (&jose.SignerOptions{}).WithType("JWT")
 	if v, ok := headers["kid"]; ok {
@@ -146,6 +148,14 @@ func Sign(alg jose.SignatureAlgorithm, key crypto.Signer, kid string, headers ma
 	signer, err := jose.NewSigner(signingKey, opts)
 	if err != nil {
 		panic(fmt.Sprintf("providertest: signer: %v", err))
+	}
+	if raw, ok := claims.([]byte); ok {
+		obj, err := signer.Sign(raw)
+		if err != nil {
+			panic(fmt.Sprintf("providertest: signing: %v", err))
+		}
+		token, _ := obj.CompactSerialize()
+		return token
 	}
 	token, err := jwt.Signed(signer).Claims(claims).Serialize()
 	if err != nil {

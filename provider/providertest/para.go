@@ -83,7 +83,7 @@ func NewPara() *Para {
 	f := &Para{
 		SecretAPIKey: "sk_" + randomString(24),
 		APIKeyID:     uuid(),
-		Keys:         newKeys(),
+		Keys:         NewKeys(),
 		users:        map[string]ParaUser{},
 		tokens:       map[string]paraGrant{},
 		wallets:      map[string]string{},

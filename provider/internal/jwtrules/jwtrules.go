@@ -1,0 +1,362 @@
+// Package jwtrules is the contract test every JWT-verifying provider
+// passes: the JWT/JWKS rules of sessiongate, run against a fake upstream.
+package jwtrules
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/providertest"
+)
+
+// Upstream is one fresh fake issuer and a way to build the provider under
+// test against it.
+type Upstream struct {
+	// Keys signs the upstream's tokens and counts key-set fetches.
+	Keys *providertest.Keys
+	// SetFault breaks or restores the upstream's key-set endpoint.
+	SetFault func(providertest.Fault)
+	// New returns the provider under test, using clock now and the given
+	// refresh interval for unknown key ids, with the default leeway (30 s).
+	New func(now func() time.Time, refresh time.Duration) provider.Provider
+	// Claims returns claims this provider accepts, naming sub.
+	Claims func(sub string, iat, exp time.Time) map[string]any
+}
+
+// Run runs every rule against the upstreams start returns (one per
+// subtest, cleaned up by its test).
+func Run(t *testing.T, start func(t *testing.T) Upstream) {
+	for _, rule := range rules {
+		t.Run(rule.name, func(t *testing.T) {
+			if !rule.serial {
+				t.Parallel()
+			}
+			rule.run(t, newEnv(t, start(t)))
+		})
+	}
+}
+
+// env is one rule's world: the upstream, a clock, and the provider.
+type env struct {
+	Upstream
+	t     *testing.T
+	clock *clock
+	p     provider.Provider
+}
+
+const refresh = 5 * time.Minute
+
+func newEnv(t *testing.T, up Upstream) *env {
+	c := &clock{now: time.Now()}
+	return &env{Upstream: up, t: t, clock: c, p: up.New(c.Now, refresh)}
+}
+
+// valid returns claims valid now for sub.
+func (e *env) valid(sub string) map[string]any {
+	now := e.clock.Now()
+	return e.Claims(sub, now.Add(-time.Minute), now.Add(10*time.Minute))
+}
+
+func (e *env) validate(token string) (*provider.Identity, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return e.p.Validate(ctx, token)
+}
+
+// refused asserts token is refused as invalid, for a reason containing
+// reason when it is not empty.
+func (e *env) refused(token, reason string) {
+	e.t.Helper()
+	id, err := e.validate(token)
+	require.Error(e.t, err, "accepted: %+v", id)
+	assert.ErrorIs(e.t, err, provider.ErrInvalidToken)
+	assert.NotErrorIs(e.t, err, provider.ErrUnavailable)
+	if reason != "" {
+		assert.Contains(e.t, err.Error(), reason)
+	}
+	assert.NotContains(e.t, err.Error(), token, "the error repeats the token")
+}
+
+func (e *env) accepted(token, sub string) *provider.Identity {
+	e.t.Helper()
+	id, err := e.validate(token)
+	require.NoError(e.t, err)
+	assert.Equal(e.t, sub, id.UserID)
+	assert.NotEmpty(e.t, id.Provider)
+	return id
+}
+
+type rule struct {
+	name   string
+	run    func(t *testing.T, e *env)
+	serial bool // measures memory: must not share the process with other rules
+}
+
+var rules = []rule{
+	{"a valid token names its subject and expiry", func(t *testing.T, e *env) {
+		claims := e.valid("user-1")
+		id := e.accepted(e.Keys.Sign(claims), "user-1")
+		assert.Equal(t, claims["exp"], id.Expiry.Unix(), "the session must be capped at the token's exp")
+		assert.EqualValues(t, 1, e.Keys.Calls())
+	}, false},
+	{"expired beyond the leeway is refused", func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		e.refused(e.Keys.Sign(e.Claims("u", now.Add(-time.Hour), now.Add(-time.Minute))), "expired")
+	}, false},
+	{"expired within the leeway is accepted", func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		e.accepted(e.Keys.Sign(e.Claims("u", now.Add(-time.Hour), now.Add(-10*time.Second))), "u")
+	}, false},
+	{"not valid yet is refused", func(t *testing.T, e *env) {
+		claims := e.valid("u")
+		claims["nbf"] = e.clock.Now().Add(5 * time.Minute).Unix()
+		e.refused(e.Keys.Sign(claims), "not valid yet")
+	}, false},
+	{"issued in the future is refused", func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		e.refused(e.Keys.Sign(e.Claims("u", now.Add(5*time.Minute), now.Add(time.Hour))), "future")
+	}, false},
+	{"no exp is refused", func(t *testing.T, e *env) {
+		claims := e.valid("u")
+		delete(claims, "exp")
+		e.refused(e.Keys.Sign(claims), "exp")
+	}, false},
+	{"another audience is refused", func(t *testing.T, e *env) {
+		claims := e.valid("u")
+		claims["aud"] = []string{"someone-else"}
+		e.refused(e.Keys.Sign(claims), "audience")
+	}, false},
+	{"no subject is refused", func(t *testing.T, e *env) {
+		claims := e.valid("u")
+		delete(claims, "sub")
+		e.refused(e.Keys.Sign(claims), "")
+	}, false},
+	{"alg none is refused", func(t *testing.T, e *env) {
+		kid, _ := e.Keys.Current()
+		for _, alg := range []string{"none", "None", "NONE"} {
+			e.refused(unsigned(map[string]any{"alg": alg, "typ": "JWT", "kid": kid}, e.valid("u"), ""), "algorithm")
+		}
+	}, false},
+	{"HS256 signed with the public key is refused", func(t *testing.T, e *env) {
+		kid, _ := e.Keys.Current()
+		for _, secret := range publicKeyForms(t, e.Keys) {
+			header := map[string]any{"alg": "HS256", "typ": "JWT", "kid": kid}
+			signing := unsigned(header, e.valid("u"), "")
+			signing = signing[:len(signing)-1]
+			mac := hmac.New(sha256.New, secret)
+			mac.Write([]byte(signing))
+			e.refused(signing+"."+base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), "algorithm")
+		}
+	}, false},
+	{"a stripped signature is refused", func(t *testing.T, e *env) {
+		token := e.Keys.Sign(e.valid("u"))
+		e.refused(token[:strings.LastIndexByte(token, '.')+1], "")
+		e.refused(token[:strings.LastIndexByte(token, '.')], "malformed")
+	}, false},
+	{"a signature from another token is refused", func(t *testing.T, e *env) {
+		a := e.Keys.Sign(e.valid("alice"))
+		b := e.Keys.Sign(e.valid("bob"))
+		forged := a[:strings.LastIndexByte(a, '.')] + b[strings.LastIndexByte(b, '.'):]
+		e.refused(forged, "signature")
+	}, false},
+	{"expired and badly signed is refused for its signature, not its claims", func(t *testing.T, e *env) {
+		kid, _ := e.Keys.Current()
+		now := e.clock.Now()
+		forged := providertest.Sign(jose.RS256, rsaKey(t), kid, nil, e.Claims("u", now.Add(-2*time.Hour), now.Add(-time.Hour)))
+		e.refused(forged, "signature")
+		_, err := e.validate(forged)
+		assert.NotContains(t, err.Error(), "expired")
+	}, false},
+	{"jku, x5u and embedded jwk headers are ignored", func(t *testing.T, e *env) {
+		attacker := rsaKey(t)
+		var hits atomic.Int64
+		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: attacker.Public(), KeyID: "evil", Algorithm: "RS256", Use: "sig"}}})
+		}))
+		t.Cleanup(evil.Close)
+		jwk := jose.JSONWebKey{Key: attacker.Public(), KeyID: "evil", Algorithm: "RS256"}
+		headers := map[string]any{"jku": evil.URL + "/jwks.json", "x5u": evil.URL + "/cert.pem", "jwk": jwk}
+		e.refused(providertest.Sign(jose.RS256, attacker, "evil", headers, e.valid("u")), "")
+		kid, _ := e.Keys.Current()
+		e.refused(providertest.Sign(jose.RS256, attacker, kid, headers, e.valid("u")), "signature")
+		assert.Zero(t, hits.Load(), "a request went to a URL named by the token")
+	}, false},
+	{"unknown kids cause at most one refetch per interval", func(t *testing.T, e *env) {
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		require.EqualValues(t, 1, e.Keys.Calls())
+		attacker := rsaKey(t)
+		flood := func() {
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.refused(providertest.Sign(jose.RS256, attacker, "unknown-"+string(rune('a'+i%26)), nil, e.valid("u")), "")
+				}()
+			}
+			wg.Wait()
+		}
+		flood()
+		assert.EqualValues(t, 2, e.Keys.Calls(), "50 unknown kids: one refetch")
+		flood()
+		e.clock.Advance(refresh - time.Second)
+		flood()
+		assert.EqualValues(t, 2, e.Keys.Calls(), "within the interval: no more refetches")
+		e.clock.Advance(2 * time.Second)
+		flood()
+		assert.EqualValues(t, 3, e.Keys.Calls(), "after the interval: one more")
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+	}, false},
+	{"concurrent first fetches are shared", func(t *testing.T, e *env) {
+		e.SetFault(providertest.Fault{Delay: 300 * time.Millisecond})
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id, err := e.validate(e.Keys.Sign(e.valid("user")))
+				if assert.NoError(t, err, "token %d", i) {
+					assert.Equal(t, "user", id.UserID)
+				}
+			}()
+		}
+		wg.Wait()
+		assert.EqualValues(t, 1, e.Keys.Calls())
+	}, false},
+	{"a rotated key is picked up with one refetch", func(t *testing.T, e *env) {
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		e.Keys.Rotate("ES256")
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		assert.EqualValues(t, 2, e.Keys.Calls())
+		e.Keys.Rotate("EdDSA")
+		e.refused(e.Keys.Sign(e.valid("u")), "key")
+		e.clock.Advance(refresh)
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		assert.EqualValues(t, 3, e.Keys.Calls())
+	}, false},
+	{"a token without kid is tried against fitting keys", func(t *testing.T, e *env) {
+		e.accepted(e.Keys.SignWithHeaders(map[string]any{"kid": ""}, e.valid("u")), "u")
+	}, false},
+	{"an algorithm the key does not fit is refused", func(t *testing.T, e *env) {
+		kid, _ := e.Keys.Current() // an RS256 key
+		ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		e.refused(providertest.Sign(jose.ES256, ec, kid, nil, e.valid("u")), "key")
+	}, false},
+	{"cached keys keep verifying while the key set is down", func(t *testing.T, e *env) {
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		e.SetFault(providertest.Fault{Down: true})
+		e.clock.Advance(3 * time.Hour) // older than any max key age: a refresh is tried and fails
+		for range 3 {
+			e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		}
+		_, err := e.validate(providertest.Sign(jose.RS256, rsaKey(t), "new-kid", nil, e.valid("u")))
+		assert.Error(t, err)
+	}, false},
+	{"no keys and the key set down is unavailable, not invalid", func(t *testing.T, e *env) {
+		e.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "7"})
+		_, err := e.validate(e.Keys.Sign(e.valid("u")))
+		assert.ErrorIs(t, err, provider.ErrUnavailable)
+		assert.NotErrorIs(t, err, provider.ErrInvalidToken)
+		var ue *provider.UnavailableError
+		if assert.True(t, errors.As(err, &ue)) {
+			assert.Equal(t, 7*time.Second, ue.RetryAfter)
+		}
+		e.SetFault(providertest.Fault{})
+		e.clock.Advance(2 * time.Second)
+		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+	}, false},
+	{"garbage key sets are unavailable", func(t *testing.T, e *env) {
+		for _, body := range []string{"not json", `{"keys": "x"}`, `{"keys": []}`, `{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}`, strings.Repeat("x", 2<<20)} {
+			e.SetFault(providertest.Fault{Body: []byte(body)})
+			_, err := e.validate(e.Keys.Sign(e.valid("u")))
+			assert.ErrorIs(t, err, provider.ErrUnavailable, "key set %.40q", body)
+			e.clock.Advance(2 * time.Second)
+		}
+	}, false},
+	{"a megabyte of dots is refused at once, with bounded memory", func(t *testing.T, e *env) {
+		dots := strings.Repeat(".", 1<<20)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			_, err := e.p.Validate(context.Background(), dots)
+			require.ErrorIs(t, err, provider.ErrInvalidToken)
+		}
+		runtime.ReadMemStats(&after)
+		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "100 refusals allocated a megabyte or more")
+		e.refused(strings.Repeat("a", provider.MaxTokenSize)+".b.c", "malformed")
+		assert.Zero(t, e.Keys.Calls(), "a malformed token caused a key fetch")
+	}, true},
+	{"claims that are not a JSON object are refused", func(t *testing.T, e *env) {
+		for _, payload := range []string{`"a string"`, `[1,2]`, `{"exp": "tomorrow"}`, `{"aud": 7}`, `not json`} {
+			e.refused(e.Keys.Sign([]byte(payload)), "")
+		}
+	}, false},
+}
+
+// unsigned returns header.payload.signature with base64url parts.
+func unsigned(header, claims map[string]any, signature string) string {
+	h, _ := json.Marshal(header)
+	c, _ := json.Marshal(claims)
+	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "." + signature
+}
+
+// publicKeyForms returns the forms an attacker might use the issuer's
+// public key in as an HMAC secret: PEM, DER, and the JWKS itself.
+func publicKeyForms(t *testing.T, keys *providertest.Keys) [][]byte {
+	var set jose.JSONWebKeySet
+	require.NoError(t, json.Unmarshal(keys.JWKS(), &set))
+	der, err := x509.MarshalPKIXPublicKey(set.Keys[0].Key)
+	require.NoError(t, err)
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return [][]byte{pemBytes, der, keys.JWKS()}
+}
+
+func rsaKey(t *testing.T) crypto.Signer {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	return k
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
