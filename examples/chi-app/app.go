@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/para"
 	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 	"github.com/sessiongate/sessiongate/store"
@@ -44,19 +45,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	sm := store.NewManager(st)
 	sm.Lifetime = cfg.Lifetime
 
-	var (
-		p   provider.Provider
-		dev *providertest.Plurality
-	)
-	switch cfg.Provider {
-	case "dev":
-		dev = providertest.NewPlurality()
-		a.closers = append(a.closers, dev.Close)
-		p = plurality.New(plurality.Config{BaseURL: dev.URL, ClientID: dev.ClientID, ClientSecret: provider.Secret(dev.ClientSecret)})
-		log.Info("dev provider: a Plurality-format fake runs on loopback; get tokens from POST /dev/token?user=NAME", "upstream", dev.URL)
-	case "plurality":
-		p = plurality.New(plurality.Config{BaseURL: cfg.PluralityURL, ClientID: cfg.PluralityID, ClientSecret: cfg.PluralitySecret})
-	}
+	p, dev := newProvider(cfg, a, log)
 	if cfg.SecretWasDefault {
 		log.Warn("SESSION_SECRET is unset: using a random one. Sessions will not survive a restart or be shared with other processes.")
 	}
@@ -96,6 +85,41 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	})
 	a.handler = r
 	return a, nil
+}
+
+// newProvider builds the provider PROVIDER names: the loopback dev fake,
+// one upstream, or several behind a provider.Multi that routes Plurality
+// tokens by their uniqueSessionId claim, Para JWTs by their aud, and
+// everything else to Para's verification endpoint when it is configured.
+func newProvider(cfg config, a *app, log *slog.Logger) (provider.Provider, *providertest.Plurality) {
+	if cfg.Providers[0] == "dev" {
+		dev := providertest.NewPlurality()
+		a.closers = append(a.closers, dev.Close)
+		log.Info("dev provider: a Plurality-format fake runs on loopback; get tokens from POST /dev/token?user=NAME", "upstream", dev.URL)
+		return plurality.New(plurality.Config{BaseURL: dev.URL, ClientID: dev.ClientID, ClientSecret: provider.Secret(dev.ClientSecret)}), dev
+	}
+	var routes []provider.Route
+	for _, name := range cfg.Providers {
+		switch name {
+		case "plurality":
+			routes = append(routes, provider.Route{
+				Match:    provider.ClaimMatches("uniqueSessionId"),
+				Provider: plurality.New(plurality.Config{BaseURL: cfg.PluralityURL, ClientID: cfg.PluralityID, ClientSecret: cfg.PluralitySecret}),
+			})
+		case "parajwt":
+			routes = append(routes, provider.Route{
+				Match:    provider.ClaimMatches("aud", cfg.ParaJWTAudience),
+				Provider: para.NewJWT(para.Config{BaseURL: cfg.ParaURL, APIKeyID: cfg.ParaJWTAudience}),
+			})
+		case "para":
+			routes = append(routes, provider.Route{Provider: para.New(para.Config{BaseURL: cfg.ParaURL, SecretAPIKey: cfg.ParaSecretKey})})
+		}
+		log.Info("provider configured", "provider", name)
+	}
+	if len(routes) == 1 {
+		return routes[0].Provider, nil
+	}
+	return provider.NewMulti(routes...), nil
 }
 
 func openStore(cfg config, a *app) (store.Store, error) {

@@ -123,6 +123,12 @@ func TestConfigFromEnvironment(t *testing.T) {
 		"lifetime":  {"SESSION_LIFETIME": "soon"},
 		"secret":    {"SESSION_SECRET": "short"},
 		"secure":    {"COOKIE_SECURE": "maybe"},
+		"para key":  {"PROVIDER": "para"},
+		"para aud":  {"PROVIDER": "parajwt"},
+		"para url":  {"PROVIDER": "para", "PARA_SECRET_API_KEY": "sk", "PARA_API_URL": "staging"},
+		"both para": {"PROVIDER": "para,parajwt", "PARA_SECRET_API_KEY": "sk", "PARA_JWT_AUDIENCE": "aud"},
+		"twice":     {"PROVIDER": "parajwt,parajwt", "PARA_JWT_AUDIENCE": "aud"},
+		"dev mixed": {"PROVIDER": "dev,parajwt", "PARA_JWT_AUDIENCE": "aud"},
 	} {
 		_, err := configFrom(func(k string) string { return env[k] })
 		assert.Error(t, err, name)
@@ -132,4 +138,16 @@ func TestConfigFromEnvironment(t *testing.T) {
 	})
 	assert.True(t, cfg.CookieSecure, "Secure outside dev mode")
 	assert.NotContains(t, fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg), "topsecret-value")
+
+	cfg, err = configFrom(func(k string) string {
+		return map[string]string{"PROVIDER": "para, plurality", "PARA_SECRET_API_KEY": "sk_live_secret-value", "PARA_API_URL": "beta",
+			"PLURALITY_CLIENT_ID": "id", "PLURALITY_CLIENT_SECRET": "s"}[k]
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"plurality", "para"}, cfg.Providers, "para, the catch-all, goes last")
+	assert.Equal(t, "https://api.beta.getpara.com", cfg.ParaURL)
+	assert.NotContains(t, fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg), "sk_live_secret-value")
+	cfg, err = configFrom(func(k string) string { return map[string]string{"PROVIDER": "parajwt", "PARA_JWT_AUDIENCE": "aud"}[k] })
+	require.NoError(t, err)
+	assert.Equal(t, "https://api.getpara.com", cfg.ParaURL, "PROD by default")
 }

@@ -4,10 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/para"
 )
 
 // config is the app's configuration, read from the environment variables
@@ -16,7 +20,8 @@ type config struct {
 	Addr             string
 	Store            string // memory | redis
 	RedisURL         string
-	Provider         string // dev | plurality | para | parajwt
+	Provider         string   // dev | plurality | para | parajwt, or a comma list of the last three
+	Providers        []string // Provider split, para (the catch-all) last
 	PluralityURL     string
 	PluralityID      string
 	PluralitySecret  provider.Secret
@@ -68,16 +73,32 @@ func configFrom(getenv func(string) string) (config, error) {
 	default:
 		return c, fmt.Errorf("SESSION_STORE: want memory or redis, got %q", c.Store)
 	}
-	switch c.Provider {
-	case "dev":
-	case "plurality":
-		if c.PluralityID == "" || c.PluralitySecret == "" {
-			return c, fmt.Errorf("PROVIDER=plurality needs PLURALITY_CLIENT_ID and PLURALITY_CLIENT_SECRET")
+	if c.Providers, err = providerList(c.Provider); err != nil {
+		return c, err
+	}
+	for _, p := range c.Providers {
+		switch p {
+		case "plurality":
+			if c.PluralityID == "" || c.PluralitySecret == "" {
+				return c, fmt.Errorf("PROVIDER=plurality needs PLURALITY_CLIENT_ID and PLURALITY_CLIENT_SECRET")
+			}
+			if _, err := url.ParseRequestURI(c.PluralityURL); err != nil {
+				return c, fmt.Errorf("PLURALITY_API_URL: want an absolute URL")
+			}
+		case "para":
+			if c.ParaSecretKey == "" {
+				return c, fmt.Errorf("PROVIDER=para needs PARA_SECRET_API_KEY")
+			}
+		case "parajwt":
+			if c.ParaJWTAudience == "" {
+				return c, fmt.Errorf("PROVIDER=parajwt needs PARA_JWT_AUDIENCE (the API key's id, the aud of its JWTs)")
+			}
 		}
-	case "para", "parajwt":
-		return c, fmt.Errorf("PROVIDER=%s is not available yet", c.Provider)
-	default:
-		return c, fmt.Errorf("PROVIDER: want dev, plurality, para or parajwt, got %q", c.Provider)
+		if p == "para" || p == "parajwt" {
+			if c.ParaURL, err = para.BaseURL(c.ParaURL); err != nil {
+				return c, fmt.Errorf("PARA_API_URL: want BETA, PROD or an absolute URL")
+			}
+		}
 	}
 	if c.Secret == "" {
 		b := make([]byte, 32)
@@ -88,4 +109,36 @@ func configFrom(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("SESSION_SECRET: want at least 16 bytes")
 	}
 	return c, nil
+}
+
+// providerList splits PROVIDER: "dev" alone, or one or more of plurality,
+// para and parajwt, with para moved last (it takes every token the others
+// do not claim). para and parajwt cannot be combined: both are Para, and
+// their user ids differ.
+func providerList(v string) ([]string, error) {
+	if v == "dev" {
+		return []string{"dev"}, nil
+	}
+	var list []string
+	hasPara := false
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "para":
+			hasPara = true
+			continue
+		case p != "plurality" && p != "parajwt":
+			return nil, fmt.Errorf("PROVIDER: want dev, plurality, para or parajwt (or a comma list of the last three), got %q", v)
+		case slices.Contains(list, p):
+			return nil, fmt.Errorf("PROVIDER: %s is listed twice", p)
+		}
+		list = append(list, p)
+	}
+	if hasPara {
+		if slices.Contains(list, "parajwt") {
+			return nil, fmt.Errorf("PROVIDER: para and parajwt cannot be combined; choose verification tokens or JWTs")
+		}
+		list = append(list, "para")
+	}
+	return list, nil
 }
