@@ -133,3 +133,25 @@ func TestNewRefusesImpossibleConfiguration(t *testing.T) {
 	}
 	assert.Panics(t, func() { jwks.NewVerifier(jwks.Config{Audiences: []string{"a"}}) }, "no key set and no issuer")
 }
+
+// A caller that gives up leaves the key fetch running for the others: the
+// fetch is detached from any one caller's context.
+func TestAWaiterLeavesOnItsOwnContext(t *testing.T) {
+	t.Parallel()
+	iss := providertest.NewIssuer()
+	defer iss.Close()
+	p := jwks.New(jwks.Config{Issuer: iss.URL, Audiences: []string{audience}, JWKSURL: iss.JWKSURL})
+	iss.SetFault(providertest.Fault{Delay: 500 * time.Millisecond})
+	token := iss.Token("ada", audience, time.Hour, nil)
+
+	impatient, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := p.Validate(impatient, token)
+	assert.ErrorIs(t, err, provider.ErrUnavailable)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	id, err := validate(t, p, token)
+	require.NoError(t, err, "the fetch the first caller started still completes")
+	assert.Equal(t, "ada", id.UserID)
+	assert.EqualValues(t, 1, iss.Keys.Calls(), "one fetch served both callers")
+}
