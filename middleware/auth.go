@@ -21,6 +21,7 @@ type Auth struct {
 	bearer     bool
 	cookieName string
 	negative   *negativeCache
+	records    *recordCache
 	flights    singleflight.Group
 }
 
@@ -28,8 +29,8 @@ type Auth struct {
 // later changes to cfg have no effect.
 //
 // New panics if cfg.Sessions or cfg.Provider is nil, if the manager's
-// Store is not a store.Store, if its HashTokenInStore is false (raw tokens
-// would be store keys), if its IdleTimeout is set (scs would write on every
+// Store is not a store.Store, if its HashTokenInStore is true (the store
+// keeps no token: it splits each one, see store.Token), if its IdleTimeout is set (scs would write on every
 // request), or if cfg.Secret is shorter than 16 bytes.
 func New(cfg Config) *Auth {
 	cfg = cfg.withDefaults()
@@ -43,8 +44,8 @@ func New(cfg Config) *Auth {
 	if !ok {
 		panic("sessiongate/middleware: Config.Sessions.Store must be a store.Store (store.NewMemory, store.NewRedis); use store.NewManager")
 	}
-	if !cfg.Sessions.HashTokenInStore {
-		panic("sessiongate/middleware: Config.Sessions.HashTokenInStore must be true; use store.NewManager")
+	if cfg.Sessions.HashTokenInStore {
+		panic("sessiongate/middleware: Config.Sessions.HashTokenInStore must be false: the store splits tokens itself; use store.NewManager")
 	}
 	if cfg.Sessions.IdleTimeout != 0 {
 		panic("sessiongate/middleware: Config.Sessions.IdleTimeout must be 0: scs would write the session on every request")
@@ -66,5 +67,6 @@ func New(cfg Config) *Auth {
 		bearer:     http.CanonicalHeaderKey(cfg.TokenHeader) == "Authorization",
 		cookieName: cfg.Sessions.Cookie.Name,
 		negative:   newNegativeCache(cfg.NegativeCacheTTL, cfg.Now),
+		records:    newRecordCache(),
 	}
 }

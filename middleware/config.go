@@ -14,7 +14,7 @@ import (
 // field has a default. Printing a Config never shows Secret.
 type Config struct {
 	// Sessions is the scs session manager that holds the sessions. Its
-	// Store must be a store.Store and HashTokenInStore must be set: use
+	// Store must be a store.Store and HashTokenInStore must be off: use
 	// store.NewManager. Its Lifetime is the longest a session lives (it is
 	// also capped by the frontend token's expiry), and its Cookie fields
 	// name and shape the session cookie, except Secure (see
@@ -25,8 +25,8 @@ type Config struct {
 	// Provider validates frontend tokens.
 	Provider provider.Provider
 
-	// Secret keys the HMAC that turns frontend tokens into lookup keys and
-	// seals the session token stored with each link. Processes that share
+	// Secret keys the HMAC that turns frontend tokens into session keys
+	// and session tokens. Processes that share
 	// a store must share it; at least 16 bytes. Default: 32 random bytes
 	// made by New, which is right only for a single process with a memory
 	// store (New logs a warning).

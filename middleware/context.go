@@ -9,8 +9,12 @@ import (
 // stateKey is the context key of a request's *state.
 var stateKey = &struct{ name string }{"sessiongate state"}
 
-// state is what the middleware decided for one request.
+// state is what the middleware decided for one request. It is also the
+// request's context (its parent's, plus itself under stateKey), so that
+// adding it costs one allocation.
 type state struct {
+	context.Context
+
 	// session is the request's live session, nil when it has none.
 	session *Session
 	// token is the session's token.
@@ -22,8 +26,18 @@ type state struct {
 	err error
 }
 
+// withState makes st the child of ctx that carries it.
 func withState(ctx context.Context, st *state) context.Context {
-	return context.WithValue(ctx, stateKey, st)
+	st.Context = ctx
+	return st
+}
+
+// Value returns st for stateKey, and ctx's values otherwise.
+func (st *state) Value(key any) any {
+	if key == stateKey {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *state {

@@ -23,9 +23,10 @@
 // Retry-After; 403 cross_origin_request for a cross-origin unsafe request
 // authenticated by a cookie. Nothing a client sends causes a 500.
 //
-// Tokens never reach the store, a log or an error: frontend tokens are
-// looked up by their HMAC under Config.Secret, session tokens by scs's
-// SHA-256 hash, and the session token kept with each frontend token's link
-// is sealed (AES-GCM) under a key that only the frontend token and the
-// secret together give.
+// Tokens never reach the store, a log or an error. A session token is a
+// split token (store.Token): its selector, the store key, is an HMAC of the
+// frontend token under Config.Secret, so a client that resends only its
+// frontend token finds its session with one read; its validator is an
+// HMAC of the frontend token and a nonce drawn at each mint, and the store
+// keeps only its SHA-256 hash. A copy of the store opens no session.
 package middleware

@@ -141,15 +141,15 @@ func TestNewPanicsOnImpossibleConfig(t *testing.T) {
 	t.Parallel()
 	p := plurality.New(plurality.Config{ClientID: "id", ClientSecret: "s"})
 	plain := scs.New()
-	unhashed := store.NewManager(store.NewMemory())
-	unhashed.HashTokenInStore = false
+	hashed := store.NewManager(store.NewMemory())
+	hashed.HashTokenInStore = true
 	idle := store.NewManager(store.NewMemory())
 	idle.IdleTimeout = time.Minute
 	cases := map[string]middleware.Config{
 		"no sessions":  {Provider: p},
 		"no provider":  {Sessions: store.NewManager(store.NewMemory())},
 		"scs store":    {Sessions: plain, Provider: p},
-		"raw tokens":   {Sessions: unhashed, Provider: p},
+		"scs hashing":  {Sessions: hashed, Provider: p},
 		"scs idle":     {Sessions: idle, Provider: p},
 		"short secret": {Sessions: store.NewManager(store.NewMemory()), Provider: p, Secret: "short"},
 	}

@@ -30,13 +30,14 @@ type flightResult struct {
 var errSignedOut = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token's session was signed out"}
 
 // exchange returns the session for frontToken: the live one already minted
-// from it (one link read and one session read), or a new one after the
-// provider validated the token. Concurrent exchanges of one token share a
-// single validation and mint, detached from any one client's cancellation.
+// from it (one store read), or a new one after the provider validated the
+// token. Concurrent exchanges of one token share a single validation and
+// mint, detached from any one client's cancellation; processes that share
+// a store and a secret mint at most one session per token between them.
 func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) {
 	base := r.Context()
 	key := a.tokenKey(frontToken)
-	if res, err := a.linked(base, frontToken, key); err != nil || res != nil {
+	if res, _, err := a.linked(base, frontToken, key); err != nil || res != nil {
 		return res, err
 	}
 	if a.negative.rejected(key) {
@@ -71,36 +72,36 @@ func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) 
 	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted}, nil
 }
 
-// linked returns the live session linked to a frontend token, nil when
-// there is none (never minted, expired, idle too long, or sealed under
-// another secret), and errSignedOut for a tombstone.
-func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, error) {
-	link, found, err := a.store.Link(ctx, key)
-	if err != nil || !found {
-		return nil, err
+// linked returns the live session minted from a frontend token, with what
+// the store holds at its key; nil when there is none (never minted,
+// expired, idle too long), and errSignedOut when it was ended.
+func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, store.Stored, error) {
+	st, err := a.store.Lookup(ctx, key)
+	switch {
+	case err != nil:
+		return nil, st, err
+	case st.Ended:
+		return nil, st, errSignedOut
+	case !st.Live():
+		return nil, st, nil
 	}
-	if link[0] == linkTombstone {
-		return nil, errSignedOut
-	}
-	token, err := a.unseal(frontToken, link)
-	if err != nil {
-		return nil, nil
-	}
-	loaded, s, err := a.load(ctx, token)
+	token := a.sessionTokenFor(frontToken, st.Nonce)
+	loaded, s, err := a.load(store.Prefetched(ctx, key, st), token)
 	if err != nil || s == nil {
-		return nil, err
+		return nil, st, err
 	}
-	return &exchanged{token: token, session: s, ctx: loaded}, nil
+	return &exchanged{token: token, session: s, ctx: loaded}, st, nil
 }
 
 // validateAndMint runs once per token however many requests wait on it.
 func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c client) (flightResult, error) {
-	// A request that missed the link just before another flight minted
-	// must not mint a second session: look again.
-	if res, err := a.linked(ctx, frontToken, key); err != nil || res != nil {
-		if err != nil {
-			return flightResult{}, err
-		}
+	// A request that missed the session just before another flight minted
+	// it must not mint a second one: look again.
+	res, seen, err := a.linked(ctx, frontToken, key)
+	if err != nil {
+		return flightResult{}, err
+	}
+	if res != nil {
 		return flightResult{token: res.token}, nil
 	}
 
@@ -117,15 +118,26 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c cl
 	if id == nil || id.UserID == "" {
 		return flightResult{}, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "validated a token without naming its user"}
 	}
-	token, err := a.mint(ctx, frontToken, key, *id, c)
+	token, err := a.mint(ctx, frontToken, *id, c, seen)
+	if errors.Is(err, store.ErrConflict) {
+		// Another process minted (or ended) this token's session meanwhile.
+		if res, _, err := a.linked(ctx, frontToken, key); err != nil || res != nil {
+			if err != nil {
+				return flightResult{}, err
+			}
+			return flightResult{token: res.token}, nil
+		}
+		return flightResult{}, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
 	if err != nil {
 		return flightResult{}, err
 	}
 	return flightResult{token: token, minted: true}, nil
 }
 
-// mint creates a session for id and links it to the frontend token.
-func (a *Auth) mint(ctx context.Context, frontToken, key string, id provider.Identity, c client) (string, error) {
+// mint creates a session for id, minted from frontToken, in place of what
+// the store held at its key (seen).
+func (a *Auth) mint(ctx context.Context, frontToken string, id provider.Identity, c client, seen store.Stored) (string, error) {
 	if id.Provider == "" {
 		id.Provider = a.cfg.Provider.Name()
 	}
@@ -137,7 +149,8 @@ func (a *Auth) mint(ctx context.Context, frontToken, key string, id provider.Ide
 	if !now.Before(expires) {
 		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
 	}
-	token := newSessionToken()
+	nonce := newNonce()
+	token := a.sessionTokenFor(frontToken, nonce)
 	s := &Session{
 		Identity:  id,
 		Created:   now,
@@ -146,24 +159,19 @@ func (a *Auth) mint(ctx context.Context, frontToken, key string, id provider.Ide
 		ClientIP:  c.ip,
 		UserAgent: c.userAgent,
 		key:       store.Key(token),
-		tokenKey:  key,
 	}
 	s.ID = publicID(s.key)
-	rec, err := encodeRecord(s)
-	if err != nil {
-		return "", &provider.UnavailableError{Provider: id.Provider, Reason: "identity cannot be stored", Err: err}
-	}
-	data, err := a.sm.Codec.Encode(expires, map[string]any{recordKey: rec})
+	data, err := a.sm.Codec.Encode(expires, map[string]any{recordKey: encodeRecord(s)})
 	if err != nil {
 		return "", fmt.Errorf("sessiongate/middleware: encoding a session: %w", err)
 	}
 	err = a.store.Mint(ctx, store.Mint{
-		Key:     s.key,
+		Token:   token,
+		Nonce:   nonce,
 		Data:    data,
 		Expires: expires,
 		User:    indexKey(id),
-		LinkKey: key,
-		Link:    a.seal(frontToken, token),
+		Replace: seen,
 	})
 	if err != nil {
 		return "", err
@@ -172,8 +180,8 @@ func (a *Auth) mint(ctx context.Context, frontToken, key string, id provider.Ide
 	return token, nil
 }
 
-// end ends sessions and tombstones their frontend tokens until those
-// expire, so a signed-out token cannot mint a new session.
+// end ends sessions; each keeps the mark of an ended session until its
+// frontend token expires, so a signed-out token cannot mint again.
 func (a *Auth) end(ctx context.Context, why string, sessions ...*Session) error {
 	ends := make([]store.End, len(sessions))
 	for i, s := range sessions {
@@ -181,7 +189,7 @@ func (a *Auth) end(ctx context.Context, why string, sessions ...*Session) error 
 		if until.IsZero() {
 			until = s.Expires
 		}
-		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), LinkKey: s.tokenKey, Tombstone: tombstone, TombstoneExpires: until}
+		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: until}
 	}
 	if err := a.store.End(ctx, ends...); err != nil {
 		a.cfg.Logger.Error("sessiongate: ending sessions failed", "why", why, "error", err)

@@ -64,7 +64,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 				a.storeUnavailable(w, err)
 				return
 			}
-			a.call(w, r, next, &state{err: err})
+			a.call(w, r, base, next, &state{err: err})
 			return
 		}
 		if s != nil {
@@ -72,17 +72,17 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		}
 	}
 
-	if current != nil && (!hasFront || sameKey(current.tokenKey, a.tokenKey(frontToken))) {
+	if current != nil && (!hasFront || sameKey(current.key, a.tokenKey(frontToken))) {
 		if (sessionFromCookie || frontFromCookie) && a.cfg.CrossOrigin.Check(r) != nil {
 			writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
 			return
 		}
 		a.cfg.Logger.Debug("sessiongate: session reused", "session", current.ID)
-		a.call(w, r.WithContext(ctx), next, &state{session: current, token: sessionToken})
+		a.call(w, r, ctx, next, &state{session: current, token: sessionToken})
 		return
 	}
 	if !hasFront {
-		a.call(w, r, next, &state{})
+		a.call(w, r, base, next, &state{})
 		return
 	}
 
@@ -101,12 +101,13 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	if res.token != sessionToken {
 		a.writeSession(w, res.token, res.session)
 	}
-	a.call(w, r.WithContext(res.ctx), next, &state{session: res.session, token: res.token, minted: res.minted})
+	a.call(w, r, res.ctx, next, &state{session: res.session, token: res.token, minted: res.minted})
 }
 
-// load loads the session of token through scs. A token with no live
-// session gives a nil Session and no error; the error is for a store that
-// cannot answer.
+// load loads the session of token through scs: one store read, and no
+// decoding when the stored record is the one decoded last time. A token
+// with no live session gives a nil Session and no error; the error is for
+// a store that cannot answer.
 func (a *Auth) load(ctx context.Context, token string) (context.Context, *Session, error) {
 	loaded, err := a.sm.Load(ctx, token)
 	if err != nil {
@@ -121,11 +122,18 @@ func (a *Auth) load(ctx context.Context, token string) (context.Context, *Sessio
 	if !ok {
 		return ctx, nil, nil
 	}
-	s, err := decodeRecord(store.Key(token), b)
-	if err != nil || !a.live(s, a.cfg.Now()) {
+	s := a.records.get(token, b)
+	if s == nil {
+		if s, err = decodeRecord(store.Key(token), b); err != nil {
+			a.cfg.Logger.Warn("sessiongate: undecodable session record ignored")
+			return ctx, nil, nil
+		}
+		s.Current = true
+		a.records.put(token, b, s)
+	}
+	if !a.live(s, a.cfg.Now()) {
 		return ctx, nil, nil
 	}
-	s.Current = true
 	return loaded, s, nil
 }
 
@@ -137,12 +145,12 @@ func (a *Auth) live(s *Session, now time.Time) bool {
 	return a.cfg.IdleTimeout <= 0 || now.Before(s.LastSeen.Add(a.cfg.IdleTimeout))
 }
 
-// call runs next with st in the context, then saves what changed: values
+// call runs next with r in ctx and st, then saves what changed: values
 // the handler put in the session, and its activity when a keep-alive is
 // due. Both go in one write, which only ever updates a session that still
 // exists.
-func (a *Auth) call(w http.ResponseWriter, r *http.Request, next http.Handler, st *state) {
-	ctx := withState(r.Context(), st)
+func (a *Auth) call(w http.ResponseWriter, r *http.Request, ctx context.Context, next http.Handler, st *state) {
+	ctx = withState(ctx, st)
 	next.ServeHTTP(w, r.WithContext(ctx))
 	if st.session == nil {
 		return
@@ -166,9 +174,7 @@ func (a *Auth) keepAlive(ctx context.Context, s *Session) {
 	}
 	seen := *s
 	seen.LastSeen = now
-	if b, err := encodeRecord(&seen); err == nil {
-		a.sm.Put(ctx, recordKey, b)
-	}
+	a.sm.Put(ctx, recordKey, encodeRecord(&seen))
 }
 
 func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {

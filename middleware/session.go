@@ -11,7 +11,7 @@ import (
 
 // Session is one signed-in session as its owner may see it. Nothing in it
 // lets its holder obtain a session token: ID is a one-way hash of the
-// token's store key.
+// token's store key, which names the session but does not open it.
 type Session struct {
 	// ID is the session's public id, safe to show and to put in URLs.
 	ID string
@@ -32,8 +32,7 @@ type Session struct {
 	// Current is true when this is the session of the request at hand.
 	Current bool
 
-	key      string // store key
-	tokenKey string // link key of the frontend token it was minted from
+	key string // store key
 }
 
 // MarshalJSON encodes the public view of the session: its public id, the
@@ -66,72 +65,6 @@ type sessionView struct {
 	UserAgent string    `json:"userAgent,omitempty"`
 	Device    UserAgent `json:"device"`
 	Current   bool      `json:"current"`
-}
-
-// recordKey is the scs value under which a session's record is kept.
-const recordKey = "sessiongate"
-
-// record is how a Session is stored inside the scs session.
-type record struct {
-	ID           string         `json:"id"`
-	UserID       string         `json:"u"`
-	Provider     string         `json:"p"`
-	UpstreamID   string         `json:"us,omitempty"`
-	TokenExpires int64          `json:"te,omitempty"`
-	Claims       map[string]any `json:"c,omitempty"`
-	Created      int64          `json:"cr"`
-	LastSeen     int64          `json:"ls"`
-	Expires      int64          `json:"ex"`
-	ClientIP     string         `json:"ip,omitempty"`
-	UserAgent    string         `json:"ua,omitempty"`
-	TokenKey     string         `json:"tk,omitempty"`
-}
-
-func encodeRecord(s *Session) ([]byte, error) {
-	r := record{
-		ID:         s.ID,
-		UserID:     s.Identity.UserID,
-		Provider:   s.Identity.Provider,
-		UpstreamID: s.Identity.SessionID,
-		Claims:     s.Identity.Claims,
-		Created:    s.Created.UnixMilli(),
-		LastSeen:   s.LastSeen.UnixMilli(),
-		Expires:    s.Expires.UnixMilli(),
-		ClientIP:   s.ClientIP,
-		UserAgent:  s.UserAgent,
-		TokenKey:   s.tokenKey,
-	}
-	if !s.Identity.Expiry.IsZero() {
-		r.TokenExpires = s.Identity.Expiry.UnixMilli()
-	}
-	return json.Marshal(r)
-}
-
-func decodeRecord(key string, b []byte) (*Session, error) {
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, err
-	}
-	s := &Session{
-		ID: r.ID,
-		Identity: provider.Identity{
-			UserID:    r.UserID,
-			Provider:  r.Provider,
-			SessionID: r.UpstreamID,
-			Claims:    r.Claims,
-		},
-		Created:   time.UnixMilli(r.Created),
-		LastSeen:  time.UnixMilli(r.LastSeen),
-		Expires:   time.UnixMilli(r.Expires),
-		ClientIP:  r.ClientIP,
-		UserAgent: r.UserAgent,
-		key:       key,
-		tokenKey:  r.TokenKey,
-	}
-	if r.TokenExpires != 0 {
-		s.Identity.Expiry = time.UnixMilli(r.TokenExpires)
-	}
-	return s, nil
 }
 
 // publicID derives a session's public id from its store key: one more

@@ -1,34 +1,21 @@
 package middleware
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/store"
 )
-
-// sessionTokenLen is the length of a session token: 32 random bytes,
-// base64url without padding (the same shape scs generates).
-const sessionTokenLen = 43
-
-// newSessionToken returns 256 bits from crypto/rand, base64url encoded.
-func newSessionToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails: crypto/rand.Read panics rather than return an error
-	return base64.RawURLEncoding.EncodeToString(b)
-}
 
 // validSessionToken reports whether s has the shape of a session token.
 // Anything else is ignored before it reaches the store.
 func validSessionToken(s string) bool {
-	if len(s) != sessionTokenLen {
+	if len(s) != store.TokenLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -50,8 +37,8 @@ func (a *Auth) sessionToken(r *http.Request) (token string, fromCookie bool) {
 		}
 		return "", false
 	}
-	if c, err := r.Cookie(a.cookieName); err == nil && validSessionToken(c.Value) {
-		return c.Value, true
+	if v, ok := cookieValue(r.Header, a.cookieName); ok && validSessionToken(v) {
+		return v, true
 	}
 	return "", false
 }
@@ -72,78 +59,80 @@ func (a *Auth) frontendToken(r *http.Request) (token string, present, fromCookie
 		return strings.TrimSpace(rest), true, false
 	}
 	if a.cfg.TokenCookie != "" {
-		if c, err := r.Cookie(a.cfg.TokenCookie); err == nil && c.Value != "" {
-			return c.Value, true, true
+		if v, ok := cookieValue(r.Header, a.cfg.TokenCookie); ok && v != "" {
+			return v, true, true
 		}
 	}
 	return "", false, false
 }
 
-// keyed returns HMAC-SHA256(secret, purpose NUL token), base64url: the
-// form in which a frontend token is ever stored or compared.
-func (a *Auth) keyed(purpose, token string) []byte {
+// cookieValue returns the value of the first cookie called name in h's
+// Cookie headers, without its optional quotes. Unlike http.Request.Cookie
+// it allocates nothing and does not check the value: callers check it.
+func cookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			n, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || n != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// keyed returns HMAC-SHA256(secret, purpose NUL token extra): the only
+// form in which a frontend token is ever kept or compared.
+func (a *Auth) keyed(purpose, token string, extra []byte) [sha256.Size]byte {
 	m := hmac.New(sha256.New, a.secret)
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write([]byte(token))
-	return m.Sum(nil)
+	m.Write(extra)
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	return sum
 }
 
-// tokenKey returns the lookup key of a frontend token.
-func (a *Auth) tokenKey(token string) string {
-	return base64.RawURLEncoding.EncodeToString(a.keyed("sessiongate link", token))
+// A session token is a split token (store.Token). Its selector is derived
+// from the frontend token it was minted from, so that a client that
+// resends only its frontend token finds its session with one read by key.
+// Its validator is derived from the frontend token and a nonce drawn at
+// each mint, so a session minted again from the same frontend token (after
+// an expiry or idle timeout) has a token no earlier holder knows.
+
+// selector returns the selector of the sessions minted from frontToken.
+func (a *Auth) selector(frontToken string) [store.SelectorLen]byte {
+	sum := a.keyed("sessiongate selector", frontToken, nil)
+	return [store.SelectorLen]byte(sum[:store.SelectorLen])
 }
 
-// sameKey compares two token keys in constant time.
+// tokenKey returns the store key of the sessions minted from frontToken.
+func (a *Auth) tokenKey(frontToken string) string {
+	return store.KeyOf(a.selector(frontToken))
+}
+
+// sessionTokenFor returns the token of the session minted from frontToken
+// with nonce.
+func (a *Auth) sessionTokenFor(frontToken string, nonce []byte) string {
+	sum := a.keyed("sessiongate validator", frontToken, nonce)
+	return store.Token(a.selector(frontToken), [store.ValidatorLen]byte(sum[:store.ValidatorLen]))
+}
+
+// newNonce returns store.NonceLen bytes from crypto/rand.
+func newNonce() []byte {
+	b := make([]byte, store.NonceLen)
+	rand.Read(b) // never fails: crypto/rand.Read panics rather than return an error
+	return b
+}
+
+// sameKey compares two keys or ids in constant time.
 func sameKey(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// Link values: a live link holds the session token sealed with a key only
-// the frontend token and the secret together give; a tombstone says the
-// token's session was signed out.
-const (
-	linkLive      = 'S'
-	linkTombstone = 'R'
-)
-
-var tombstone = []byte{linkTombstone}
-
-// seal returns the link value for a session minted from frontendToken.
-func (a *Auth) seal(frontendToken, sessionToken string) []byte {
-	gcm := a.linkCipher(frontendToken)
-	out := make([]byte, 1+gcm.NonceSize(), 1+gcm.NonceSize()+len(sessionToken)+gcm.Overhead())
-	out[0] = linkLive
-	rand.Read(out[1:])
-	return gcm.Seal(out, out[1:], []byte(sessionToken), nil)
-}
-
-var errBadLink = errors.New("sessiongate/middleware: link does not open")
-
-// unseal returns the session token in a live link value.
-func (a *Auth) unseal(frontendToken string, link []byte) (string, error) {
-	gcm := a.linkCipher(frontendToken)
-	if len(link) < 1+gcm.NonceSize() || link[0] != linkLive {
-		return "", errBadLink
-	}
-	nonce, sealed := link[1:1+gcm.NonceSize()], link[1+gcm.NonceSize():]
-	plain, err := gcm.Open(nil, nonce, sealed, nil)
-	if err != nil || !validSessionToken(string(plain)) {
-		return "", errBadLink
-	}
-	return string(plain), nil
-}
-
-func (a *Auth) linkCipher(frontendToken string) cipher.AEAD {
-	block, err := aes.NewCipher(a.keyed("sessiongate seal", frontendToken))
-	if err != nil {
-		panic(err) // a 32-byte key is always valid
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		panic(err)
-	}
-	return gcm
 }
 
 // remoteIP is the default Config.ClientIP: the host of RemoteAddr.

@@ -7,19 +7,19 @@ import (
 )
 
 // Memory is a Store in this process's memory: for a single process, tests
-// and demos. Expired sessions, links and index entries are dropped when read
-// and swept at most once a minute on write; nothing runs in the background.
-// It is safe for concurrent use.
+// and demos. Expired sessions and index entries are dropped when read and
+// swept at most once a minute on write; nothing runs in the background.
+// It keeps values framed exactly as Redis does. It is safe for concurrent
+// use.
 type Memory struct {
 	mu        sync.RWMutex
 	sessions  map[string]item
-	links     map[string]item
 	users     map[string]map[string]time.Time
 	lastSweep time.Time
 }
 
 type item struct {
-	data    []byte
+	raw     []byte
 	expires time.Time
 }
 
@@ -29,85 +29,135 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 func NewMemory() *Memory {
 	return &Memory{
 		sessions:  map[string]item{},
-		links:     map[string]item{},
 		users:     map[string]map[string]time.Time{},
 		lastSweep: time.Now(),
 	}
 }
 
-// Find returns the data of the session at key, if it has not expired.
-func (m *Memory) Find(key string) ([]byte, bool, error) {
-	return m.get(m.sessions, key)
+// Find returns the data of token's session, if it has not expired.
+func (m *Memory) Find(token string) ([]byte, bool, error) {
+	return m.FindCtx(context.Background(), token)
 }
 
-// Commit updates the data and expiry of the session at key if it exists.
-// It never creates a session: see Store.
-func (m *Memory) Commit(key string, data []byte, expires time.Time) error {
+// FindCtx returns the data of token's session, if it has not expired and
+// token's validator opens it. It does not allocate.
+func (m *Memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil, false, nil
+	}
+	key := keyBytes(sel)
+	raw, ok := prefetchedRaw(ctx, key[:])
+	if !ok {
+		m.mu.RLock()
+		it, found := m.sessions[string(key[:])]
+		m.mu.RUnlock()
+		if !found || !it.live(time.Now()) {
+			return nil, false, nil
+		}
+		raw = it.raw
+	}
+	data, ok := open(raw, val)
+	return data, ok, nil
+}
+
+// Commit replaces the data and expiry of token's session if it is live and
+// token's validator opens it. It never creates a session: see Store.
+func (m *Memory) Commit(token string, data []byte, expires time.Time) error {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil
+	}
+	key := KeyOf(sel)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if it, ok := m.sessions[key]; ok && it.live(time.Now()) {
-		m.sessions[key] = item{data: data, expires: expires}
+	it, found := m.sessions[key]
+	if !found || !it.live(time.Now()) {
+		return nil
+	}
+	if _, ok := open(it.raw, val); !ok {
+		return nil
+	}
+	m.sessions[key] = item{raw: frame(val, it.raw[nonceAt:dataAt], data), expires: expires}
+	return nil
+}
+
+// Delete removes token's session if token's validator opens it.
+func (m *Memory) Delete(token string) error {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil
+	}
+	key := KeyOf(sel)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if it, found := m.sessions[key]; found {
+		if _, ok := open(it.raw, val); ok {
+			delete(m.sessions, key)
+		}
 	}
 	return nil
 }
 
-// Delete removes the session at key.
-func (m *Memory) Delete(key string) error {
-	m.mu.Lock()
-	delete(m.sessions, key)
-	m.mu.Unlock()
-	return nil
+// Lookup returns what is stored at key.
+func (m *Memory) Lookup(_ context.Context, key string) (Stored, error) {
+	m.mu.RLock()
+	it, found := m.sessions[key]
+	m.mu.RUnlock()
+	if !found || !it.live(time.Now()) {
+		return Stored{}, nil
+	}
+	return stored(it.raw), nil
 }
 
-// Mint creates a session with its index entry and link.
+// Mint creates a session with its index entry, if its key still holds
+// what s.Replace was read from.
 func (m *Memory) Mint(_ context.Context, s Mint) error {
+	sel, val, ok := split(s.Token)
+	if !ok || s.User == "" {
+		return errBadMint
+	}
 	now := time.Now()
 	if !now.Before(s.Expires) {
 		return nil
 	}
+	key := KeyOf(sel)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
-	m.sessions[s.Key] = item{data: s.Data, expires: s.Expires}
-	if s.User != "" {
-		idx := m.users[s.User]
-		if idx == nil {
-			idx = map[string]time.Time{}
-			m.users[s.User] = idx
-		}
-		idx[s.Key] = s.Expires
+	var current []byte
+	if it, found := m.sessions[key]; found && it.live(now) {
+		current = it.raw
 	}
-	if s.LinkKey != "" {
-		m.links[s.LinkKey] = item{data: s.Link, expires: s.Expires}
+	if !s.Replace.same(current) {
+		return ErrConflict
 	}
+	m.sessions[key] = item{raw: frame(val, s.Nonce, s.Data), expires: s.Expires}
+	idx := m.users[s.User]
+	if idx == nil {
+		idx = map[string]time.Time{}
+		m.users[s.User] = idx
+	}
+	idx[key] = s.Expires
 	return nil
 }
 
-// Link returns the value of the link at key.
-func (m *Memory) Link(_ context.Context, key string) ([]byte, bool, error) {
-	return m.get(m.links, key)
-}
-
-// End deletes sessions, their index entries, and tombstones their links.
+// End marks sessions ended and drops them from their users' indexes.
 func (m *Memory) End(_ context.Context, ends ...End) error {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range ends {
-		delete(m.sessions, e.Key)
+		if now.Before(e.Until) {
+			m.sessions[e.Key] = item{raw: ended, expires: e.Until}
+		} else {
+			delete(m.sessions, e.Key)
+		}
 		if idx := m.users[e.User]; idx != nil {
 			delete(idx, e.Key)
 			if len(idx) == 0 {
 				delete(m.users, e.User)
 			}
-		}
-		if e.LinkKey == "" {
-			continue
-		}
-		if now.Before(e.TombstoneExpires) {
-			m.links[e.LinkKey] = item{data: e.Tombstone, expires: e.TombstoneExpires}
-		} else {
-			delete(m.links, e.LinkKey)
 		}
 	}
 	return nil
@@ -122,11 +172,12 @@ func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
 	entries := make([]Entry, 0, len(idx))
 	for key := range idx {
 		it, ok := m.sessions[key]
-		if !ok || !it.live(now) {
+		s := stored(it.raw)
+		if !ok || !it.live(now) || !s.Live() {
 			delete(idx, key)
 			continue
 		}
-		entries = append(entries, Entry{Key: key, Data: it.data})
+		entries = append(entries, Entry{Key: key, Data: s.Data})
 	}
 	if idx != nil && len(idx) == 0 {
 		delete(m.users, user)
@@ -137,17 +188,6 @@ func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
 // Ping always succeeds.
 func (m *Memory) Ping(context.Context) error { return nil }
 
-// get reads a live item of items.
-func (m *Memory) get(items map[string]item, key string) ([]byte, bool, error) {
-	m.mu.RLock()
-	it, ok := items[key]
-	m.mu.RUnlock()
-	if !ok || !it.live(time.Now()) {
-		return nil, false, nil
-	}
-	return it.data, true, nil
-}
-
 // sweep drops everything expired, at most once a minute. m.mu is held.
 func (m *Memory) sweep(now time.Time) {
 	if now.Sub(m.lastSweep) < time.Minute {
@@ -157,11 +197,6 @@ func (m *Memory) sweep(now time.Time) {
 	for k, it := range m.sessions {
 		if !it.live(now) {
 			delete(m.sessions, k)
-		}
-	}
-	for k, it := range m.links {
-		if !it.live(now) {
-			delete(m.links, k)
 		}
 	}
 	for u, idx := range m.users {

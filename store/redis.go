@@ -14,21 +14,21 @@ import (
 // Redis is a Store in Redis (7.0 or later), through scs's redisstore and a
 // redigo pool. Keys:
 //
-//	scs:session:<Key(token)>     the session, with its expiry (redisstore's layout)
-//	sessiongate:link:<link key>  a link or tombstone, with its expiry
-//	sessiongate:user:<user>      sorted set of the user's session keys scored by expiry (ms)
+//	sg:s:<Key>   a session (framed with its validator's hash), or the mark of an ended one, with its expiry
+//	sg:u:<user>  sorted set of the user's session keys scored by expiry (ms)
 //
-// Every write that belongs together goes in one MULTI/EXEC. Nothing scans
-// the keyspace: no KEYS, no SCAN. It is safe for concurrent use.
+// A session with a typical identity takes under 400 bytes of Redis memory,
+// index included. Writes that belong together run in one round trip (a
+// script or MULTI/EXEC). Nothing scans the keyspace: no KEYS, no SCAN. It
+// is safe for concurrent use.
 type Redis struct {
 	pool *redis.Pool
 	scs  *redisstore.RedisStore
 }
 
 const (
-	sessionPrefix = "scs:session:"
-	linkPrefix    = "sessiongate:link:"
-	userPrefix    = "sessiongate:user:"
+	sessionPrefix = "sg:s:"
+	userPrefix    = "sg:u:"
 )
 
 // NewRedis returns a store that keeps sessions in the Redis behind pool.
@@ -67,96 +67,155 @@ func NewRedisPool(rawURL string) (*redis.Pool, error) {
 	}, nil
 }
 
-// Find returns the data of the session at key.
-func (r *Redis) Find(key string) ([]byte, bool, error) {
-	b, found, err := r.scs.Find(key)
-	if err != nil {
-		return nil, false, unavailable(err)
-	}
-	return b, found, nil
+// Find returns the data of token's session if token's validator opens
+// it: one GET.
+func (r *Redis) Find(token string) ([]byte, bool, error) {
+	return r.FindCtx(context.Background(), token)
 }
 
-// Commit updates the data and expiry of the session at key if it still
-// exists (SET ... XX): a session ended meanwhile stays ended.
-func (r *Redis) Commit(key string, data []byte, expires time.Time) error {
+// FindCtx is Find; a context from Prefetched answers without a read.
+func (r *Redis) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil, false, nil
+	}
+	key := keyBytes(sel)
+	raw, ok := prefetchedRaw(ctx, key[:])
+	if !ok {
+		var err error
+		if raw, ok, err = r.scs.Find(string(key[:])); err != nil {
+			return nil, false, unavailable(err)
+		} else if !ok {
+			return nil, false, nil
+		}
+	}
+	data, ok := open(raw, val)
+	return data, ok, nil
+}
+
+// commitScript replaces a live session's data, keeping its frame, if the
+// token's verifier still matches: a session ended or minted anew meanwhile
+// is left alone.
+var commitScript = redis.NewScript(1, `
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 1, 17) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], string.sub(cur, 1, 25) .. ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// Commit updates the data and expiry of token's session if token's
+// validator still opens it, in one round trip.
+func (r *Redis) Commit(token string, data []byte, expires time.Time) error {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil
+	}
 	ttl := r.ttl(expires)
 	if ttl <= 0 {
-		return r.Delete(key)
+		return r.Delete(token)
 	}
+	v := verifier(val)
 	conn := r.pool.Get()
 	defer conn.Close()
-	if _, err := conn.Do("SET", sessionPrefix+key, data, "PX", ttl, "XX"); err != nil {
+	if _, err := commitScript.Do(conn, sessionPrefix+KeyOf(sel), v[:], data, ttl); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
 
-// Delete removes the session at key.
-func (r *Redis) Delete(key string) error {
-	if err := r.scs.Delete(key); err != nil {
+var deleteScript = redis.NewScript(1, `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, 17) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// Delete removes token's session if token's validator opens it.
+func (r *Redis) Delete(token string) error {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil
+	}
+	v := verifier(val)
+	conn := r.pool.Get()
+	defer conn.Close()
+	if _, err := deleteScript.Do(conn, sessionPrefix+KeyOf(sel), v[:]); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
 
-// Mint writes the session, its index entry and its link in one MULTI.
+// Lookup returns what is stored at key: one GET.
+func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
+	conn, err := r.pool.GetContext(ctx)
+	if err != nil {
+		return Stored{}, unavailable(err)
+	}
+	defer conn.Close()
+	raw, err := redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+key))
+	if errors.Is(err, redis.ErrNil) {
+		return Stored{}, nil
+	}
+	if err != nil {
+		return Stored{}, unavailable(err)
+	}
+	return stored(raw), nil
+}
+
+// mintScript writes a session and its index entry if the key still holds
+// what the caller saw (ARGV[5], "" for nothing). The index keeps live
+// members only and expires with its last session: NX sets an expiry on a
+// new index, GT only ever extends it.
+var mintScript = redis.NewScript(2, `
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur ~= ARGV[5] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'NX')
+redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'GT')
+return 1`)
+
+// Mint writes the session and its index entry in one script, if the key
+// still holds what m.Replace was read from.
 func (r *Redis) Mint(ctx context.Context, m Mint) error {
+	sel, val, ok := split(m.Token)
+	if !ok || m.User == "" {
+		return errBadMint
+	}
 	ttl := r.ttl(m.Expires)
 	if ttl <= 0 {
 		return nil
 	}
-	return r.transaction(ctx, func(conn redis.Conn) {
-		conn.Send("SET", sessionPrefix+m.Key, m.Data, "PX", ttl)
-		if m.User != "" {
-			idx := userPrefix + m.User
-			conn.Send("ZREMRANGEBYSCORE", idx, "-inf", time.Now().UnixMilli())
-			conn.Send("ZADD", idx, m.Expires.UnixMilli(), m.Key)
-			// NX sets an expiry on a new index; GT only ever extends it.
-			conn.Send("PEXPIREAT", idx, m.Expires.UnixMilli(), "NX")
-			conn.Send("PEXPIREAT", idx, m.Expires.UnixMilli(), "GT")
-		}
-		if m.LinkKey != "" {
-			conn.Send("SET", linkPrefix+m.LinkKey, m.Link, "PX", ttl)
-		}
-	})
-}
-
-// Link returns the value of the link at key.
-func (r *Redis) Link(ctx context.Context, key string) ([]byte, bool, error) {
+	key := KeyOf(sel)
 	conn, err := r.pool.GetContext(ctx)
 	if err != nil {
-		return nil, false, unavailable(err)
+		return unavailable(err)
 	}
 	defer conn.Close()
-	b, err := redis.Bytes(redis.DoContext(conn, ctx, "GET", linkPrefix+key))
-	if errors.Is(err, redis.ErrNil) {
-		return nil, false, nil
-	}
+	done, err := redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User,
+		frame(val, m.Nonce, m.Data), ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key))
 	if err != nil {
-		return nil, false, unavailable(err)
+		return unavailable(err)
 	}
-	return b, true, nil
+	if done != 1 {
+		return ErrConflict
+	}
+	return nil
 }
 
-// End deletes sessions, their index entries, and tombstones their links,
-// in one MULTI.
+// End marks sessions ended and drops them from their users' indexes, in
+// one MULTI.
 func (r *Redis) End(ctx context.Context, ends ...End) error {
 	if len(ends) == 0 {
 		return nil
 	}
 	return r.transaction(ctx, func(conn redis.Conn) {
 		for _, e := range ends {
-			conn.Send("DEL", sessionPrefix+e.Key)
+			if ttl := r.ttl(e.Until); ttl > 0 {
+				conn.Send("SET", sessionPrefix+e.Key, ended, "PX", ttl)
+			} else {
+				conn.Send("DEL", sessionPrefix+e.Key)
+			}
 			if e.User != "" {
 				conn.Send("ZREM", userPrefix+e.User, e.Key)
-			}
-			if e.LinkKey == "" {
-				continue
-			}
-			if ttl := r.ttl(e.TombstoneExpires); ttl > 0 {
-				conn.Send("SET", linkPrefix+e.LinkKey, e.Tombstone, "PX", ttl)
-			} else {
-				conn.Send("DEL", linkPrefix+e.LinkKey)
 			}
 		}
 	})
@@ -189,11 +248,12 @@ func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
 	entries := make([]Entry, 0, len(keys))
 	var gone []any
 	for i, v := range values {
-		if v == nil {
+		s := stored(v)
+		if !s.Live() {
 			gone = append(gone, keys[i])
 			continue
 		}
-		entries = append(entries, Entry{Key: keys[i], Data: v})
+		entries = append(entries, Entry{Key: keys[i], Data: s.Data})
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.

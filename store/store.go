@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"time"
@@ -14,21 +12,32 @@ import (
 // Store is session persistence for sessiongate. Implementations are safe
 // for concurrent use. Not found is never an error: errors are for a store
 // that cannot answer, and every such error wraps ErrUnavailable.
+//
+// Its scs methods take session tokens, which the store splits itself (see
+// Token): scs's HashTokenInStore must be off, as NewManager leaves it.
 type Store interface {
-	// Find, Commit and Delete make the Store an scs.Store. Commit updates
-	// a session that exists and does nothing for one that does not.
+	// Find, Commit and Delete make the Store an scs.Store. Find answers
+	// only for the token's validator. Commit updates a live session that
+	// the token still opens and does nothing otherwise; Delete removes it.
 	scs.Store
+	// FindCtx is Find with a context; a context from Prefetched answers
+	// without reading the store again.
+	FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 
-	// Mint creates the session m.Key with its index entry and link in one
-	// round trip. A session whose Expires has passed is not written.
+	// Lookup returns what is stored at key, whatever its validator: a live
+	// session, the mark of an ended one, or nothing.
+	Lookup(ctx context.Context, key string) (Stored, error)
+
+	// Mint stores a session under its token's key, with its entry in the
+	// user's index, in one round trip, if the key still holds exactly what
+	// m.Replace was read from (nothing, for a zero Replace); otherwise it
+	// writes nothing and returns ErrConflict. A session whose Expires has
+	// passed is not written.
 	Mint(ctx context.Context, m Mint) error
 
-	// Link returns the value of the link at key.
-	Link(ctx context.Context, key string) (value []byte, found bool, err error)
-
-	// End deletes each session, drops it from its user's index and
-	// replaces its link (when LinkKey is set) with Tombstone until
-	// TombstoneExpires, in one round trip.
+	// End ends each session: its key keeps the mark of an ended session
+	// until Until (deleted when Until is not after now), and it leaves its
+	// user's index, in one round trip.
 	End(ctx context.Context, ends ...End) error
 
 	// Sessions returns the keys and data of user's live sessions, found
@@ -43,18 +52,21 @@ type Store interface {
 
 // Mint is a session to create.
 type Mint struct {
-	// Key is the session's store key: Key(token).
-	Key string
+	// Token is the session's token. The store keeps its Key and a hash of
+	// its validator.
+	Token string
+	// Nonce is kept with the session and returned by Lookup (NonceLen
+	// bytes; shorter is padded with zeros).
+	Nonce []byte
 	// Data is the encoded session.
 	Data []byte
 	// Expires is when the session and its index entry expire.
 	Expires time.Time
 	// User is the key of the user's index, such as "plurality:1234".
 	User string
-	// LinkKey, when set, stores Link under it until Expires.
-	LinkKey string
-	// Link is the link's value.
-	Link []byte
+	// Replace is what Lookup found at the key before: the mint happens only
+	// if it is still there.
+	Replace Stored
 }
 
 // End is a session to end.
@@ -63,13 +75,10 @@ type End struct {
 	Key string
 	// User is the key of the user's index that holds the session.
 	User string
-	// LinkKey, when set, is overwritten with Tombstone.
-	LinkKey string
-	// Tombstone is the value left on the link.
-	Tombstone []byte
-	// TombstoneExpires is when the tombstone goes; when it is not after
-	// now, the link is deleted instead.
-	TombstoneExpires time.Time
+	// Until is how long the key keeps the mark of an ended session, which
+	// Lookup reports as Ended: until the frontend token it was minted from
+	// expires.
+	Until time.Time
 }
 
 // Entry is one session found through a user's index.
@@ -80,28 +89,30 @@ type Entry struct {
 	Data []byte
 }
 
+// ErrConflict is returned by Mint when the key no longer holds what the
+// caller saw: another process minted or ended the session meanwhile.
+var ErrConflict = errors.New("store: the session changed meanwhile")
+
+// errBadMint is returned by Mint for a Mint without a session token or a
+// user: a caller's mistake, not a client's.
+var errBadMint = errors.New("store: Mint needs a session Token and a User")
+
 // ErrUnavailable is wrapped by every error a Store returns: the store could
 // not be reached or did not answer in time. It is never returned for data
 // that is merely absent.
 var ErrUnavailable = errors.New("store: unavailable")
 
-// Key returns the store key of a session token: the base64url SHA-256 hash
-// that scs uses when HashTokenInStore is set. The token cannot be recovered
-// from it.
-func Key(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
 // NewManager returns an scs session manager that keeps its sessions in st,
-// ready for sessiongate: tokens hashed in the store, no scs idle timeout
-// (sessiongate's middleware enforces its own, without a write per request),
-// and a Secure, HttpOnly, SameSite=Lax cookie named "session" on path "/".
-// Change Lifetime or Cookie fields as with any scs manager.
+// ready for sessiongate: the compact Codec, tokens split by the store
+// (HashTokenInStore off: the store never keeps a token), no scs idle
+// timeout (sessiongate's middleware enforces its own, without a write per
+// request), and a Secure, HttpOnly, SameSite=Lax cookie named "session" on
+// path "/". Change Lifetime or Cookie fields as with any scs manager.
 func NewManager(st Store) *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = st
-	sm.HashTokenInStore = true
+	sm.Codec = Codec{}
+	sm.HashTokenInStore = false
 	sm.IdleTimeout = 0
 	sm.Cookie.Name = "session"
 	sm.Cookie.HttpOnly = true

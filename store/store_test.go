@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -31,6 +32,12 @@ func newRedis(t *testing.T) (*storetest.Server, *store.Redis) {
 	return srv, store.NewRedis(pool)
 }
 
+// token returns a session token whose selector is sel's and whose
+// validator is val's.
+func token(sel, val string) string {
+	return store.Token([16]byte([]byte(fmt.Sprintf("%-16.16s", sel))), [16]byte([]byte(fmt.Sprintf("%-16.16s", val))))
+}
+
 func TestStoreContract(t *testing.T) {
 	t.Parallel()
 	for name, st := range stores(t) {
@@ -38,58 +45,108 @@ func TestStoreContract(t *testing.T) {
 			ctx := context.Background()
 			user := "plurality:" + t.Name()
 			exp := time.Now().Add(time.Hour)
-			a, b := store.Key("token-a"+name), store.Key("token-b"+name)
+			a, b := token("a"+name, "va"), token("b"+name, "vb")
+			forged := token("a"+name, "forged")
+			nonce := []byte("12345678")
 
 			_, found, err := st.Find(a)
 			require.NoError(t, err)
 			assert.False(t, found, "not found is not an error")
+			got, err := st.Lookup(ctx, store.Key(a))
+			require.NoError(t, err)
+			assert.False(t, got.Found())
 
 			require.NoError(t, st.Commit(a, []byte("ghost"), exp))
 			_, found, _ = st.Find(a)
 			assert.False(t, found, "Commit never creates a session")
 
-			require.NoError(t, st.Mint(ctx, store.Mint{Key: a, Data: []byte("A"), Expires: exp, User: user, LinkKey: "link-a" + name, Link: []byte("to-a")}))
-			require.NoError(t, st.Mint(ctx, store.Mint{Key: b, Data: []byte("B"), Expires: exp, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Nonce: nonce, Data: []byte("A"), Expires: exp, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: b, Data: []byte("B"), Expires: exp, User: user}))
 			data, found, err := st.Find(a)
 			require.NoError(t, err)
 			assert.True(t, found)
 			assert.Equal(t, "A", string(data))
-			link, found, err := st.Link(ctx, "link-a"+name)
+			_, found, _ = st.Find(forged)
+			assert.False(t, found, "the selector alone opens nothing")
+			got, err = st.Lookup(ctx, store.Key(a))
 			require.NoError(t, err)
-			assert.True(t, found)
-			assert.Equal(t, "to-a", string(link))
+			assert.True(t, got.Live())
+			assert.Equal(t, "A", string(got.Data))
+			assert.Equal(t, nonce, got.Nonce)
+
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: forged, Data: []byte("X"), Expires: exp, User: user}), store.ErrConflict,
+				"a mint that expects nothing never replaces a session")
+			require.NoError(t, st.Commit(forged, []byte("X"), exp))
+			require.NoError(t, st.Delete(forged))
+			data, _, _ = st.Find(a)
+			assert.Equal(t, "A", string(data), "a wrong validator can neither write nor delete")
 
 			require.NoError(t, st.Commit(a, []byte("A2"), exp))
 			data, _, _ = st.Find(a)
 			assert.Equal(t, "A2", string(data), "Commit updates a live session")
+			got, _ = st.Lookup(ctx, store.Key(a))
+			assert.Equal(t, nonce, got.Nonce, "and keeps its nonce")
 
 			entries, err := st.Sessions(ctx, user)
 			require.NoError(t, err)
 			assert.Equal(t, []string{"A2", "B"}, datas(entries))
 
-			require.NoError(t, st.End(ctx, store.End{Key: a, User: user, LinkKey: "link-a" + name, Tombstone: []byte("dead"), TombstoneExpires: exp}))
+			require.NoError(t, st.End(ctx, store.End{Key: store.Key(a), User: user, Until: exp}))
 			_, found, _ = st.Find(a)
 			assert.False(t, found, "ended")
-			link, found, _ = st.Link(ctx, "link-a"+name)
-			assert.True(t, found)
-			assert.Equal(t, "dead", string(link), "the link is a tombstone now")
+			got, _ = st.Lookup(ctx, store.Key(a))
+			assert.True(t, got.Ended, "the key keeps the mark of an ended session")
 			entries, _ = st.Sessions(ctx, user)
 			assert.Equal(t, []string{"B"}, datas(entries))
 
 			require.NoError(t, st.Commit(a, []byte("resurrected"), exp))
 			_, found, _ = st.Find(a)
 			assert.False(t, found, "an in-flight Commit cannot bring an ended session back")
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: a, Data: []byte("again"), Expires: exp, User: user}), store.ErrConflict,
+				"nor can a mint that did not see the end")
+
+			again := token("a"+name, "again")
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: again, Data: []byte("A3"), Expires: exp, User: user, Replace: got}))
+			data, found, _ = st.Find(again)
+			assert.True(t, found, "a mint that saw what is there replaces it")
+			assert.Equal(t, "A3", string(data))
+			_, found, _ = st.Find(a)
+			assert.False(t, found, "the old validator opens nothing")
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: again, Data: []byte("A4"), Expires: exp, User: user, Replace: got}), store.ErrConflict,
+				"what it saw is gone")
 
 			require.NoError(t, st.Delete(b))
 			entries, _ = st.Sessions(ctx, user)
-			assert.Empty(t, entries, "entries whose session is gone are not listed")
+			assert.Equal(t, []string{"A3"}, datas(entries), "entries whose session is gone are not listed")
 
-			require.NoError(t, st.End(ctx, store.End{Key: b, User: user, LinkKey: "link-a" + name, TombstoneExpires: time.Now().Add(-time.Second)}))
-			_, found, _ = st.Link(ctx, "link-a"+name)
-			assert.False(t, found, "a tombstone whose time is past is deleted")
+			require.NoError(t, st.End(ctx, store.End{Key: store.Key(again), User: user, Until: time.Now().Add(-time.Second)}))
+			got, _ = st.Lookup(ctx, store.Key(again))
+			assert.False(t, got.Found(), "an end mark whose time is past is deleted")
+			assert.Error(t, st.Mint(ctx, store.Mint{Token: "not a token", Expires: exp, User: user}))
 			assert.NoError(t, st.Ping(ctx))
 		})
 	}
+}
+
+func TestPrefetchedAnswersWithoutARead(t *testing.T) {
+	t.Parallel()
+	srv, st := newRedis(t)
+	ctx := context.Background()
+	a := token("prefetch", "v")
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Data: []byte("A"), Expires: time.Now().Add(time.Hour), User: "p:u"}))
+	got, err := st.Lookup(ctx, store.Key(a))
+	require.NoError(t, err)
+	_, err = srv.Do("CONFIG", "RESETSTAT")
+	require.NoError(t, err)
+	data, found, err := st.FindCtx(store.Prefetched(ctx, store.Key(a), got), a)
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.Equal(t, "A", string(data))
+	_, found, _ = st.FindCtx(store.Prefetched(ctx, store.Key(a), got), token("prefetch", "forged"))
+	assert.False(t, found, "a prefetched session still needs its validator")
+	info, err := redis.String(srv.Do("INFO", "commandstats"))
+	require.NoError(t, err)
+	assert.NotContains(t, info, "cmdstat_get", "no read")
 }
 
 func TestStoreExpiry(t *testing.T) {
@@ -99,16 +156,16 @@ func TestStoreExpiry(t *testing.T) {
 			ctx := context.Background()
 			user := "u:" + t.Name()
 			short := time.Now().Add(150 * time.Millisecond)
-			key := store.Key("short" + name)
-			require.NoError(t, st.Mint(ctx, store.Mint{Key: key, Data: []byte("x"), Expires: short, User: user, LinkKey: "l" + name, Link: []byte("v")}))
-			require.NoError(t, st.Mint(ctx, store.Mint{Key: store.Key("past" + name), Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}))
+			tok := token("short"+name, "v")
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: tok, Data: []byte("x"), Expires: short, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: token("past"+name, "v"), Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}))
 			entries, _ := st.Sessions(ctx, user)
 			assert.Len(t, entries, 1, "an already expired session is never written")
 			time.Sleep(250 * time.Millisecond)
-			_, found, _ := st.Find(key)
+			_, found, _ := st.Find(tok)
 			assert.False(t, found)
-			_, found, _ = st.Link(ctx, "l"+name)
-			assert.False(t, found)
+			got, _ := st.Lookup(ctx, store.Key(tok))
+			assert.False(t, got.Found())
 			entries, _ = st.Sessions(ctx, user)
 			assert.Empty(t, entries, "expired sessions leave the index by themselves")
 		})
@@ -119,32 +176,34 @@ func TestRedisKeysAndIndex(t *testing.T) {
 	t.Parallel()
 	srv, st := newRedis(t)
 	ctx := context.Background()
-	token := "raw-session-token-value"
+	tok := token("raw-session", "token-value")
 	exp := time.Now().Add(time.Hour)
-	require.NoError(t, st.Mint(ctx, store.Mint{Key: store.Key(token), Data: []byte("d"), Expires: exp, User: "p:alice", LinkKey: "k1", Link: []byte("v")}))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: tok, Data: []byte("d"), Expires: exp, User: "p:alice"}))
 
 	keys, err := redis.Strings(srv.Do("KEYS", "*"))
 	require.NoError(t, err)
 	sort.Strings(keys)
-	assert.Equal(t, []string{"scs:session:" + store.Key(token), "sessiongate:link:k1", "sessiongate:user:p:alice"}, keys)
+	assert.Equal(t, []string{"sg:s:" + store.Key(tok), "sg:u:p:alice"}, keys)
 	for _, k := range keys {
-		assert.NotContains(t, k, token, "no raw token in any key")
+		assert.NotContains(t, k, tok, "no raw token in any key")
+		v, _ := redis.Bytes(srv.Do("DUMP", k))
+		assert.NotContains(t, string(v), "token-value", "no validator in any value")
 	}
 	for _, k := range keys {
 		ttl, err := redis.Int64(srv.Do("PTTL", k))
 		require.NoError(t, err)
 		assert.InDelta(t, time.Hour.Milliseconds(), ttl, 5000, "%s expires with the session", k)
 	}
-	score, err := redis.Int64(srv.Do("ZSCORE", "sessiongate:user:p:alice", store.Key(token)))
+	score, err := redis.Int64(srv.Do("ZSCORE", "sg:u:p:alice", store.Key(tok)))
 	require.NoError(t, err)
 	assert.Equal(t, exp.UnixMilli(), score)
 
 	later := exp.Add(time.Hour)
-	require.NoError(t, st.Mint(ctx, store.Mint{Key: store.Key("second"), Data: []byte("d"), Expires: later, User: "p:alice"}))
-	ttl, _ := redis.Int64(srv.Do("PTTL", "sessiongate:user:p:alice"))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: token("second", "v"), Data: []byte("d"), Expires: later, User: "p:alice"}))
+	ttl, _ := redis.Int64(srv.Do("PTTL", "sg:u:p:alice"))
 	assert.InDelta(t, 2*time.Hour.Milliseconds(), ttl, 5000, "the index lives as long as its longest session")
-	require.NoError(t, st.Mint(ctx, store.Mint{Key: store.Key("third"), Data: []byte("d"), Expires: exp, User: "p:alice"}))
-	ttl, _ = redis.Int64(srv.Do("PTTL", "sessiongate:user:p:alice"))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: token("third", "v"), Data: []byte("d"), Expires: exp, User: "p:alice"}))
+	ttl, _ = redis.Int64(srv.Do("PTTL", "sg:u:p:alice"))
 	assert.InDelta(t, 2*time.Hour.Milliseconds(), ttl, 5000, "a shorter session never shortens the index")
 }
 
@@ -154,13 +213,15 @@ func TestRedisDown(t *testing.T) {
 	srv.Stop()
 	ctx := context.Background()
 	start := time.Now()
-	_, _, err := st.Find("k")
+	k := token("k", "v")
+	_, _, err := st.Find(k)
 	assert.ErrorIs(t, err, store.ErrUnavailable)
-	_, _, err = st.Link(ctx, "k")
+	_, err = st.Lookup(ctx, store.Key(k))
 	assert.ErrorIs(t, err, store.ErrUnavailable)
-	assert.ErrorIs(t, st.Mint(ctx, store.Mint{Key: "k", Expires: time.Now().Add(time.Hour)}), store.ErrUnavailable)
-	assert.ErrorIs(t, st.End(ctx, store.End{Key: "k"}), store.ErrUnavailable)
-	assert.ErrorIs(t, st.Commit("k", nil, time.Now().Add(time.Hour)), store.ErrUnavailable)
+	assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: k, User: "u", Expires: time.Now().Add(time.Hour)}), store.ErrUnavailable)
+	assert.ErrorIs(t, st.End(ctx, store.End{Key: store.Key(k)}), store.ErrUnavailable)
+	assert.ErrorIs(t, st.Commit(k, nil, time.Now().Add(time.Hour)), store.ErrUnavailable)
+	assert.ErrorIs(t, st.Delete(k), store.ErrUnavailable)
 	_, err = st.Sessions(ctx, "u")
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.ErrorIs(t, st.Ping(ctx), store.ErrUnavailable)
@@ -182,7 +243,8 @@ func TestNewRedisPoolRejectsBadURLs(t *testing.T) {
 func TestNewManager(t *testing.T) {
 	t.Parallel()
 	sm := store.NewManager(store.NewMemory())
-	assert.True(t, sm.HashTokenInStore)
+	assert.False(t, sm.HashTokenInStore, "the store splits tokens itself")
+	assert.IsType(t, store.Codec{}, sm.Codec)
 	assert.True(t, sm.Cookie.Secure)
 	assert.True(t, sm.Cookie.HttpOnly)
 	assert.Zero(t, sm.IdleTimeout)

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+)
+
+// Session tokens are split tokens: 32 bytes, base64url without padding (43
+// characters, the shape scs itself generates). The first 16 bytes, the
+// selector, name the session in the store; the last 16, the validator,
+// prove the right to it. A store keeps the selector (as Key) and a hash of
+// the validator, never the token, so a copy of the store cannot be turned
+// back into tokens, and a lookup costs one read by key.
+const (
+	// TokenLen is the length of a session token.
+	TokenLen = 43
+	// SelectorLen and ValidatorLen are the sizes of a token's two halves.
+	SelectorLen, ValidatorLen = 16, 16
+	// NonceLen is the size of the nonce a session is minted with (Mint).
+	NonceLen = 8
+)
+
+// Token returns the session token made of selector and validator.
+func Token(selector [SelectorLen]byte, validator [ValidatorLen]byte) string {
+	var b [SelectorLen + ValidatorLen]byte
+	copy(b[:], selector[:])
+	copy(b[SelectorLen:], validator[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// KeyOf returns the store key of a selector: 22 base64url characters.
+func KeyOf(selector [SelectorLen]byte) string {
+	b := keyBytes(selector)
+	return string(b[:])
+}
+
+// keyLen is the length of a store key.
+const keyLen = 22
+
+// keyBytes is KeyOf without an allocation, for map lookups.
+func keyBytes(selector [SelectorLen]byte) [keyLen]byte {
+	var b [keyLen]byte
+	base64.RawURLEncoding.Encode(b[:], selector[:])
+	return b
+}
+
+// Key returns the store key of a session token, and "" when token is not
+// a session token.
+func Key(token string) string {
+	sel, _, ok := split(token)
+	if !ok {
+		return ""
+	}
+	return KeyOf(sel)
+}
+
+// split decodes a session token into its halves.
+func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool) {
+	var b [SelectorLen + ValidatorLen]byte
+	if len(token) != TokenLen {
+		return sel, val, false
+	}
+	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(token)); err != nil || n != len(b) {
+		return sel, val, false
+	}
+	copy(sel[:], b[:SelectorLen])
+	copy(val[:], b[SelectorLen:])
+	return sel, val, true
+}
+
+// A stored value is framed so that both stores read it the same way:
+//
+//	live:  0x01, SHA-256(validator)[:16], nonce (NonceLen bytes), data
+//	ended: 0x00
+const (
+	frameLive  = 0x01
+	frameEnded = 0x00
+	verifierAt = 1
+	nonceAt    = verifierAt + 16
+	dataAt     = nonceAt + NonceLen
+)
+
+// ended is the value an ended session leaves at its key.
+var ended = []byte{frameEnded}
+
+// verifier returns the frame prefix a token's validator must match.
+func verifier(val [ValidatorLen]byte) [nonceAt]byte {
+	var v [nonceAt]byte
+	v[0] = frameLive
+	sum := sha256.Sum256(val[:])
+	copy(v[verifierAt:], sum[:16])
+	return v
+}
+
+// frame returns the stored value of a live session.
+func frame(val [ValidatorLen]byte, nonce, data []byte) []byte {
+	v := verifier(val)
+	out := make([]byte, dataAt+len(data))
+	copy(out, v[:])
+	copy(out[nonceAt:dataAt], nonce) // a shorter nonce is padded with zeros
+	copy(out[dataAt:], data)
+	return out
+}
+
+// open returns the data of a live session stored as raw when val is the
+// validator it was minted with.
+func open(raw []byte, val [ValidatorLen]byte) ([]byte, bool) {
+	if len(raw) < dataAt || raw[0] != frameLive {
+		return nil, false
+	}
+	v := verifier(val)
+	if subtle.ConstantTimeCompare(raw[:nonceAt], v[:]) != 1 {
+		return nil, false
+	}
+	return raw[dataAt:], true
+}
+
+// Stored is what Lookup found at a key.
+type Stored struct {
+	// Data is a live session's encoded data.
+	Data []byte
+	// Nonce is the nonce the live session was minted with.
+	Nonce []byte
+	// Ended is true when the key holds the mark of an ended session.
+	Ended bool
+
+	raw []byte
+}
+
+// Found reports whether anything was stored at the key.
+func (s Stored) Found() bool { return s.raw != nil }
+
+// Live reports whether a live session was stored at the key.
+func (s Stored) Live() bool { return s.raw != nil && !s.Ended }
+
+// stored reads a raw stored value. Garbage reads as found, neither live nor
+// ended, so that Mint may replace it.
+func stored(raw []byte) Stored {
+	switch {
+	case raw == nil:
+		return Stored{}
+	case len(raw) == 1 && raw[0] == frameEnded:
+		return Stored{Ended: true, raw: raw}
+	case len(raw) >= dataAt && raw[0] == frameLive:
+		return Stored{Data: raw[dataAt:], Nonce: raw[nonceAt:dataAt], raw: raw}
+	default:
+		return Stored{raw: raw}
+	}
+}
+
+// same reports whether raw is what s was read from.
+func (s Stored) same(raw []byte) bool {
+	return (s.raw == nil) == (raw == nil) && bytes.Equal(s.raw, raw)
+}
+
+// prefetchKey is the context key of a Prefetched value.
+type prefetchKey struct{}
+
+type prefetched struct {
+	key string
+	s   Stored
+}
+
+// Prefetched returns a context in which finding key's session (FindCtx,
+// which scs's Load calls) answers from s instead of reading the store
+// again: for a caller that has just looked the session up.
+func Prefetched(ctx context.Context, key string, s Stored) context.Context {
+	return context.WithValue(ctx, prefetchKey{}, &prefetched{key: key, s: s})
+}
+
+// prefetchedRaw returns the raw value prefetched for key in ctx.
+func prefetchedRaw(ctx context.Context, key []byte) ([]byte, bool) {
+	p, ok := ctx.Value(prefetchKey{}).(*prefetched)
+	if !ok || p.key != string(key) || !p.s.Live() {
+		return nil, false
+	}
+	return p.s.raw, true
+}
