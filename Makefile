@@ -35,7 +35,10 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=1000000x
 
-# Benchmarks (not part of make test): listing one user's sessions with 100
-# and 100,000 other users' sessions in Redis.
+# The side-by-side performance tables of the README (not part of make
+# test: it measures, it asserts nothing), then every Go benchmark. Needs
+# redis-server on PATH. BENCH_DURATION is each loopback round.
+BENCH_DURATION ?= 2s
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	SESSIONGATE_BENCH=1 SESSIONGATE_BENCH_DURATION=$(BENCH_DURATION) CI=true $(GO) test -count=1 -run '^TestPerformanceTable$$' -v ./middleware/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
+	CI=true $(GO) test -run '^$$' -bench . -benchmem ./...

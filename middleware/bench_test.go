@@ -2,67 +2,116 @@ package middleware_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/store"
 )
 
-// BenchmarkListSessions lists one user's three sessions with 100 and with
-// 100,000 other users' sessions in Redis: the cost must not grow with the
-// store, because listing reads the user's index, never the keyspace.
-func BenchmarkListSessions(b *testing.B) {
-	for _, others := range []int{100, 100_000} {
-		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
-			e := newEnv(b, "redis")
-			for range 3 {
-				e.signIn("listed")
-			}
-			fillOtherUsers(b, e, others)
-			ctx := context.Background()
-			b.ResetTimer()
-			for b.Loop() {
-				list, err := e.auth.Sessions(ctx, "plurality", "listed")
-				if err != nil || len(list) != 3 {
-					b.Fatalf("got %d sessions, %v", len(list), err)
-				}
-			}
-		})
+// scaleSizes are the store sizes the cost must not depend on.
+var scaleSizes = []int{1_000, 1_000_000}
+
+// scaled is a Redis holding about total sessions, three of them user
+// "listed"'s, with the cookie of one of those.
+type scaled struct {
+	e      *env
+	cookie string
+}
+
+func newScaled(tb testing.TB, total int) *scaled {
+	e := newEnv(tb, "redis")
+	var cookie string
+	for range 3 {
+		_, cookie = e.signIn("listed")
+	}
+	fillOtherUsers(tb, e, cookie, total-3)
+	return &scaled{e: e, cookie: cookie}
+}
+
+// steady serves one steady-state request in process: the session cookie,
+// RequireSession, the user from the context.
+func (s *scaled) steady(b *testing.B) {
+	h := s.e.auth.Handler(s.e.auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := middleware.UserFrom(r.Context()); !ok {
+			b.Fatal("no user")
+		}
+	})))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(&http.Cookie{Name: "session", Value: s.cookie})
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
+		if w.status > 299 {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+// list lists user "listed"'s three sessions.
+func (s *scaled) list(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		list, err := s.e.auth.Sessions(ctx, "plurality", "listed")
+		if err != nil || len(list) != 3 {
+			b.Fatalf("got %d sessions, %v", len(list), err)
+		}
+	}
+}
+
+// BenchmarkAtScale serves a steady-state request and lists one user's
+// sessions with 1,000 and 1,000,000 sessions in Redis: neither may cost
+// more with more sessions, because both read by key, never the keyspace.
+func BenchmarkAtScale(b *testing.B) {
+	for _, total := range scaleSizes {
+		s := newScaled(b, total)
+		b.Run(fmt.Sprintf("steady/sessions=%d", total), s.steady)
+		b.Run(fmt.Sprintf("list/sessions=%d", total), s.list)
 	}
 }
 
 // fillOtherUsers writes n sessions of n other users straight into Redis,
-// shaped like minted ones, pipelined.
-func fillOtherUsers(b *testing.B, e *env, n int) {
-	b.Helper()
+// pipelined: copies of the session of cookie under other keys, each in
+// its own user's index, exactly as Mint lays them out.
+func fillOtherUsers(tb testing.TB, e *env, cookie string, n int) {
+	tb.Helper()
 	conn, err := redis.DialURL(e.redis.URL)
-	require.NoError(b, err)
+	require.NoError(tb, err)
 	defer conn.Close()
+	value, err := redis.Bytes(conn.Do("GET", "sg:s:"+store.Key(cookie)))
+	require.NoError(tb, err)
 	exp := time.Now().Add(time.Hour)
-	data, err := e.sm.Codec.Encode(exp, map[string]any{"sessiongate": []byte(`{"id":"x","u":"other","p":"plurality","cr":0,"ls":0,"ex":9999999999999}`)})
-	require.NoError(b, err)
+	const batch = 1000
+	pending := 0
+	flush := func() {
+		require.NoError(tb, conn.Flush())
+		for range pending {
+			_, err := conn.Receive()
+			require.NoError(tb, err)
+		}
+		pending = 0
+	}
 	for i := range n {
-		key := store.Key(fmt.Sprintf("other-%d", i))
-		conn.Send("SET", "scs:session:"+key, data, "PX", time.Hour.Milliseconds())
-		conn.Send("ZADD", fmt.Sprintf("sessiongate:user:plurality:other-%d", i), exp.UnixMilli(), key)
-		if i%1000 == 999 {
-			require.NoError(b, conn.Flush())
-			for range 2000 {
-				_, err := conn.Receive()
-				require.NoError(b, err)
-			}
+		var sel [store.SelectorLen]byte
+		binary.BigEndian.PutUint64(sel[:], uint64(i)+1)
+		key := store.KeyOf(sel)
+		conn.Send("SET", "sg:s:"+key, value, "PX", time.Hour.Milliseconds())
+		conn.Send("ZADD", fmt.Sprintf("sg:u:plurality:other-%d", i), exp.UnixMilli(), key)
+		if pending += 2; pending >= 2*batch {
+			flush()
 		}
 	}
-	require.NoError(b, conn.Flush())
-	for range 2 * (n % 1000) {
-		_, err := conn.Receive()
-		require.NoError(b, err)
-	}
+	flush()
 	size, err := redis.Int(conn.Do("DBSIZE"))
-	require.NoError(b, err)
-	require.GreaterOrEqual(b, size, 2*n)
+	require.NoError(tb, err)
+	require.GreaterOrEqual(tb, size, 2*n)
 }

@@ -61,13 +61,27 @@ func stores(t *testing.T, fn func(t *testing.T, kind string)) {
 
 func newEnv(t testing.TB, kind string, mods ...func(*middleware.Config)) *env {
 	t.Helper()
+	return newEnvSharing(t, kind, nil, mods...)
+}
+
+// newEnvSharing is newEnv for another process of the same deployment as
+// other (when not nil): its own middleware, server and clock, other's
+// provider and Redis.
+func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middleware.Config)) *env {
+	t.Helper()
 	e := &env{t: t, clock: &clock{}, logs: &syncBuffer{}, entered: make(chan struct{}), release: make(chan struct{})}
-	e.fake = providertest.NewPlurality()
-	t.Cleanup(e.fake.Close)
+	if other != nil {
+		e.fake, e.redis = other.fake, other.redis
+	} else {
+		e.fake = providertest.NewPlurality()
+		t.Cleanup(e.fake.Close)
+	}
 
 	var st store.Store = store.NewMemory()
 	if kind == "redis" {
-		e.redis = storetest.Start(t)
+		if e.redis == nil {
+			e.redis = storetest.Start(t)
+		}
 		pool, err := store.NewRedisPool(e.redis.URL)
 		require.NoError(t, err)
 		t.Cleanup(func() { pool.Close() })

@@ -55,7 +55,7 @@ func TestValidateIdentityFromTokenPayload(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "user-1", id.UserID)
 	assert.Equal(t, "plurality", id.Provider)
-	assert.True(t, strings.HasPrefix(id.SessionID, "usid-"), "uniqueSessionId kept: %q", id.SessionID)
+	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id.SessionID, "uniqueSessionId kept")
 	assert.WithinDuration(t, time.Now().Add(time.Hour), id.Expiry, 2*time.Second)
 	assert.Equal(t, "user-1", id.Claims["id"])
 	assert.EqualValues(t, 1, fake.Calls())

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -91,7 +92,7 @@ func (f *Plurality) Issue(userID string, ttl time.Duration) string {
 	now := time.Now()
 	return f.sign(map[string]any{
 		"id":              userID,
-		"uniqueSessionId": "usid-" + randomString(12),
+		"uniqueSessionId": randomUUID(),
 		"iat":             now.Unix(),
 		"exp":             now.Add(ttl).Unix(),
 	})
@@ -191,6 +192,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(randomBytes(n))[:n]
+}
+
+// randomUUID returns a random (version 4) UUID in canonical form.
+func randomUUID() string {
+	b := randomBytes(16)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func randomBytes(n int) []byte {
