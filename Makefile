@@ -7,7 +7,7 @@ GO ?= go
 # deadline races an in-flight input (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10000x
 
-.PHONY: run test vet fuzz fuzz-short bench
+.PHONY: run test vet fuzz fuzz-short bench e2e
 
 run:
 	$(GO) run ./examples/chi-app
@@ -34,6 +34,12 @@ fuzz-short:
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=1000000x
+
+# The demo page in a real headless Chromium: two devices of one user, one
+# signs the other out. Fails without chromium (apt-get install chromium).
+# Screenshots of each step go to e2e-screenshots/.
+e2e:
+	SESSIONGATE_E2E=1 E2E_SCREENSHOTS=$(CURDIR)/e2e-screenshots $(GO) test -count=1 -run '^TestBrowser' -v ./examples/chi-app/
 
 # The side-by-side performance tables of the README (not part of make
 # test: it measures, it asserts nothing), then every Go benchmark. Needs

@@ -36,6 +36,9 @@ type config struct {
 }
 
 // configFrom reads the configuration through getenv, filling defaults.
+// defaultAddr is where the app listens when ADDR is unset.
+const defaultAddr = "127.0.0.1:8080"
+
 func configFrom(getenv func(string) string) (config, error) {
 	get := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -44,7 +47,7 @@ func configFrom(getenv func(string) string) (config, error) {
 		return def
 	}
 	c := config{
-		Addr:            get("ADDR", "127.0.0.1:8080"),
+		Addr:            get("ADDR", defaultAddr),
 		Store:           get("SESSION_STORE", "memory"),
 		RedisURL:        get("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		Provider:        get("PROVIDER", "dev"),

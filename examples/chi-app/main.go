@@ -10,12 +10,17 @@
 // PROVIDER, PLURALITY_API_URL, PLURALITY_CLIENT_ID, PLURALITY_CLIENT_SECRET,
 // PARA_API_URL, PARA_SECRET_API_KEY, PARA_JWT_AUDIENCE, COOKIE_SECURE,
 // SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET.
+//
+// chi-app -healthcheck asks a running chi-app (at ADDR) for /healthz and
+// exits 0 when it answers 200: the container health check of an image
+// that has no shell or curl.
 package main
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,11 +29,43 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-healthcheck" {
+		os.Exit(healthcheck(os.Getenv("ADDR")))
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(log); err != nil {
 		log.Error("chi-app: " + err.Error())
 		os.Exit(1)
 	}
+}
+
+// healthcheck returns 0 when the app listening on addr (ADDR's form,
+// 127.0.0.1:8080 when empty) answers GET /healthz with 200, and 1
+// otherwise, within 3 seconds.
+func healthcheck(addr string) int {
+	if addr == "" {
+		addr = defaultAddr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck: ADDR is not host:port")
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	res, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: /healthz answered", res.Status)
+		return 1
+	}
+	return 0
 }
 
 func run(log *slog.Logger) error {

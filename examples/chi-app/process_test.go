@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +21,8 @@ import (
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
-// binary is the example app built once for the process tests.
+// binary is the example app, built once for the process tests by the
+// Dockerfile's own build command.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -30,9 +30,9 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "chi-app")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building chi-app: %v\n%s", err, out)
+	// Built exactly as the Dockerfile builds it (docker_test.go).
+	if binary, err = buildAsDocker(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "building chi-app: %v\n", err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBrowserSignOutOtherDevices drives the demo page in a real headless
+// Chromium, as two devices of one user: separate browser contexts, each
+// with its own cookie jar. It runs under make e2e (SESSIONGATE_E2E=1),
+// which fails when Chromium is missing; screenshots of each step go to
+// E2E_SCREENSHOTS (default e2e-screenshots in this directory).
+func TestBrowserSignOutOtherDevices(t *testing.T) {
+	if os.Getenv("SESSIONGATE_E2E") == "" {
+		t.Skip("make e2e runs this (it needs chromium)")
+	}
+	chromium := chromiumPath(t)
+	shots := os.Getenv("E2E_SCREENSHOTS")
+	if shots == "" {
+		shots = "e2e-screenshots"
+	}
+	require.NoError(t, os.MkdirAll(shots, 0o755))
+
+	srv := newTestApp(t, map[string]string{"SESSION_SECRET": "e2e-secret-0123456789abcdef"})
+
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1100, 1000))...)
+	defer cancel()
+	browser, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	require.NoError(t, chromedp.Do(browser), "start chromium")
+	laptop, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	defer cancel()
+	phone, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	defer cancel()
+	// A tab lives as long as the context of its first run: open both
+	// without a deadline, then bound each step.
+	require.NoError(t, chromedp.Do(laptop), "open the laptop's tab")
+	require.NoError(t, chromedp.Do(phone), "open the phone's tab")
+
+	step := 0
+	shot := func(ctx context.Context, name string) {
+		t.Helper()
+		step++
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		// Headless Chromium draws only the tab in front.
+		_, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (cdp.Empty, error) {
+			return cdp.Call(ctx, t, page.BringToFront, cdp.Empty{})
+		})
+		require.NoError(t, err)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err, "screenshot %s", name)
+		require.NoError(t, os.WriteFile(filepath.Join(shots, fmt.Sprintf("%02d-%s.png", step, name)), png, 0o644))
+	}
+	// do runs steps on one device, bounded in time.
+	do := func(ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(ctx, steps...), what)
+	}
+	state := func(s string) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#status[data-state=%q]`, s)))
+	}
+	sessions := func(n int) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#sessions li.session:nth-child(%d):last-child`, n)))
+	}
+	signIn := func(ctx context.Context, device string) {
+		t.Helper()
+		do(ctx, device+" opens the page", chromedp.Navigate(srv.URL), state("signed-out"))
+		shot(ctx, device+"-signed-out")
+		do(ctx, device+" signs in as alice",
+			chromedp.SetValue(chromedp.CSS("#user"), "alice"),
+			chromedp.Click(chromedp.CSS("#signin-button")),
+			state("signed-in"))
+	}
+
+	signIn(laptop, "laptop")
+	do(laptop, "the laptop lists its session", sessions(1))
+	shot(laptop, "laptop-signed-in")
+
+	signIn(phone, "phone")
+	do(phone, "the phone sees both sessions, its own marked", sessions(2),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions li.session .badge`)))
+	shot(phone, "phone-signed-in")
+
+	do(laptop, "the laptop sees both sessions too", chromedp.Click(chromedp.CSS("#refresh")), sessions(2))
+	shot(laptop, "laptop-two-sessions")
+
+	do(laptop, "the laptop signs out all other devices",
+		chromedp.Click(chromedp.CSS("#signout-others")), sessions(1), state("signed-in"))
+	shot(laptop, "laptop-signed-out-others")
+
+	do(phone, "the phone's next action shows it signed out",
+		chromedp.Click(chromedp.CSS("#refresh")), state("signed-out-elsewhere"),
+		chromedp.WaitVisible(chromedp.CSS("#signin")))
+	shot(phone, "phone-signed-out")
+
+	do(laptop, "the laptop is still signed in", chromedp.Click(chromedp.CSS("#refresh")), state("signed-in"), sessions(1))
+	do(laptop, "and signs out", chromedp.Click(chromedp.CSS("#signout")), state("signed-out"))
+	do(laptop, "for good", chromedp.Reload(), state("signed-out"))
+	shot(laptop, "laptop-signed-out")
+	t.Logf("screenshots in %s", shots)
+}
+
+// chromiumPath finds Debian's chromium (or CHROMIUM); make e2e fails
+// without it.
+func chromiumPath(t *testing.T) string {
+	for _, name := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no chromium on PATH: apt-get install chromium (or set CHROMIUM)")
+	return ""
+}
