@@ -3,6 +3,7 @@ package middleware
 import (
 	"crypto/rand"
 	"net/http"
+	"strings"
 
 	"github.com/alexedwards/scs/v2"
 	"golang.org/x/sync/singleflight"
@@ -22,6 +23,7 @@ type Auth struct {
 	cookieName string
 	negative   *negativeCache
 	records    *recordCache
+	guesses    *guessLimiter
 	flights    singleflight.Group
 }
 
@@ -31,7 +33,9 @@ type Auth struct {
 // New panics if cfg.Sessions or cfg.Provider is nil, if the manager's
 // Store is not a store.Store, if its HashTokenInStore is true (the store
 // keeps no token: it splits each one, see store.Token), if its IdleTimeout is set (scs would write on every
-// request), or if cfg.Secret is shorter than 16 bytes.
+// request), if the cookie is named __Host-... but cannot be one (Domain
+// set, Path not "/", or InsecureCookie), or if cfg.Secret is shorter than
+// 16 bytes.
 func New(cfg Config) *Auth {
 	cfg = cfg.withDefaults()
 	if cfg.Sessions == nil {
@@ -46,6 +50,9 @@ func New(cfg Config) *Auth {
 	}
 	if cfg.Sessions.HashTokenInStore {
 		panic("sessiongate/middleware: Config.Sessions.HashTokenInStore must be false: the store splits tokens itself; use store.NewManager")
+	}
+	if c := cfg.Sessions.Cookie; strings.HasPrefix(c.Name, "__Host-") && (cfg.InsecureCookie || c.Domain != "" || c.Path != "/") {
+		panic("sessiongate/middleware: a __Host- cookie must be Secure, have Path / and no Domain")
 	}
 	if cfg.Sessions.IdleTimeout != 0 {
 		panic("sessiongate/middleware: Config.Sessions.IdleTimeout must be 0: scs would write the session on every request")
@@ -68,5 +75,6 @@ func New(cfg Config) *Auth {
 		cookieName: cfg.Sessions.Cookie.Name,
 		negative:   newNegativeCache(cfg.NegativeCacheTTL, cfg.Now),
 		records:    newRecordCache(),
+		guesses:    newGuessLimiter(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}
 }

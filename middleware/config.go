@@ -69,6 +69,19 @@ type Config struct {
 	// negative disables the cache. Upstream errors are never cached.
 	NegativeCacheTTL time.Duration
 
+	// GuessBurst and GuessInterval limit guessing. A client (by ClientIP;
+	// IPv6 by its /64) whose credentials fail (a session token with no
+	// session, a frontend token that is malformed, rejected or signed out)
+	// may fail GuessBurst times, then once per GuessInterval. Past that,
+	// its requests that carry credentials get 429 rate_limited with
+	// Retry-After before any store read or upstream call; requests without
+	// credentials are still served. A browser's dead session cookie is
+	// cleared on its first failure, so it does not count twice. Default 20
+	// and 3 s; a negative GuessBurst turns the limit off. The count is per
+	// process. Behind a proxy, set ClientIP, or every client shares one.
+	GuessBurst    int
+	GuessInterval time.Duration
+
 	// ExchangeTimeout bounds one exchange (validation and minting), which
 	// runs detached from any one client so that a client that leaves does
 	// not fail the others waiting on the same token. Default 10 s.
@@ -104,6 +117,8 @@ const (
 	defaultNegativeCacheTTL = 30 * time.Second
 	defaultExchangeTimeout  = 10 * time.Second
 	defaultRetryAfter       = 5 * time.Second
+	defaultGuessBurst       = 20
+	defaultGuessInterval    = 3 * time.Second
 )
 
 // withDefaults returns a copy of c with every unset field filled.
@@ -125,6 +140,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegativeCacheTTL == 0 {
 		c.NegativeCacheTTL = defaultNegativeCacheTTL
+	}
+	if c.GuessBurst == 0 {
+		c.GuessBurst = defaultGuessBurst
+	}
+	if c.GuessInterval <= 0 {
+		c.GuessInterval = defaultGuessInterval
 	}
 	if c.ExchangeTimeout <= 0 {
 		c.ExchangeTimeout = defaultExchangeTimeout

@@ -15,6 +15,7 @@ const (
 	codeStoreDown          = "session_store_unavailable"
 	codeCrossOrigin        = "cross_origin_request"
 	codeNotFound           = "not_found"
+	codeRateLimited        = "rate_limited"
 	messageSessionRequired = "a session is required: send the session cookie, the session header or a frontend token"
 )
 

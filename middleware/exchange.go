@@ -29,6 +29,16 @@ type flightResult struct {
 // it cannot mint again until it expires.
 var errSignedOut = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token's session was signed out"}
 
+// errRejectedRecently is the answer for a token the negative cache holds.
+var errRejectedRecently = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "rejected recently"}
+
+// isGuess reports whether an exchange failed on a token never seen to be
+// good: rejected upstream now, not a repeat of a recent rejection and not
+// the token of a signed-out session.
+func isGuess(err error) bool {
+	return errors.Is(err, provider.ErrInvalidToken) && err != errRejectedRecently && err != errSignedOut
+}
+
 // exchange returns the session for frontToken: the live one already minted
 // from it (one store read), or a new one after the provider validated the
 // token. Concurrent exchanges of one token share a single validation and
@@ -41,7 +51,7 @@ func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) 
 		return res, err
 	}
 	if a.negative.rejected(key) {
-		return nil, &provider.InvalidTokenError{Provider: a.cfg.Provider.Name(), Reason: "rejected recently"}
+		return nil, errRejectedRecently
 	}
 
 	client := clientOf(r, a.cfg.ClientIP)

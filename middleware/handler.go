@@ -47,7 +47,19 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	base := r.Context()
 	sessionToken, sessionFromCookie := a.sessionToken(r)
 	frontToken, hasFront, frontFromCookie := a.frontendToken(r)
+	if sessionToken == "" && !hasFront {
+		a.call(w, r, base, next, &state{})
+		return
+	}
+	if a.guesses.any() {
+		if wait := a.guesses.wait(a.cfg.ClientIP(r)); wait > 0 {
+			a.cfg.Logger.Warn("sessiongate: client rate limited after failed credentials", "client", a.cfg.ClientIP(r))
+			writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many failed attempts; retry later", wait)
+			return
+		}
+	}
 	if hasFront && !provider.ValidSyntax(frontToken) {
+		a.guesses.failed(a.cfg.ClientIP(r))
 		a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
 		writeError(w, http.StatusUnauthorized, codeInvalidToken, "the token is malformed", 0)
 		return
@@ -82,6 +94,12 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		return
 	}
 	if !hasFront {
+		// A session token that opens nothing: a guess, or a session that
+		// ended or expired. A browser is told to drop the cookie.
+		a.guesses.failed(a.cfg.ClientIP(r))
+		if sessionFromCookie {
+			a.clearSession(w)
+		}
 		a.call(w, r, base, next, &state{})
 		return
 	}
@@ -92,6 +110,9 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	}
 	res, err := a.exchange(r, frontToken)
 	if err != nil {
+		if isGuess(err) {
+			a.guesses.failed(a.cfg.ClientIP(r))
+		}
 		a.exchangeFailed(w, err)
 		return
 	}

@@ -1,6 +1,8 @@
 package providertest
 
 import (
+	"bytes"
+	"cmp"
 	"net/http"
 	"sync"
 	"time"
@@ -22,6 +24,10 @@ type Fault struct {
 	Body []byte
 	// RetryAfter, when set, is sent as the Retry-After header with Status.
 	RetryAfter string
+	// BodySize, when set, answers Status (default 200) with a JSON-looking
+	// body of this many bytes, streamed: a 100 MB answer costs the fake
+	// no memory.
+	BodySize int64
 }
 
 // faults holds a fake's current Fault and applies it.
@@ -57,6 +63,17 @@ func (f *faults) apply(w http.ResponseWriter, r *http.Request) bool {
 			}
 		}
 		panic(http.ErrAbortHandler)
+	case fault.BodySize > 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(cmp.Or(fault.Status, http.StatusOK))
+		chunk := bytes.Repeat([]byte("x"), 32<<10)
+		w.Write([]byte(`{"user":"`))
+		for left := fault.BodySize; left > 0 && r.Context().Err() == nil; left -= int64(len(chunk)) {
+			if _, err := w.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
+				break
+			}
+		}
+		return true
 	case fault.Status != 0 || fault.Body != nil:
 		status := fault.Status
 		if status == 0 {
