@@ -24,6 +24,7 @@ type Auth struct {
 	negative   *negativeCache
 	records    *recordCache
 	guesses    *guessLimiter
+	counters   counters
 	flights    singleflight.Group
 }
 

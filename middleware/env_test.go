@@ -66,13 +66,14 @@ func newEnv(t testing.TB, kind string, mods ...func(*middleware.Config)) *env {
 
 // newEnvSharing is newEnv for another process of the same deployment as
 // other (when not nil): its own middleware, server and clock, other's
-// provider and Redis.
+// provider and Redis (each when set).
 func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middleware.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{}, logs: &syncBuffer{}, entered: make(chan struct{}), release: make(chan struct{})}
 	if other != nil {
 		e.fake, e.redis = other.fake, other.redis
-	} else {
+	}
+	if e.fake == nil {
 		e.fake = providertest.NewPlurality()
 		t.Cleanup(e.fake.Close)
 	}

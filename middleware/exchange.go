@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/store"
@@ -45,12 +46,17 @@ func isGuess(err error) bool {
 // mint, detached from any one client's cancellation; processes that share
 // a store and a secret mint at most one session per token between them.
 func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) {
+	a.counters.exchanges.Add(1)
 	base := r.Context()
 	key := a.tokenKey(frontToken)
 	if res, _, err := a.linked(base, frontToken, key); err != nil || res != nil {
+		if res != nil {
+			a.counters.reused.Add(1)
+		}
 		return res, err
 	}
 	if a.negative.rejected(key) {
+		a.counters.negativeHits.Add(1)
 		return nil, errRejectedRecently
 	}
 
@@ -89,6 +95,7 @@ func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, 
 	st, err := a.store.Lookup(ctx, key)
 	switch {
 	case err != nil:
+		a.counters.storeErrors.Add(1)
 		return nil, st, err
 	case st.Ended:
 		return nil, st, errSignedOut
@@ -115,7 +122,9 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c cl
 		return flightResult{token: res.token}, nil
 	}
 
+	start := time.Now()
 	id, err := a.cfg.Provider.Validate(ctx, frontToken)
+	a.counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))
 	if err != nil {
 		if errors.Is(err, provider.ErrInvalidToken) {
 			a.negative.add(key)
@@ -184,8 +193,12 @@ func (a *Auth) mint(ctx context.Context, frontToken string, id provider.Identity
 		Replace: seen,
 	})
 	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			a.counters.storeErrors.Add(1)
+		}
 		return "", err
 	}
+	a.counters.minted.Add(1)
 	a.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires)
 	return token, nil
 }
@@ -202,9 +215,11 @@ func (a *Auth) end(ctx context.Context, why string, sessions ...*Session) error 
 		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: until}
 	}
 	if err := a.store.End(ctx, ends...); err != nil {
+		a.counters.storeErrors.Add(1)
 		a.cfg.Logger.Error("sessiongate: ending sessions failed", "why", why, "error", err)
 		return err
 	}
+	a.counters.ended.Add(int64(len(sessions)))
 	for _, s := range sessions {
 		a.cfg.Logger.Info("sessiongate: session ended", "why", why, "session", s.ID, "user", s.Identity.UserID)
 	}
@@ -216,6 +231,7 @@ func (a *Auth) exchangeFailed(w http.ResponseWriter, err error) {
 	var ue *provider.UnavailableError
 	switch {
 	case errors.Is(err, provider.ErrInvalidToken):
+		a.counters.rejected.Add(1)
 		writeError(w, http.StatusUnauthorized, codeInvalidToken, "the token is invalid, expired or signed out", 0)
 	case errors.Is(err, store.ErrUnavailable):
 		a.storeUnavailable(w, err)

@@ -53,6 +53,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	}
 	if a.guesses.any() {
 		if wait := a.guesses.wait(a.cfg.ClientIP(r)); wait > 0 {
+			a.counters.rateLimited.Add(1)
 			a.cfg.Logger.Warn("sessiongate: client rate limited after failed credentials", "client", a.cfg.ClientIP(r))
 			writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many failed attempts; retry later", wait)
 			return
@@ -60,6 +61,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	}
 	if hasFront && !provider.ValidSyntax(frontToken) {
 		a.guesses.failed(a.cfg.ClientIP(r))
+		a.counters.rejected.Add(1)
 		a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
 		writeError(w, http.StatusUnauthorized, codeInvalidToken, "the token is malformed", 0)
 		return
@@ -89,6 +91,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 			writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
 			return
 		}
+		a.counters.reused.Add(1)
 		a.cfg.Logger.Debug("sessiongate: session reused", "session", current.ID)
 		a.call(w, r, ctx, next, &state{session: current, token: sessionToken})
 		return
@@ -133,6 +136,7 @@ func (a *Auth) load(ctx context.Context, token string) (context.Context, *Sessio
 	loaded, err := a.sm.Load(ctx, token)
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
+			a.counters.storeErrors.Add(1)
 			return nil, nil, err
 		}
 		// The codec could not decode what is stored: not a session.
@@ -144,7 +148,10 @@ func (a *Auth) load(ctx context.Context, token string) (context.Context, *Sessio
 		return ctx, nil, nil
 	}
 	s := a.records.get(token, b)
-	if s == nil {
+	if s != nil {
+		a.counters.cacheHits.Add(1)
+	} else {
+		a.counters.cacheMisses.Add(1)
 		if s, err = decodeRecord(store.Key(token), b); err != nil {
 			a.cfg.Logger.Warn("sessiongate: undecodable session record ignored")
 			return ctx, nil, nil

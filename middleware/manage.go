@@ -23,6 +23,7 @@ var ErrNotFound = errors.New("sessiongate/middleware: no such session")
 func (a *Auth) Sessions(ctx context.Context, providerName, userID string) ([]*Session, error) {
 	entries, err := a.store.Sessions(ctx, indexKey(provider.Identity{Provider: providerName, UserID: userID}))
 	if err != nil {
+		a.counters.storeErrors.Add(1)
 		return nil, err
 	}
 	current, _ := SessionFrom(ctx)

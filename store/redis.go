@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
@@ -24,6 +25,9 @@ import (
 type Redis struct {
 	pool *redis.Pool
 	scs  *redisstore.RedisStore
+	// droppedAt is when (unix ns) a connection was last found dead: pooled
+	// connections idle since before then are checked before reuse.
+	droppedAt atomic.Int64
 }
 
 const (
@@ -32,8 +36,59 @@ const (
 )
 
 // NewRedis returns a store that keeps sessions in the Redis behind pool.
+// Call it before the pool is used: it wraps pool.TestOnBorrow so that,
+// once a connection has been found dead (Redis restarted, a network
+// blip), every pooled connection idle since then is checked with a PING
+// before reuse. With that, and one retry of an operation whose connection
+// was dead, the store recovers from a Redis restart at the first request
+// after it, without restarting the app.
 func NewRedis(pool *redis.Pool) *Redis {
-	return &Redis{pool: pool, scs: redisstore.NewWithPrefix(pool, sessionPrefix)}
+	r := &Redis{pool: pool, scs: redisstore.NewWithPrefix(pool, sessionPrefix)}
+	next := pool.TestOnBorrow
+	pool.TestOnBorrow = func(c redis.Conn, idleSince time.Time) error {
+		if idleSince.UnixNano() <= r.droppedAt.Load() {
+			_, err := c.Do("PING")
+			return err
+		}
+		if next != nil {
+			return next(c, idleSince)
+		}
+		return nil
+	}
+	return r
+}
+
+// with runs op on a pooled connection. If the connection turns out to be
+// dead (not an error Redis answered), it runs op once more on another:
+// every operation of this store is safe to repeat (reads, or writes that
+// are conditional or idempotent).
+func (r *Redis) with(ctx context.Context, op func(conn redis.Conn) error) error {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var conn redis.Conn
+		if conn, err = r.pool.GetContext(ctx); err == nil {
+			err = op(conn)
+			conn.Close()
+		}
+		if err == nil || !r.dropped(ctx, err) {
+			break
+		}
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// dropped reports whether err is a dead connection rather than an answer,
+// and notes the time.
+func (r *Redis) dropped(ctx context.Context, err error) bool {
+	var answered redis.Error
+	if ctx.Err() != nil || errors.As(err, &answered) || errors.Is(err, redis.ErrNil) {
+		return false
+	}
+	r.droppedAt.Store(time.Now().UnixNano())
+	return true
 }
 
 // NewRedisPool returns a redigo pool for a redis:// or rediss:// URL
@@ -82,11 +137,12 @@ func (r *Redis) FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 	key := keyBytes(sel)
 	raw, ok := prefetchedRaw(ctx, key[:])
 	if !ok {
-		var err error
-		if raw, ok, err = r.scs.Find(string(key[:])); err != nil {
-			return nil, false, unavailable(err)
-		} else if !ok {
-			return nil, false, nil
+		err := r.with(ctx, func(redis.Conn) (err error) {
+			raw, ok, err = r.scs.Find(string(key[:])) // redisstore takes its own connection
+			return err
+		})
+		if err != nil || !ok {
+			return nil, false, err
 		}
 	}
 	data, ok := open(raw, val)
@@ -114,12 +170,10 @@ func (r *Redis) Commit(token string, data []byte, expires time.Time) error {
 		return r.Delete(token)
 	}
 	v := verifier(val)
-	conn := r.pool.Get()
-	defer conn.Close()
-	if _, err := commitScript.Do(conn, sessionPrefix+KeyOf(sel), v[:], data, ttl); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return r.with(context.Background(), func(conn redis.Conn) error {
+		_, err := commitScript.Do(conn, sessionPrefix+KeyOf(sel), v[:], data, ttl)
+		return err
+	})
 }
 
 var deleteScript = redis.NewScript(1, `
@@ -134,27 +188,24 @@ func (r *Redis) Delete(token string) error {
 		return nil
 	}
 	v := verifier(val)
-	conn := r.pool.Get()
-	defer conn.Close()
-	if _, err := deleteScript.Do(conn, sessionPrefix+KeyOf(sel), v[:]); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return r.with(context.Background(), func(conn redis.Conn) error {
+		_, err := deleteScript.Do(conn, sessionPrefix+KeyOf(sel), v[:])
+		return err
+	})
 }
 
 // Lookup returns what is stored at key: one GET.
 func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
-	conn, err := r.pool.GetContext(ctx)
+	var raw []byte
+	err := r.with(ctx, func(conn redis.Conn) (err error) {
+		raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+key))
+		if errors.Is(err, redis.ErrNil) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
-		return Stored{}, unavailable(err)
-	}
-	defer conn.Close()
-	raw, err := redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+key))
-	if errors.Is(err, redis.ErrNil) {
-		return Stored{}, nil
-	}
-	if err != nil {
-		return Stored{}, unavailable(err)
+		return Stored{}, err
 	}
 	return stored(raw), nil
 }
@@ -185,17 +236,19 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 		return nil
 	}
 	key := KeyOf(sel)
-	conn, err := r.pool.GetContext(ctx)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer conn.Close()
-	done, err := redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User,
-		frame(val, m.Nonce, m.Data), ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key))
-	if err != nil {
-		return unavailable(err)
-	}
-	if done != 1 {
+	value := frame(val, m.Nonce, m.Data)
+	done := 0
+	err := r.with(ctx, func(conn redis.Conn) (err error) {
+		// A retry after a lost answer finds this very value and reports a
+		// conflict: the caller then looks the key up and finds it minted.
+		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User,
+			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key))
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case done != 1:
 		return ErrConflict
 	}
 	return nil
@@ -224,26 +277,25 @@ func (r *Redis) End(ctx context.Context, ends ...End) error {
 // Sessions returns user's live sessions: the index's live members, then
 // their data in one MGET. Members whose session is gone are removed.
 func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
-	conn, err := r.pool.GetContext(ctx)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	defer conn.Close()
 	idx := userPrefix + user
-	keys, err := redis.Strings(redis.DoContext(conn, ctx, "ZRANGE", idx, time.Now().UnixMilli(), "+inf", "BYSCORE"))
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = sessionPrefix + k
-	}
-	values, err := redis.ByteSlices(redis.DoContext(conn, ctx, "MGET", args...))
-	if err != nil {
-		return nil, unavailable(err)
+	var (
+		keys   []string
+		values [][]byte
+	)
+	err := r.with(ctx, func(conn redis.Conn) (err error) {
+		keys, err = redis.Strings(redis.DoContext(conn, ctx, "ZRANGE", idx, time.Now().UnixMilli(), "+inf", "BYSCORE"))
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		args := make([]any, len(keys))
+		for i, k := range keys {
+			args[i] = sessionPrefix + k
+		}
+		values, err = redis.ByteSlices(redis.DoContext(conn, ctx, "MGET", args...))
+		return err
+	})
+	if err != nil || len(keys) == 0 {
+		return nil, err
 	}
 	entries := make([]Entry, 0, len(keys))
 	var gone []any
@@ -257,38 +309,31 @@ func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.
-		redis.DoContext(conn, ctx, "ZREM", append([]any{idx}, gone...)...)
+		r.with(ctx, func(conn redis.Conn) error {
+			_, err := redis.DoContext(conn, ctx, "ZREM", append([]any{idx}, gone...)...)
+			return err
+		})
 	}
 	return entries, nil
 }
 
 // Ping sends PING.
 func (r *Redis) Ping(ctx context.Context) error {
-	conn, err := r.pool.GetContext(ctx)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer conn.Close()
-	if _, err := redis.DoContext(conn, ctx, "PING"); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return r.with(ctx, func(conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "PING")
+		return err
+	})
 }
 
 // transaction sends the commands queued by fill in one MULTI/EXEC round
 // trip.
 func (r *Redis) transaction(ctx context.Context, fill func(redis.Conn)) error {
-	conn, err := r.pool.GetContext(ctx)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer conn.Close()
-	conn.Send("MULTI")
-	fill(conn)
-	if _, err := redis.DoContext(conn, ctx, "EXEC"); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return r.with(ctx, func(conn redis.Conn) error {
+		conn.Send("MULTI")
+		fill(conn)
+		_, err := redis.DoContext(conn, ctx, "EXEC")
+		return err
+	})
 }
 
 // ttl returns the milliseconds left until t, at least 1 when t is after
