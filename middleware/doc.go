@@ -21,7 +21,9 @@
 // invalid_token for a malformed, rejected, expired or signed-out frontend
 // token; 503 provider_unavailable or session_store_unavailable with
 // Retry-After; 403 cross_origin_request for a cross-origin unsafe request
-// authenticated by a cookie. Nothing a client sends causes a 500.
+// authenticated by a cookie; 429 rate_limited with Retry-After for a client
+// whose credentials keep failing (Config.GuessBurst). Nothing a client
+// sends causes a 500.
 //
 // Tokens never reach the store, a log or an error. A session token is a
 // split token (store.Token): its selector, the store key, is an HMAC of the
