@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/wire"
 	"github.com/sessiongate/sessiongate/provider"
 )
 
@@ -62,20 +63,20 @@ func encodeRecord(s *Session) []byte {
 }
 
 func decodeRecord(key string, data []byte) (*Session, error) {
-	d := reader{b: data}
-	if d.byte() != recordVersion {
+	d := reader{wire.Reader{B: data}}
+	if d.Byte() != recordVersion {
 		return nil, errRecord
 	}
-	created := int64(d.uvarint())
+	created := int64(d.Uvarint())
 	s := &Session{
 		ID:       publicID(key),
 		Created:  time.UnixMilli(created),
-		LastSeen: time.UnixMilli(created + d.varint()),
-		Expires:  time.UnixMilli(created + d.varint()),
+		LastSeen: time.UnixMilli(created + d.Varint()),
+		Expires:  time.UnixMilli(created + d.Varint()),
 		key:      key,
 	}
-	if d.byte()&flagTokenExpiry != 0 {
-		s.Identity.Expiry = time.UnixMilli(created + d.varint())
+	if d.Byte()&flagTokenExpiry != 0 {
+		s.Identity.Expiry = time.UnixMilli(created + d.Varint())
 	}
 	s.Identity.UserID = d.string()
 	s.Identity.Provider = d.string()
@@ -84,7 +85,7 @@ func decodeRecord(key string, data []byte) (*Session, error) {
 	s.UserAgent = d.userAgent()
 	c := claimCodec{id: s.Identity, createdSec: created / 1000}
 	claims := c.readMap(&d, 0)
-	if d.err || len(d.b) != 0 {
+	if d.Err || len(d.B) != 0 {
 		return nil, errRecord
 	}
 	if len(claims) > 0 {
@@ -317,23 +318,23 @@ func (c claimCodec) appendValue(b []byte, v any, depth int) []byte {
 }
 
 func (c claimCodec) readMap(d *reader, depth int) map[string]any {
-	n := d.uvarint()
-	if n == 0 || n > uint64(len(d.b)) || depth > maxClaimDepth+1 {
+	n := d.Uvarint()
+	if n == 0 || n > uint64(len(d.B)) || depth > maxClaimDepth+1 {
 		if n != 0 {
-			d.fail()
+			d.Fail()
 		}
 		return nil
 	}
 	m := make(map[string]any, n)
 	for range n {
 		var k string
-		if i := d.uvarint(); i < uint64(len(claimNames)) {
+		if i := d.Uvarint(); i < uint64(len(claimNames)) {
 			k = claimNames[i]
 		} else {
-			k = string(d.next(i - uint64(len(claimNames))))
+			k = string(d.Next(i - uint64(len(claimNames))))
 		}
 		m[k] = c.readValue(d, depth+1)
-		if d.err {
+		if d.Err {
 			return nil
 		}
 	}
@@ -341,7 +342,7 @@ func (c claimCodec) readMap(d *reader, depth int) map[string]any {
 }
 
 func (c claimCodec) readValue(d *reader, depth int) any {
-	switch d.byte() {
+	switch d.Byte() {
 	case cNull:
 		return nil
 	case cFalse:
@@ -351,13 +352,13 @@ func (c claimCodec) readValue(d *reader, depth int) any {
 	case cString:
 		return d.string()
 	case cInt:
-		return float64(d.varint())
+		return float64(d.Varint())
 	case cFloat:
-		return math.Float64frombits(binary.LittleEndian.Uint64(d.next(8)))
+		return math.Float64frombits(binary.LittleEndian.Uint64(d.Next(8)))
 	case cArray:
-		n := d.uvarint()
-		if n > uint64(len(d.b)) || depth > maxClaimDepth+1 {
-			d.fail()
+		n := d.Uvarint()
+		if n > uint64(len(d.B)) || depth > maxClaimDepth+1 {
+			d.Fail()
 			return nil
 		}
 		a := make([]any, n)
@@ -378,93 +379,53 @@ func (c claimCodec) readValue(d *reader, depth int) any {
 	case cExpiry:
 		return float64(c.id.Expiry.Unix())
 	case cNearNow:
-		return float64(c.createdSec + d.varint())
+		return float64(c.createdSec + d.Varint())
 	case cJSON:
 		var v any
-		if err := json.Unmarshal(d.next(d.uvarint()), &v); err != nil {
-			d.fail()
+		if err := json.Unmarshal(d.Next(d.Uvarint()), &v); err != nil {
+			d.Fail()
 		}
 		return v
 	}
-	d.fail()
+	d.Fail()
 	return nil
 }
 
-// reader reads a record front to back; past any error it returns zero
-// values and err stays set.
-type reader struct {
-	b   []byte
-	err bool
-}
-
-func (d *reader) fail() { d.err, d.b = true, nil }
-
-// next returns the next n bytes; past the end, min(n, 16) zeros.
-func (d *reader) next(n uint64) []byte {
-	if n > uint64(len(d.b)) {
-		d.fail()
-		var zero [16]byte
-		return zero[:min(n, 16)]
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *reader) byte() byte { return d.next(1)[0] }
-
-func (d *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *reader) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+// reader is a wire.Reader with the record's own forms.
+type reader struct{ wire.Reader }
 
 func (d *reader) string() string {
-	n := d.uvarint()
+	n := d.Uvarint()
 	if n == 1 {
-		return formatUUID(d.next(16))
+		return formatUUID(d.Next(16))
 	}
 	if n&1 != 0 {
-		d.fail()
+		d.Fail()
 		return ""
 	}
-	return string(d.next(n >> 1))
+	return string(d.Next(n >> 1))
 }
 
 func (d *reader) ip() string {
-	switch n := d.byte(); n {
+	switch n := d.Byte(); n {
 	case 0:
 		return ""
 	case 4, 16:
-		a, _ := netip.AddrFromSlice(d.next(uint64(n)))
+		a, _ := netip.AddrFromSlice(d.Next(uint64(n)))
 		return a.String()
 	case 1:
 		return d.string()
 	}
-	d.fail()
+	d.Fail()
 	return ""
 }
 
 func (d *reader) userAgent() string {
-	switch d.byte() {
+	switch d.Byte() {
 	case 0:
 		return d.string()
 	case 1:
-		packed := d.next(d.uvarint())
+		packed := d.Next(d.Uvarint())
 		var sb strings.Builder
 		for _, c := range packed {
 			if c >= 1 && int(c) <= len(uaFragments) {
@@ -475,6 +436,6 @@ func (d *reader) userAgent() string {
 		}
 		return sb.String()
 	}
-	d.fail()
+	d.Fail()
 	return ""
 }

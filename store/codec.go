@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/wire"
 )
 
 // Codec is a compact scs.Codec, the one NewManager installs. A session
@@ -101,50 +103,50 @@ func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
 
 // Decode decodes what Encode encoded.
 func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
-	d := decoder{b: b}
-	if d.byte() != codecVersion {
+	d := wire.Reader{B: b}
+	if d.Byte() != codecVersion {
 		return time.Time{}, nil, errCodec
 	}
 	var deadline time.Time
-	if ms := d.uvarint(); ms > 0 && ms <= math.MaxInt64 {
+	if ms := d.Uvarint(); ms > 0 && ms <= math.MaxInt64 {
 		deadline = time.UnixMilli(int64(ms))
 	}
-	n := d.uvarint()
+	n := d.Uvarint()
 	if n > uint64(len(b)) {
 		return time.Time{}, nil, errCodec
 	}
 	values := make(map[string]any, n)
 	for range n {
-		k := internKey(d.bytes())
-		switch d.byte() {
+		k := internKey(d.Bytes())
+		switch d.Byte() {
 		case tagString:
-			values[k] = string(d.bytes())
+			values[k] = string(d.Bytes())
 		case tagBytes:
-			values[k] = bytes.Clone(d.bytes())
+			values[k] = bytes.Clone(d.Bytes())
 		case tagTrue:
 			values[k] = true
 		case tagFalse:
 			values[k] = false
 		case tagInt:
-			values[k] = int(d.varint())
+			values[k] = int(d.Varint())
 		case tagInt64:
-			values[k] = d.varint()
+			values[k] = d.Varint()
 		case tagFloat64:
-			values[k] = math.Float64frombits(binary.LittleEndian.Uint64(d.next(8)))
+			values[k] = math.Float64frombits(binary.LittleEndian.Uint64(d.Next(8)))
 		case tagTime:
 			var t time.Time
-			if err := t.UnmarshalBinary(d.bytes()); err != nil {
-				d.fail()
+			if err := t.UnmarshalBinary(d.Bytes()); err != nil {
+				d.Fail()
 			}
 			values[k] = t
 		default:
-			d.fail()
+			d.Fail()
 		}
-		if d.err {
+		if d.Err {
 			return time.Time{}, nil, errCodec
 		}
 	}
-	if g := d.bytes(); len(g) > 0 && !d.err {
+	if g := d.Bytes(); len(g) > 0 && !d.Err {
 		var rest map[string]any
 		if err := gob.NewDecoder(bytes.NewReader(g)).Decode(&rest); err != nil {
 			return time.Time{}, nil, err
@@ -153,7 +155,7 @@ func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 			values[k] = v
 		}
 	}
-	if d.err || len(d.b) != 0 {
+	if d.Err || len(d.B) != 0 {
 		return time.Time{}, nil, errCodec
 	}
 	return deadline, values, nil
@@ -186,64 +188,4 @@ func internKey(b []byte) string {
 
 func appendBytes(b, v []byte) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(v))), v...)
-}
-
-// decoder reads a byte slice front to back; past any error it returns
-// zero values and err stays set.
-type decoder struct {
-	b   []byte
-	err bool
-}
-
-func (d *decoder) fail() { d.err, d.b = true, nil }
-
-// next returns the next n bytes; past the end, n ≤ 8 zeros.
-func (d *decoder) next(n int) []byte {
-	if n < 0 || n > len(d.b) {
-		d.fail()
-		var zero [8]byte
-		return zero[:min(max(n, 0), 8)]
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail()
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	return d.next(int(n))
 }

@@ -42,23 +42,12 @@ func (m *Memory) Find(token string) ([]byte, bool, error) {
 // FindCtx returns the data of token's session, if it has not expired and
 // token's validator opens it. It does not allocate.
 func (m *Memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	sel, val, ok := split(token)
-	if !ok {
-		return nil, false, nil
-	}
-	key := keyBytes(sel)
-	raw, ok := prefetchedRaw(ctx, key[:])
-	if !ok {
+	return find(ctx, token, func(key [keyLen]byte) ([]byte, bool, error) {
 		m.mu.RLock()
 		it, found := m.sessions[string(key[:])]
 		m.mu.RUnlock()
-		if !found || !it.live(time.Now()) {
-			return nil, false, nil
-		}
-		raw = it.raw
-	}
-	data, ok := open(raw, val)
-	return data, ok, nil
+		return it.raw, found && it.live(time.Now()), nil
+	})
 }
 
 // Commit replaces the data and expiry of token's session if it is live and

@@ -130,23 +130,13 @@ func (r *Redis) Find(token string) ([]byte, bool, error) {
 
 // FindCtx is Find; a context from Prefetched answers without a read.
 func (r *Redis) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	sel, val, ok := split(token)
-	if !ok {
-		return nil, false, nil
-	}
-	key := keyBytes(sel)
-	raw, ok := prefetchedRaw(ctx, key[:])
-	if !ok {
-		err := r.with(ctx, func(redis.Conn) (err error) {
-			raw, ok, err = r.scs.Find(string(key[:])) // redisstore takes its own connection
+	return find(ctx, token, func(key [keyLen]byte) (raw []byte, found bool, err error) {
+		err = r.with(ctx, func(redis.Conn) (err error) {
+			raw, found, err = r.scs.Find(string(key[:])) // redisstore takes its own connection
 			return err
 		})
-		if err != nil || !ok {
-			return nil, false, err
-		}
-	}
-	data, ok := open(raw, val)
-	return data, ok, nil
+		return raw, found, err
+	})
 }
 
 // commitScript replaces a live session's data, keeping its frame, if the

@@ -179,3 +179,23 @@ func prefetchedRaw(ctx context.Context, key []byte) ([]byte, bool) {
 	}
 	return p.s.raw, true
 }
+
+// find is FindCtx for either store: the session of token, from ctx's
+// prefetched value or else from get (which reads the raw value at a key),
+// if token's validator opens it.
+func find(ctx context.Context, token string, get func(key [keyLen]byte) (raw []byte, found bool, err error)) ([]byte, bool, error) {
+	sel, val, ok := split(token)
+	if !ok {
+		return nil, false, nil
+	}
+	key := keyBytes(sel)
+	raw, ok := prefetchedRaw(ctx, key[:])
+	if !ok {
+		var err error
+		if raw, ok, err = get(key); err != nil || !ok {
+			return nil, false, err
+		}
+	}
+	data, ok := open(raw, val)
+	return data, ok, nil
+}
