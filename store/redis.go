@@ -59,17 +59,19 @@ func NewRedis(pool *redis.Pool) *Redis {
 }
 
 // with runs op on a pooled connection. If the connection turns out to be
-// dead (not an error Redis answered), it runs op once more on another:
+// dead (not an error Redis answered), it runs op once more on another
+// (pooled ones idle since then are checked first, or a new one is dialled):
 // every operation of this store is safe to repeat (reads, or writes that
 // are conditional or idempotent).
 func (r *Redis) with(ctx context.Context, op func(conn redis.Conn) error) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var conn redis.Conn
-		if conn, err = r.pool.GetContext(ctx); err == nil {
-			err = op(conn)
-			conn.Close()
+		if conn, err = r.pool.GetContext(ctx); err != nil {
+			break // no connection to be had: retrying would only wait twice
 		}
+		err = op(conn)
+		conn.Close()
 		if err == nil || !r.dropped(ctx, err) {
 			break
 		}
