@@ -90,17 +90,18 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 	stores(t, func(t *testing.T, kind string) {
 		e := newEnv(t, kind)
 		token := e.fake.Issue("carol", time.Hour)
-		e.fake.SetFault(providertest.Fault{Delay: 300 * time.Millisecond})
+		e.fake.SetFault(providertest.Fault{Delay: time.Second})
 
-		// The first client starts the exchange and leaves before it ends.
+		// The first client starts the exchange and leaves once its call
+		// has reached the upstream, long before the upstream answers.
 		leaving, cancel := context.WithCancel(context.Background())
-		go func() { time.Sleep(50 * time.Millisecond); cancel() }()
 		firstDone := make(chan error, 1)
 		go func() {
 			_, err := e.try(req{path: "/api/me", bearer: token, ctx: leaving})
 			firstDone <- err
 		}()
-		time.Sleep(20 * time.Millisecond)
+		require.Eventually(t, func() bool { return e.fake.Calls() == 1 }, 5*time.Second, time.Millisecond)
+		cancel()
 
 		const n = 200
 		var wg sync.WaitGroup
