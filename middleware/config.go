@@ -80,7 +80,7 @@ type Config struct {
 	// and 3 s; a negative GuessBurst turns the limit off. The count is per
 	// process. Behind a proxy, set ClientIP, or every client shares one.
 	GuessBurst    int
-	GuessInterval time.Duration
+	GuessInterval time.Duration // see GuessBurst
 
 	// ExchangeTimeout bounds one exchange (validation and minting), which
 	// runs detached from any one client so that a client that leaves does

@@ -24,7 +24,7 @@ type Metrics struct {
 	// failed for the provider's reasons (down, slow, 5xx); UpstreamSeconds
 	// is the time spent in all of them.
 	UpstreamCalls, UpstreamErrors int64
-	UpstreamSeconds               float64
+	UpstreamSeconds               float64 // see UpstreamCalls
 	// TokensRejected counts frontend tokens answered 401 invalid_token
 	// (malformed, rejected upstream, signed out); NegativeCacheHits those
 	// of them refused from the negative cache, with no upstream call.

@@ -11,26 +11,26 @@ import (
 // {"family", "major", "minor", "patch"}}. Unknown parts are "Other" or
 // empty. It is for display only and never decides access.
 type UserAgent struct {
-	Family string       `json:"family"`
-	Major  string       `json:"major"`
-	Minor  string       `json:"minor"`
-	Patch  string       `json:"patch"`
-	Device DeviceFamily `json:"device"`
-	OS     OSFamily     `json:"os"`
+	Family string       `json:"family"` // browser or client: "Chrome", "Safari", "curl", "Other"
+	Major  string       `json:"major"`  // its version, part by part
+	Minor  string       `json:"minor"`  //
+	Patch  string       `json:"patch"`  //
+	Device DeviceFamily `json:"device"` // the device it runs on
+	OS     OSFamily     `json:"os"`     // the operating system
 }
 
 // DeviceFamily names a device: "iPhone", "iPad", "Android", "Mac",
 // "Other"...
 type DeviceFamily struct {
-	Family string `json:"family"`
+	Family string `json:"family"` // the device's name
 }
 
 // OSFamily names an operating system and its version.
 type OSFamily struct {
-	Family string `json:"family"`
-	Major  string `json:"major"`
-	Minor  string `json:"minor"`
-	Patch  string `json:"patch"`
+	Family string `json:"family"` // "Windows", "Mac OS X", "iOS", "Android", "Linux", "Other"
+	Major  string `json:"major"`  // its version, part by part
+	Minor  string `json:"minor"`  //
+	Patch  string `json:"patch"`  //
 }
 
 // browsers are tried in order: Edge and Opera say "Chrome" too, Chrome

@@ -66,6 +66,7 @@ type UnavailableError struct {
 	Err error
 }
 
+// Error says which provider is unavailable and why, without any token.
 func (e *UnavailableError) Error() string {
 	msg := fmt.Sprintf("provider: %s unavailable: %s", e.Provider, e.Reason)
 	if e.Err != nil {
@@ -89,6 +90,7 @@ type InvalidTokenError struct {
 	Reason string
 }
 
+// Error says which provider refused the token and why, without the token.
 func (e *InvalidTokenError) Error() string {
 	return fmt.Sprintf("provider: %s: invalid token: %s", e.Provider, e.Reason)
 }

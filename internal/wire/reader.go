@@ -8,8 +8,8 @@ import "encoding/binary"
 // Reader reads B front to back. Past the first error every read returns
 // zero values (never panics) and Err stays true: check it once at the end.
 type Reader struct {
-	B   []byte
-	Err bool
+	B   []byte // what is left to read
+	Err bool   // a read ran past the end or Fail was called
 }
 
 // Fail marks the input as malformed.

@@ -29,7 +29,7 @@ type Config struct {
 	// endpoint with HTTP Basic (client_secret_basic, RFC 6749 §2.3.1).
 	// Required.
 	ClientID     string
-	ClientSecret provider.Secret
+	ClientSecret provider.Secret // see ClientID
 
 	// TokenTypeHint is sent as token_type_hint. Default "access_token".
 	TokenTypeHint string

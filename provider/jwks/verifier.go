@@ -29,12 +29,12 @@ type Verifier struct {
 
 // Claims are a verified token's claims.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  []string
-	Expiry    time.Time
-	NotBefore time.Time // zero when absent
-	IssuedAt  time.Time // zero when absent
+	Issuer    string    // iss
+	Subject   string    // sub
+	Audience  []string  // aud, one of which is a configured audience
+	Expiry    time.Time // exp, which every accepted token has
+	NotBefore time.Time // nbf; zero when absent
+	IssuedAt  time.Time // iat; zero when absent
 
 	// All holds every claim of the payload, registered ones included, as
 	// decoded JSON.

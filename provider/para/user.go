@@ -11,33 +11,33 @@ import (
 // fills only AuthType, Identifier and OAuthMethod; a JWT fills the rest
 // that applies to the user's auth type.
 type User struct {
-	UserID                string          `json:"userId,omitempty"`
-	AuthType              string          `json:"authType"`
-	Identifier            string          `json:"identifier"`
-	OAuthMethod           string          `json:"oAuthMethod,omitempty"`
-	Email                 string          `json:"email,omitempty"`
-	Phone                 string          `json:"phone,omitempty"`
-	TelegramUserID        string          `json:"telegramUserId,omitempty"`
-	FarcasterUsername     string          `json:"farcasterUsername,omitempty"`
-	ExternalWalletAddress string          `json:"externalWalletAddress,omitempty"`
-	ExternalWallet        *ExternalWallet `json:"externalWallet,omitempty"`
-	Wallets               []Wallet        `json:"wallets,omitempty"`
+	UserID                string          `json:"userId,omitempty"`                // Para's user id (JWT only)
+	AuthType              string          `json:"authType"`                        // "email", "phone", "farcaster", "telegram", "externalWallet"
+	Identifier            string          `json:"identifier"`                      // the email, phone number, username or address of AuthType
+	OAuthMethod           string          `json:"oAuthMethod,omitempty"`           // "google", "apple"... when signed in through one
+	Email                 string          `json:"email,omitempty"`                 // for AuthType "email"
+	Phone                 string          `json:"phone,omitempty"`                 // for AuthType "phone"
+	TelegramUserID        string          `json:"telegramUserId,omitempty"`        // for AuthType "telegram"
+	FarcasterUsername     string          `json:"farcasterUsername,omitempty"`     // for AuthType "farcaster"
+	ExternalWalletAddress string          `json:"externalWalletAddress,omitempty"` // for AuthType "externalWallet"
+	ExternalWallet        *ExternalWallet `json:"externalWallet,omitempty"`        // for AuthType "externalWallet"
+	Wallets               []Wallet        `json:"wallets,omitempty"`               // the user's embedded wallets
 }
 
 // Wallet is one of a user's embedded wallets.
 type Wallet struct {
-	ID        string `json:"id"`
-	Type      string `json:"type"` // "EVM", "SOLANA", "COSMOS"
-	Address   string `json:"address"`
-	PublicKey string `json:"publicKey,omitempty"`
+	ID        string `json:"id"`                  // Para's wallet id
+	Type      string `json:"type"`                // "EVM", "SOLANA", "COSMOS"
+	Address   string `json:"address"`             // the chain address
+	PublicKey string `json:"publicKey,omitempty"` // when Para gives it
 }
 
 // ExternalWallet is the wallet a user signed in with, for auth type
 // "externalWallet".
 type ExternalWallet struct {
-	Address  string `json:"address"`
-	Type     string `json:"type"`
-	Provider string `json:"provider"`
+	Address  string `json:"address"`  // the chain address
+	Type     string `json:"type"`     // "EVM", "SOLANA", "COSMOS"
+	Provider string `json:"provider"` // the wallet app, such as "MetaMask"
 }
 
 // UserOf reads the Para user out of id's claims. It reports false when id

@@ -67,10 +67,10 @@ type ParaUser struct {
 
 // ParaWallet is an embedded wallet, as a Para JWT lists it.
 type ParaWallet struct {
-	ID        string `json:"id"`
-	Type      string `json:"type"`
-	Address   string `json:"address"`
-	PublicKey string `json:"publicKey"`
+	ID        string `json:"id"`        // wallet id; made up when empty
+	Type      string `json:"type"`      // "EVM", "SOLANA", "COSMOS"
+	Address   string `json:"address"`   // chain address, found by VerifyWallet
+	PublicKey string `json:"publicKey"` // optional
 }
 
 type paraGrant struct {

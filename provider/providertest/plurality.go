@@ -49,10 +49,10 @@ type Plurality struct {
 
 // Request is what a fake recorded of the last call it received.
 type Request struct {
-	Method string
-	Path   string
-	Header http.Header
-	Body   []byte
+	Method string      // HTTP method
+	Path   string      // URL path
+	Header http.Header // every header, credentials included (it is a test fake)
+	Body   []byte      // the body, up to 64 KiB
 }
 
 // NewPlurality starts a fake Plurality on a free loopback port. Close it
