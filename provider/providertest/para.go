@@ -67,9 +67,9 @@ type ParaUser struct {
 
 // ParaWallet is an embedded wallet, as a Para JWT lists it.
 type ParaWallet struct {
-	ID        string `json:"id"`        // wallet id; made up when empty
+	ID        string `json:"id"`        // wallet id, what wallets/verify answers for Address
 	Type      string `json:"type"`      // "EVM", "SOLANA", "COSMOS"
-	Address   string `json:"address"`   // chain address, found by VerifyWallet
+	Address   string `json:"address"`   // chain address
 	PublicKey string `json:"publicKey"` // optional
 }
 
