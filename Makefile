@@ -2,12 +2,16 @@
 # no network); `make test` runs vet, the race-enabled tests and a short
 # fuzz of every untrusted-input parser.
 GO ?= go
+# bash with pipefail: a recipe that filters go test's output still fails
+# when the tests do.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 # An execution count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can report "context deadline exceeded" as a failure when the
 # deadline races an in-flight input (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10000x
 
-.PHONY: run test vet fuzz fuzz-short bench e2e
+.PHONY: run test vet fuzz fuzz-short bench e2e load
 
 run:
 	$(GO) run ./examples/chi-app
@@ -40,6 +44,13 @@ fuzz:
 # Screenshots of each step go to e2e-screenshots/.
 e2e:
 	SESSIONGATE_E2E=1 E2E_SCREENSHOTS=$(CURDIR)/e2e-screenshots $(GO) test -count=1 -run '^TestBrowser' -v ./examples/chi-app/
+
+# The fault runs of make test, with their figures printed: Redis killed
+# under load, and a minute of mixed clients through a Redis restart and an
+# upstream outage (LOAD_DURATION to change it). Needs redis-server.
+LOAD_DURATION ?= 1m
+load:
+	SESSIONGATE_LOAD_DURATION=$(LOAD_DURATION) CI=true $(GO) test -count=1 -run '^(TestLoadRunWithFaults|TestRedisRestartUnderLoad)$$' -v ./middleware/ | grep -e '^---' -e 'faults_test' -e '^ok' -e FAIL
 
 # The side-by-side performance tables of the README (not part of make
 # test: it measures, it asserts nothing), then every Go benchmark. Needs
