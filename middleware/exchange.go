@@ -48,8 +48,9 @@ func isGuess(err error) bool {
 func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) {
 	a.counters.exchanges.Add(1)
 	base := r.Context()
-	key := a.tokenKey(frontToken)
-	if res, _, err := a.linked(base, frontToken, key); err != nil || res != nil {
+	sel := a.selector(frontToken)
+	key := store.KeyOf(sel)
+	if res, _, err := a.linked(base, frontToken, sel, key); err != nil || res != nil {
 		if res != nil {
 			a.counters.reused.Add(1)
 		}
@@ -64,7 +65,7 @@ func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) 
 	ch := a.flights.DoChan(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(base), a.cfg.ExchangeTimeout)
 		defer cancel()
-		return a.validateAndMint(ctx, frontToken, key, client)
+		return a.validateAndMint(ctx, frontToken, sel, key, client)
 	})
 	var fr flightResult
 	select {
@@ -88,10 +89,11 @@ func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) 
 	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted}, nil
 }
 
-// linked returns the live session minted from a frontend token, with what
-// the store holds at its key; nil when there is none (never minted,
-// expired, idle too long), and errSignedOut when it was ended.
-func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, store.Stored, error) {
+// linked returns the live session minted from a frontend token (whose
+// selector is sel and store key key), with what the store holds at its
+// key; nil when there is none (never minted, expired, idle too long), and
+// errSignedOut when it was ended.
+func (a *Auth) linked(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, key string) (*exchanged, store.Stored, error) {
 	st, err := a.store.Lookup(ctx, key)
 	switch {
 	case err != nil:
@@ -102,7 +104,7 @@ func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, 
 	case !st.Live():
 		return nil, st, nil
 	}
-	token := a.sessionTokenFor(frontToken, st.Nonce)
+	token := a.sessionTokenFor(frontToken, sel, st.Nonce)
 	loaded, s, err := a.load(store.Prefetched(ctx, key, st), token)
 	if err != nil || s == nil {
 		return nil, st, err
@@ -111,10 +113,10 @@ func (a *Auth) linked(ctx context.Context, frontToken, key string) (*exchanged, 
 }
 
 // validateAndMint runs once per token however many requests wait on it.
-func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c client) (flightResult, error) {
+func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, key string, c client) (flightResult, error) {
 	// A request that missed the session just before another flight minted
 	// it must not mint a second one: look again.
-	res, seen, err := a.linked(ctx, frontToken, key)
+	res, seen, err := a.linked(ctx, frontToken, sel, key)
 	if err != nil {
 		return flightResult{}, err
 	}
@@ -137,10 +139,10 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c cl
 	if id == nil || id.UserID == "" {
 		return flightResult{}, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "validated a token without naming its user"}
 	}
-	token, err := a.mint(ctx, frontToken, *id, c, seen)
+	token, err := a.mint(ctx, frontToken, sel, *id, c, seen)
 	if errors.Is(err, store.ErrConflict) {
 		// Another process minted (or ended) this token's session meanwhile.
-		if res, _, err := a.linked(ctx, frontToken, key); err != nil || res != nil {
+		if res, _, err := a.linked(ctx, frontToken, sel, key); err != nil || res != nil {
 			if err != nil {
 				return flightResult{}, err
 			}
@@ -156,7 +158,7 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken, key string, c cl
 
 // mint creates a session for id, minted from frontToken, in place of what
 // the store held at its key (seen).
-func (a *Auth) mint(ctx context.Context, frontToken string, id provider.Identity, c client, seen store.Stored) (string, error) {
+func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, id provider.Identity, c client, seen store.Stored) (string, error) {
 	if id.Provider == "" {
 		id.Provider = a.cfg.Provider.Name()
 	}
@@ -169,7 +171,7 @@ func (a *Auth) mint(ctx context.Context, frontToken string, id provider.Identity
 		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
 	}
 	nonce := newNonce()
-	token := a.sessionTokenFor(frontToken, nonce)
+	token := a.sessionTokenFor(frontToken, sel, nonce)
 	s := &Session{
 		Identity:  id,
 		Created:   now,
@@ -177,7 +179,7 @@ func (a *Auth) mint(ctx context.Context, frontToken string, id provider.Identity
 		Expires:   expires,
 		ClientIP:  c.ip,
 		UserAgent: c.userAgent,
-		key:       store.Key(token),
+		key:       store.KeyOf(sel),
 	}
 	s.ID = publicID(s.key)
 	data, err := a.sm.Codec.Encode(expires, map[string]any{recordKey: encodeRecord(s)})

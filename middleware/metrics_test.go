@@ -59,9 +59,12 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	assert.Contains(t, string(body), "sessiongate_rate_limited_total 0\n")
 }
 
+// Serve the counters on an internal listener, for Prometheus to scrape.
 func ExampleAuth_MetricsHandler() {
-	var auth *middleware.Auth // from middleware.New
-	internal := http.NewServeMux()
-	internal.Handle("GET /metrics", auth.MetricsHandler()) // on an internal listener, for Prometheus
-	_ = internal
+	serveMetrics := func(auth *middleware.Auth) error { // auth from middleware.New
+		internal := http.NewServeMux()
+		internal.Handle("GET /metrics", auth.MetricsHandler())
+		return http.ListenAndServe("127.0.0.1:9090", internal)
+	}
+	_ = serveMetrics
 }

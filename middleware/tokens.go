@@ -117,10 +117,10 @@ func (a *Auth) tokenKey(frontToken string) string {
 }
 
 // sessionTokenFor returns the token of the session minted from frontToken
-// with nonce.
-func (a *Auth) sessionTokenFor(frontToken string, nonce []byte) string {
+// (whose selector is sel) with nonce.
+func (a *Auth) sessionTokenFor(frontToken string, sel [store.SelectorLen]byte, nonce []byte) string {
 	sum := a.keyed("sessiongate validator", frontToken, nonce)
-	return store.Token(a.selector(frontToken), [store.ValidatorLen]byte(sum[:store.ValidatorLen]))
+	return store.Token(sel, [store.ValidatorLen]byte(sum[:store.ValidatorLen]))
 }
 
 // newNonce returns store.NonceLen bytes from crypto/rand.
