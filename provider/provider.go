@@ -32,9 +32,25 @@ type Identity struct {
 	// Provider is the Name of the provider that validated the token.
 	Provider string `json:"provider"`
 
-	// Expiry is when the frontend token stops being valid upstream; the zero
-	// value means the provider did not say. Sessions never outlive it.
+	// Expiry is the last instant at which the provider accepts the token:
+	// its "exp" plus the provider's clock-skew leeway (DefaultLeeway unless
+	// configured), so that sessiongate, which refuses to mint at or after
+	// Expiry and keeps a signed-out token's mark until Expiry, gives the
+	// same answer as the provider. The zero value means the provider did
+	// not say. Sessions never outlive it. Providers range-check every time
+	// value they read (see NumericDate): Expiry is never before 1970 or
+	// after MaxTime.
 	Expiry time.Time `json:"expiry,omitzero"`
+
+	// TokenID identifies the credential itself, the same for every
+	// spelling of the token that the provider accepts: for a JWT, a hash
+	// of its canonical signing input (so that another encoding of the same
+	// bytes, or another valid signature of the same claims, is the same
+	// credential); for an introspected token, its "jti" when the upstream
+	// names one. Empty means the provider knows no better than the token
+	// string itself. sessiongate keys sign-out marks and "one session per
+	// credential" on it. It is not secret, but it is never logged.
+	TokenID string `json:"-"`
 
 	// SessionID is the provider's own id for the sign-in the token came
 	// from (Plurality's uniqueSessionId), empty when it has none.
