@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
@@ -45,7 +46,10 @@ func isGuess(err error) bool {
 // token. Concurrent exchanges of one token share a single validation and
 // mint, detached from any one client's cancellation; processes that share
 // a store and a secret mint at most one session per token between them.
-func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) {
+// current is the live session the request carried, if any, and
+// currentCtx the context it was loaded in: a new session of the same user
+// continues it (see continuation).
+func (a *Auth) exchange(r *http.Request, frontToken string, current *Session, currentCtx context.Context) (*exchanged, error) {
 	a.counters.exchanges.Add(1)
 	base := r.Context()
 	sel := a.selector(frontToken)
@@ -62,10 +66,15 @@ func (a *Auth) exchange(r *http.Request, frontToken string) (*exchanged, error) 
 	}
 
 	client := clientOf(r, a.cfg.ClientIP)
-	ch := a.flights.DoChan(key, func() (any, error) {
+	cont := a.continuation(currentCtx, current)
+	ch := a.flights.DoChan(key, func() (_ any, err error) {
+		// A panic in the provider or the store fails this exchange (and
+		// its waiters) alone: singleflight would re-panic it on a goroutine
+		// of its own, where nothing could recover it.
+		defer a.recoverInto(&err, "exchange")
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(base), a.cfg.ExchangeTimeout)
 		defer cancel()
-		return a.validateAndMint(ctx, frontToken, sel, key, client)
+		return a.validateAndMint(ctx, frontToken, sel, key, client, cont)
 	})
 	var fr flightResult
 	select {
@@ -105,7 +114,10 @@ func (a *Auth) linked(ctx context.Context, frontToken string, sel [store.Selecto
 		return nil, st, nil
 	}
 	token := a.sessionTokenFor(frontToken, sel, st.Nonce)
-	loaded, s, err := a.load(store.Prefetched(ctx, key, st), token)
+	if !st.Opens(token) {
+		return nil, st, nil
+	}
+	loaded, s, err := a.loadStored(ctx, token, st)
 	if err != nil || s == nil {
 		return nil, st, err
 	}
@@ -113,7 +125,7 @@ func (a *Auth) linked(ctx context.Context, frontToken string, sel [store.Selecto
 }
 
 // validateAndMint runs once per token however many requests wait on it.
-func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, key string, c client) (flightResult, error) {
+func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, key string, c client, cont *continued) (flightResult, error) {
 	// A request that missed the session just before another flight minted
 	// it must not mint a second one: look again.
 	res, seen, err := a.linked(ctx, frontToken, sel, key)
@@ -125,7 +137,7 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 	}
 
 	start := time.Now()
-	id, err := a.cfg.Provider.Validate(ctx, frontToken)
+	id, err := a.validate(ctx, frontToken)
 	a.counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))
 	if err != nil {
 		if errors.Is(err, provider.ErrInvalidToken) {
@@ -139,7 +151,10 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 	if id == nil || id.UserID == "" {
 		return flightResult{}, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "validated a token without naming its user"}
 	}
-	token, err := a.mint(ctx, frontToken, sel, *id, c, seen)
+	token, err := a.mint(ctx, frontToken, sel, *id, c, seen, cont)
+	if errors.Is(err, store.ErrSignedOut) {
+		return flightResult{}, errSignedOut
+	}
 	if errors.Is(err, store.ErrConflict) {
 		// Another process minted (or ended) this token's session meanwhile.
 		if res, _, err := a.linked(ctx, frontToken, sel, key); err != nil || res != nil {
@@ -157,10 +172,16 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 }
 
 // mint creates a session for id, minted from frontToken, in place of what
-// the store held at its key (seen).
-func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, id provider.Identity, c client, seen store.Stored) (string, error) {
+// the store held at its key (seen). With cont, the session continues the
+// one the request carried: same public id, created time and values.
+func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, id provider.Identity, c client, seen store.Stored, cont *continued) (string, error) {
 	if id.Provider == "" {
 		id.Provider = a.cfg.Provider.Name()
+	}
+	if id.Expiry.After(provider.MaxTime) {
+		// A provider outside this module may not range-check: no later
+		// arithmetic on the expiry may overflow.
+		id.Expiry = provider.MaxTime
 	}
 	now := a.cfg.Now()
 	expires := now.Add(a.sm.Lifetime)
@@ -180,19 +201,31 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 		ClientIP:  c.ip,
 		UserAgent: c.userAgent,
 		key:       store.KeyOf(sel),
+		cred:      a.credential(id),
 	}
 	s.ID = publicID(s.key)
-	data, err := a.sm.Codec.Encode(expires, map[string]any{recordKey: encodeRecord(s)})
+	values := map[string]any{}
+	if cont != nil && cont.sameUser(id) {
+		s.ID, s.Created, values = cont.id, cont.created, cont.values
+	}
+	data, err := a.sm.Codec.Encode(expires, values)
 	if err != nil {
 		return "", fmt.Errorf("sessiongate/middleware: encoding a session: %w", err)
 	}
+	record := encodeRecord(s)
+	if len(record) > store.MaxRecordLen {
+		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
+	}
 	err = a.store.Mint(ctx, store.Mint{
-		Token:   token,
-		Nonce:   nonce,
-		Data:    data,
-		Expires: expires,
-		User:    indexKey(id),
-		Replace: seen,
+		Token:      token,
+		Nonce:      nonce,
+		Credential: s.cred,
+		Mark:       a.markKey(s),
+		Record:     record,
+		Data:       data,
+		Expires:    expires,
+		User:       indexKey(id),
+		Replace:    seen,
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
@@ -201,29 +234,120 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 		return "", err
 	}
 	a.counters.minted.Add(1)
-	a.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires)
+	a.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", s.Created != now)
 	return token, nil
 }
 
-// end ends sessions; each keeps the mark of an ended session until its
-// frontend token expires, so a signed-out token cannot mint again.
-func (a *Auth) end(ctx context.Context, why string, sessions ...*Session) error {
+// validate asks the provider about token. A panic in the provider is
+// this call's failure: an unavailable provider, logged once with its stack.
+func (a *Auth) validate(ctx context.Context, token string) (_ *provider.Identity, err error) {
+	defer a.recoverInto(&err, "provider "+a.cfg.Provider.Name())
+	return a.cfg.Provider.Validate(ctx, token)
+}
+
+// recoverInto turns a panic into *err, an ErrUnavailable of the provider,
+// and logs it once with its stack. Use it deferred.
+func (a *Auth) recoverInto(err *error, where string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	a.cfg.Logger.Error("sessiongate: recovered from a panic; the request fails with 503", "in", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	*err = &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "panicked (see the log)"}
+}
+
+// continued is what a session that continues another keeps of it.
+type continued struct {
+	provider, user string
+	id             string
+	created        time.Time
+	values         map[string]any
+}
+
+// continuation returns what a new session minted for this request keeps
+// of current, the live session the request carried: a new frontend token
+// of the same user and provider (a refreshed token, a second tab) continues
+// that session as the same device, with a fresh session token. nil when
+// there is no current session.
+func (a *Auth) continuation(ctx context.Context, current *Session) *continued {
+	if current == nil {
+		return nil
+	}
+	c := &continued{provider: current.Identity.Provider, user: current.Identity.UserID, id: current.ID, created: current.Created, values: map[string]any{}}
+	for _, k := range a.sm.Keys(ctx) {
+		c.values[k] = a.sm.Get(ctx, k)
+	}
+	return c
+}
+
+// sameUser reports whether id is the user of the continued session.
+func (c *continued) sameUser(id provider.Identity) bool {
+	return c.provider == id.Provider && c.user == id.UserID
+}
+
+// credential returns the credential id of a session minted for id: a keyed
+// hash of the provider's TokenID, zero when the provider gave none (the
+// frontend token itself then is the credential, and the session's key
+// already stands for it).
+func (a *Auth) credential(id provider.Identity) (c [store.CredentialLen]byte) {
+	if id.TokenID == "" {
+		return c
+	}
+	sum := a.keyed("sessiongate credential", id.Provider+"\x00"+id.TokenID, nil)
+	return [store.CredentialLen]byte(sum[:store.CredentialLen])
+}
+
+// markKey returns the store key of the sign-out mark of s's credential,
+// "" when s has no credential id. It is derived from the user and the
+// credential id, both of which s's record and frame keep, so that ending
+// any session of the credential marks every spelling of it.
+func (a *Auth) markKey(s *Session) string {
+	if s.cred == ([store.CredentialLen]byte{}) {
+		return ""
+	}
+	sum := a.keyed("sessiongate credential mark", indexKey(s.Identity), s.cred[:])
+	return store.KeyOf([store.SelectorLen]byte(sum[:store.SelectorLen]))
+}
+
+// endReason says why sessions end. Only a sign-out or a revocation marks
+// the frontend token (and credential) a session was minted from; a session
+// replaced by another leaves no mark.
+type endReason string
+
+const (
+	endSignedOut       endReason = "signed out"
+	endSignedOutAll    endReason = "signed out everywhere"
+	endSignedOutOthers endReason = "signed out elsewhere"
+	endRevoked         endReason = "revoked"
+	endUserRevoked     endReason = "user revoked"
+	endUpstreamRevoked endReason = "upstream session revoked"
+	endReplaced        endReason = "replaced"
+)
+
+// end ends sessions. A sign-out or revocation keeps the mark of an ended
+// session on each key (and each credential's mark) until its frontend
+// token expires, so a signed-out token cannot mint again; a replaced one
+// is removed. The write runs detached from ctx's cancellation (a client
+// that leaves does not undo its sign-out), bounded by ExchangeTimeout.
+func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) error {
+	ctx, cancel := a.detached(ctx)
+	defer cancel()
 	ends := make([]store.End, len(sessions))
 	for i, s := range sessions {
 		until := s.Identity.Expiry
-		if until.IsZero() {
+		if until.IsZero() || until.Before(s.Expires) {
 			until = s.Expires
 		}
-		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: until}
+		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: until, Mark: a.markKey(s), Replaced: why == endReplaced}
 	}
 	if err := a.store.End(ctx, ends...); err != nil {
 		a.counters.storeErrors.Add(1)
-		a.cfg.Logger.Error("sessiongate: ending sessions failed", "why", why, "error", err)
+		a.cfg.Logger.Error("sessiongate: ending sessions failed", "why", string(why), "error", err)
 		return err
 	}
 	a.counters.ended.Add(int64(len(sessions)))
 	for _, s := range sessions {
-		a.cfg.Logger.Info("sessiongate: session ended", "why", why, "session", s.ID, "user", s.Identity.UserID)
+		a.cfg.Logger.Info("sessiongate: session ended", "why", string(why), "session", s.ID, "user", s.Identity.UserID)
 	}
 	return nil
 }

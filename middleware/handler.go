@@ -2,14 +2,9 @@ package middleware
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
-
-	"github.com/alexedwards/scs/v2"
 
 	"github.com/sessiongate/sessiongate/provider"
-	"github.com/sessiongate/sessiongate/store"
 )
 
 // Handler is the middleware: mount it on a router (r.Use(auth.Handler)).
@@ -111,7 +106,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
 		return
 	}
-	res, err := a.exchange(r, frontToken)
+	res, err := a.exchange(r, frontToken, current, ctx)
 	if err != nil {
 		if isGuess(err) {
 			a.guesses.failed(a.cfg.ClientIP(r))
@@ -120,7 +115,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		return
 	}
 	if current != nil && current.key != res.session.key {
-		a.end(base, "replaced", current)
+		a.end(base, endReplaced, current)
 	}
 	if res.token != sessionToken {
 		a.writeSession(w, res.token, res.session)
@@ -128,81 +123,16 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	a.call(w, r, res.ctx, next, &state{session: res.session, token: res.token, minted: res.minted})
 }
 
-// load loads the session of token through scs: one store read, and no
-// decoding when the stored record is the one decoded last time. A token
-// with no live session gives a nil Session and no error; the error is for
-// a store that cannot answer.
-func (a *Auth) load(ctx context.Context, token string) (context.Context, *Session, error) {
-	loaded, err := a.sm.Load(ctx, token)
-	if err != nil {
-		if errors.Is(err, store.ErrUnavailable) {
-			a.counters.storeErrors.Add(1)
-			return nil, nil, err
-		}
-		// The codec could not decode what is stored: not a session.
-		a.cfg.Logger.Warn("sessiongate: undecodable session ignored", "error", err)
-		return ctx, nil, nil
-	}
-	b, ok := a.sm.Get(loaded, recordKey).([]byte)
-	if !ok {
-		return ctx, nil, nil
-	}
-	s := a.records.get(token, b)
-	if s != nil {
-		a.counters.cacheHits.Add(1)
-	} else {
-		a.counters.cacheMisses.Add(1)
-		if s, err = decodeRecord(store.Key(token), b); err != nil {
-			a.cfg.Logger.Warn("sessiongate: undecodable session record ignored")
-			return ctx, nil, nil
-		}
-		s.Current = true
-		a.records.put(token, b, s)
-	}
-	if !a.live(s, a.cfg.Now()) {
-		return ctx, nil, nil
-	}
-	return loaded, s, nil
-}
-
-// live reports whether s has neither expired nor been idle too long at now.
-func (a *Auth) live(s *Session, now time.Time) bool {
-	if !now.Before(s.Expires) {
-		return false
-	}
-	return a.cfg.IdleTimeout <= 0 || now.Before(s.LastSeen.Add(a.cfg.IdleTimeout))
-}
-
 // call runs next with r in ctx and st, then saves what changed: values
 // the handler put in the session, and its activity when a keep-alive is
-// due. Both go in one write, which only ever updates a session that still
-// exists.
+// due (see save).
 func (a *Auth) call(w http.ResponseWriter, r *http.Request, ctx context.Context, next http.Handler, st *state) {
 	ctx = withState(ctx, st)
 	next.ServeHTTP(w, r.WithContext(ctx))
 	if st.session == nil {
 		return
 	}
-	if a.cfg.IdleTimeout > 0 {
-		a.keepAlive(ctx, st.session)
-	}
-	if a.sm.Status(ctx) == scs.Modified {
-		if _, _, err := a.sm.Commit(ctx); err != nil {
-			a.cfg.Logger.Error("sessiongate: saving session values failed", "session", st.session.ID, "error", err)
-		}
-	}
-}
-
-// keepAlive records the session's activity in the scs values when the
-// last record is a KeepAliveInterval old; call saves it.
-func (a *Auth) keepAlive(ctx context.Context, s *Session) {
-	now := a.cfg.Now()
-	if now.Sub(s.LastSeen) < a.cfg.KeepAliveInterval {
-		return
-	}
-	seen := *s
-	seen.LastSeen = now
-	a.sm.Put(ctx, recordKey, encodeRecord(&seen))
+	a.save(ctx, st)
 }
 
 func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {

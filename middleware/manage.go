@@ -48,17 +48,27 @@ func (a *Auth) SignOut(ctx context.Context) error {
 	if !ok {
 		return ErrNoSession
 	}
-	return a.end(ctx, "signed out", s)
+	return a.end(ctx, endSignedOut, s)
 }
 
 // SignOutAll ends every session of the current request's user, the
-// current one included, and returns how many it ended.
+// current one always included (even if the user's index has lost it), and
+// returns how many it ended.
 func (a *Auth) SignOutAll(ctx context.Context) (int, error) {
 	s, ok := SessionFrom(ctx)
 	if !ok {
 		return 0, ErrNoSession
 	}
-	return a.endWhere(ctx, "signed out everywhere", s.Identity.Provider, s.Identity.UserID, func(*Session) bool { return true })
+	ctx, cancel := a.detached(ctx)
+	defer cancel()
+	all, err := a.Sessions(ctx, s.Identity.Provider, s.Identity.UserID)
+	if err != nil {
+		return 0, err
+	}
+	if !slices.ContainsFunc(all, func(o *Session) bool { return o.key == s.key }) {
+		all = append(all, s)
+	}
+	return len(all), a.end(ctx, endSignedOutAll, all...)
 }
 
 // SignOutOthers ends every session of the current request's user except
@@ -68,7 +78,7 @@ func (a *Auth) SignOutOthers(ctx context.Context) (int, error) {
 	if !ok {
 		return 0, ErrNoSession
 	}
-	return a.endWhere(ctx, "signed out elsewhere", s.Identity.Provider, s.Identity.UserID, func(o *Session) bool { return o.key != s.key })
+	return a.endWhere(ctx, endSignedOutOthers, s.Identity.Provider, s.Identity.UserID, func(o *Session) bool { return o.key != s.key })
 }
 
 // Revoke ends the session with public id id, if it belongs to the current
@@ -78,7 +88,7 @@ func (a *Auth) Revoke(ctx context.Context, id string) error {
 	if !ok {
 		return ErrNoSession
 	}
-	n, err := a.endWhere(ctx, "revoked", s.Identity.Provider, s.Identity.UserID, func(o *Session) bool { return sameKey(o.ID, id) })
+	n, err := a.endWhere(ctx, endRevoked, s.Identity.Provider, s.Identity.UserID, func(o *Session) bool { return sameKey(o.ID, id) })
 	if err == nil && n == 0 {
 		return ErrNotFound
 	}
@@ -88,7 +98,7 @@ func (a *Auth) Revoke(ctx context.Context, id string) error {
 // RevokeUser ends every session of a user, with no request at hand: for a
 // backend job that disables an account. It returns how many it ended.
 func (a *Auth) RevokeUser(ctx context.Context, providerName, userID string) (int, error) {
-	return a.endWhere(ctx, "user revoked", providerName, userID, func(*Session) bool { return true })
+	return a.endWhere(ctx, endUserRevoked, providerName, userID, func(*Session) bool { return true })
 }
 
 // RevokeUpstreamSession ends every session minted from one sign-in at the
@@ -98,13 +108,16 @@ func (a *Auth) RevokeUpstreamSession(ctx context.Context, providerName, userID, 
 	if upstreamSessionID == "" {
 		return 0, nil
 	}
-	return a.endWhere(ctx, "upstream session revoked", providerName, userID, func(o *Session) bool {
+	return a.endWhere(ctx, endUpstreamRevoked, providerName, userID, func(o *Session) bool {
 		return o.Identity.SessionID == upstreamSessionID
 	})
 }
 
-// endWhere ends the user's sessions that match, in one store round trip.
-func (a *Auth) endWhere(ctx context.Context, why, providerName, userID string, match func(*Session) bool) (int, error) {
+// endWhere ends the user's sessions that match, in one store round trip
+// after the listing. Both run detached from ctx's cancellation (see end).
+func (a *Auth) endWhere(ctx context.Context, why endReason, providerName, userID string, match func(*Session) bool) (int, error) {
+	ctx, cancel := a.detached(ctx)
+	defer cancel()
 	all, err := a.Sessions(ctx, providerName, userID)
 	if err != nil {
 		return 0, err
@@ -118,17 +131,18 @@ func (a *Auth) endWhere(ctx context.Context, why, providerName, userID string, m
 
 // decodeEntry decodes one stored session, nil when it is not one of ours.
 func (a *Auth) decodeEntry(e store.Entry) *Session {
-	_, values, err := a.sm.Codec.Decode(e.Data)
+	s, err := decodeRecord(e.Key, e.Record)
 	if err != nil {
 		return nil
 	}
-	b, ok := values[recordKey].([]byte)
-	if !ok {
-		return nil
-	}
-	s, err := decodeRecord(e.Key, b)
-	if err != nil {
-		return nil
-	}
+	s.cred = e.Credential
 	return s
+}
+
+// detached returns a context for a write that ends sessions: it keeps
+// ctx's values (the request's session) but not its cancellation, so a
+// client that leaves does not undo its sign-out, and it is bounded by
+// ExchangeTimeout instead.
+func (a *Auth) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ExchangeTimeout)
 }

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -16,26 +17,29 @@ import (
 	"github.com/sessiongate/sessiongate/provider"
 )
 
-// recordKey is the scs value under which a session's record is kept.
-const recordKey = "sg"
-
 // A record is a Session in a compact binary form, about 100 bytes for a
 // typical identity, so that a session with its index entry fits in 400
 // bytes of Redis:
 //
-//	version 1
+//	version 2
 //	created (unix ms), last seen and expires (ms after created)
-//	flags, [token expiry (ms after created)]
+//	flags, [token expiry (ms after created)], [public id (16 bytes)]
 //	user id, provider, upstream session id (UUIDs in 16 bytes)
 //	client IP (4 or 16 bytes), User-Agent (common fragments as one byte)
 //	claims (common names as one byte; values equal to the user id, the
 //	upstream session id or the token expiry as one byte)
 //
-// The public id and the store key are not stored: they are derived from
-// the session token.
-const recordVersion = 1
+// The store key is not stored: it is derived from the session token. The
+// public id is derived from the store key too, except for a session that
+// continues another (a new sign-in on the same device), which keeps the
+// public id of the session it continues. The record is kept beside the
+// scs values, not among them (see store.Stored), so handlers never see it.
+const recordVersion = 2
 
-const flagTokenExpiry = 1
+const (
+	flagTokenExpiry = 1 << iota
+	flagPublicID
+)
 
 var errRecord = errors.New("sessiongate/middleware: not a session record")
 
@@ -47,11 +51,20 @@ func encodeRecord(s *Session) []byte {
 	b = binary.AppendVarint(b, s.LastSeen.UnixMilli()-created)
 	b = binary.AppendVarint(b, s.Expires.UnixMilli()-created)
 	id := s.Identity
-	if id.Expiry.IsZero() {
-		b = append(b, 0)
-	} else {
-		b = append(b, flagTokenExpiry)
+	var flags byte
+	if !id.Expiry.IsZero() {
+		flags |= flagTokenExpiry
+	}
+	ownID, continued := publicIDBytes(s.ID)
+	if continued = continued && s.ID != publicID(s.key); continued {
+		flags |= flagPublicID
+	}
+	b = append(b, flags)
+	if flags&flagTokenExpiry != 0 {
 		b = binary.AppendVarint(b, id.Expiry.UnixMilli()-created)
+	}
+	if continued {
+		b = append(b, ownID[:]...)
 	}
 	b = appendString(b, id.UserID)
 	b = appendString(b, id.Provider)
@@ -75,8 +88,12 @@ func decodeRecord(key string, data []byte) (*Session, error) {
 		Expires:  time.UnixMilli(created + d.Varint()),
 		key:      key,
 	}
-	if d.Byte()&flagTokenExpiry != 0 {
+	flags := d.Byte()
+	if flags&flagTokenExpiry != 0 {
 		s.Identity.Expiry = time.UnixMilli(created + d.Varint())
+	}
+	if flags&flagPublicID != 0 {
+		s.ID = base64.RawURLEncoding.EncodeToString(d.Next(16))
 	}
 	s.Identity.UserID = d.string()
 	s.Identity.Provider = d.string()

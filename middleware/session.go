@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/store"
 )
 
 // Session is one signed-in session as its owner may see it. Nothing in it
@@ -32,7 +33,8 @@ type Session struct {
 	// Current is true when this is the session of the request at hand.
 	Current bool
 
-	key string // store key
+	key  string                    // store key
+	cred [store.CredentialLen]byte // credential id (store.Mint.Credential)
 }
 
 // MarshalJSON encodes the public view of the session: its public id, the
@@ -69,10 +71,17 @@ type sessionView struct {
 
 // publicID derives a session's public id from its store key: one more
 // one-way hash, 128 bits, so neither the token nor the store key can be
-// recovered from it.
+// recovered from it. A session that continues another keeps that one's
+// public id instead (see record.go).
 func publicID(key string) string {
 	sum := sha256.Sum256([]byte("sessiongate public id\x00" + key))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// publicIDBytes decodes a public id.
+func publicIDBytes(id string) (b [16]byte, ok bool) {
+	n, err := base64.RawURLEncoding.Decode(b[:], []byte(id))
+	return b, err == nil && n == 16 && len(id) == 22
 }
 
 // indexKey is the key of the user's session index: users are distinct per

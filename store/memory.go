@@ -50,43 +50,48 @@ func (m *Memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error
 	})
 }
 
-// Commit replaces the data and expiry of token's session if it is live and
-// token's validator opens it. It never creates a session: see Store.
+// Commit replaces the scs values and expiry of token's session if it is
+// live and token's validator opens it; ErrNotLive otherwise. It never
+// creates a session: see Store.
 func (m *Memory) Commit(token string, data []byte, expires time.Time) error {
+	return m.update(token, nil, data, expires)
+}
+
+// Touch replaces the record of token's live session.
+func (m *Memory) Touch(_ context.Context, token string, record []byte) error {
+	if err := m.update(token, record, nil, time.Time{}); err != ErrNotLive {
+		return err
+	}
+	return nil
+}
+
+// update replaces the record or the values (nil: kept) of token's live
+// session, and its expiry unless zero.
+func (m *Memory) update(token string, record, values []byte, expires time.Time) error {
 	sel, val, ok := split(token)
 	if !ok {
-		return nil
+		return ErrNotLive
 	}
 	key := KeyOf(sel)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	it, found := m.sessions[key]
-	if !found || !it.live(time.Now()) {
-		return nil
+	if !found || !it.live(time.Now()) || !opens(it.raw, val) || !stored(it.raw).Live() {
+		return ErrNotLive
 	}
-	if _, ok := open(it.raw, val); !ok {
-		return nil
+	if expires.IsZero() {
+		expires = it.expires
 	}
-	m.sessions[key] = item{raw: frame(val, it.raw[nonceAt:dataAt], data), expires: expires}
+	m.sessions[key] = item{raw: reframe(it.raw, record, values), expires: expires}
 	return nil
 }
 
-// Delete removes token's session if token's validator opens it.
-func (m *Memory) Delete(token string) error {
-	sel, val, ok := split(token)
-	if !ok {
-		return nil
-	}
-	key := KeyOf(sel)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if it, found := m.sessions[key]; found {
-		if _, ok := open(it.raw, val); ok {
-			delete(m.sessions, key)
-		}
-	}
-	return nil
-}
+// Delete returns ErrUnsupported: see Store.
+func (m *Memory) Delete(string) error { return ErrUnsupported }
+
+// AllCtx returns ErrUnsupported: scs's Iterate is not supported (see
+// Store). It is here so that Iterate fails with an error, not a panic.
+func (m *Memory) AllCtx(context.Context) (map[string][]byte, error) { return nil, ErrUnsupported }
 
 // Lookup returns what is stored at key.
 func (m *Memory) Lookup(_ context.Context, key string) (Stored, error) {
@@ -100,10 +105,12 @@ func (m *Memory) Lookup(_ context.Context, key string) (Stored, error) {
 }
 
 // Mint creates a session with its index entry, if its key still holds
-// what s.Replace was read from.
+// what s.Replace was read from and its credential was not signed out; it
+// ends, as replaced, any other live session of s.User minted from the same
+// credential.
 func (m *Memory) Mint(_ context.Context, s Mint) error {
 	sel, val, ok := split(s.Token)
-	if !ok || s.User == "" {
+	if !ok || s.User == "" || s.Record == nil || len(s.Record) > MaxRecordLen {
 		return errBadMint
 	}
 	now := time.Now()
@@ -121,26 +128,45 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 	if !s.Replace.same(current) {
 		return ErrConflict
 	}
-	m.sessions[key] = item{raw: frame(val, s.Nonce, s.Data), expires: s.Expires}
+	if s.Mark != "" {
+		if it, found := m.sessions[s.Mark]; found && it.live(now) && stored(it.raw).Ended {
+			return ErrSignedOut
+		}
+	}
 	idx := m.users[s.User]
 	if idx == nil {
 		idx = map[string]time.Time{}
 		m.users[s.User] = idx
 	}
+	if s.Credential != ([CredentialLen]byte{}) {
+		for other := range idx {
+			it, found := m.sessions[other]
+			if other != key && found && stored(it.raw).Live() && stored(it.raw).Credential == s.Credential {
+				delete(m.sessions, other)
+				delete(idx, other)
+			}
+		}
+	}
+	m.sessions[key] = item{raw: frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
 	idx[key] = s.Expires
 	return nil
 }
 
-// End marks sessions ended and drops them from their users' indexes.
+// End marks sessions ended (or removes replaced ones) and drops them from
+// their users' indexes.
 func (m *Memory) End(_ context.Context, ends ...End) error {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range ends {
-		if now.Before(e.Until) {
-			m.sessions[e.Key] = item{raw: ended, expires: e.Until}
-		} else {
+		switch {
+		case e.Replaced || !now.Before(e.Until):
 			delete(m.sessions, e.Key)
+		default:
+			m.sessions[e.Key] = item{raw: ended, expires: e.Until}
+			if e.Mark != "" {
+				m.sessions[e.Mark] = item{raw: ended, expires: e.Until}
+			}
 		}
 		if idx := m.users[e.User]; idx != nil {
 			delete(idx, e.Key)
@@ -166,7 +192,7 @@ func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
 			delete(idx, key)
 			continue
 		}
-		entries = append(entries, Entry{Key: key, Data: s.Data})
+		entries = append(entries, Entry{Key: key, Record: s.Record, Data: s.Data, Credential: s.Credential})
 	}
 	if idx != nil && len(idx) == 0 {
 		delete(m.users, user)

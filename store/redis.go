@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -141,50 +143,71 @@ func (r *Redis) FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 	})
 }
 
-// commitScript replaces a live session's data, keeping its frame, if the
-// token's verifier still matches: a session ended or minted anew meanwhile
-// is left alone.
-var commitScript = redis.NewScript(1, `
+// updateScript replaces the record (ARGV[2] = "r") or the scs values
+// ("v") of a live session with ARGV[3], if the token's verifier (ARGV[1])
+// still matches, with a new expiry in ms (ARGV[4]) or the one it has
+// (""): a session ended or minted anew meanwhile is left alone. It
+// answers 1 when it wrote, 0 when there was no such session.
+var updateScript = redis.NewScript(1, luaFrame(`
 local cur = redis.call('GET', KEYS[1])
-if not cur or string.sub(cur, 1, 17) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], string.sub(cur, 1, 25) .. ARGV[2], 'PX', ARGV[3])
-return 1`)
+if not cur or string.len(cur) < RECORD_AT or string.sub(cur, 1, NONCE_AT) ~= ARGV[1] then return 0 end
+local hi, lo = string.byte(cur, RECORD_LEN_AT + 1, RECORD_LEN_AT + 2)
+local n = hi * 256 + lo
+local rec = string.sub(cur, RECORD_AT + 1, RECORD_AT + n)
+local vals = string.sub(cur, RECORD_AT + n + 1)
+if ARGV[2] == 'r' then rec = ARGV[3] else vals = ARGV[3] end
+local len = string.len(rec)
+local v = string.sub(cur, 1, RECORD_LEN_AT) .. string.char(math.floor(len / 256), len % 256) .. rec .. vals
+if ARGV[4] == '' then
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], v, 'PX', ARGV[4])
+end
+return 1`))
 
-// Commit updates the data and expiry of token's session if token's
-// validator still opens it, in one round trip.
+// Commit replaces the scs values and expiry of token's session if token's
+// validator still opens it, in one round trip; ErrNotLive otherwise.
 func (r *Redis) Commit(token string, data []byte, expires time.Time) error {
-	sel, val, ok := split(token)
-	if !ok {
-		return nil
-	}
 	ttl := r.ttl(expires)
 	if ttl <= 0 {
-		return r.Delete(token)
+		return nil // scs commits an expired session: it is gone anyway
 	}
-	v := verifier(val)
-	return r.with(context.Background(), func(conn redis.Conn) error {
-		_, err := commitScript.Do(conn, sessionPrefix+KeyOf(sel), v[:], data, ttl)
-		return err
-	})
+	return r.update(context.Background(), token, "v", data, ttl)
 }
 
-var deleteScript = redis.NewScript(1, `
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 17) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0`)
+// Touch replaces the record of token's live session, keeping its scs
+// values and expiry.
+func (r *Redis) Touch(ctx context.Context, token string, record []byte) error {
+	if err := r.update(ctx, token, "r", record, ""); err != ErrNotLive {
+		return err
+	}
+	return nil
+}
 
-// Delete removes token's session if token's validator opens it.
-func (r *Redis) Delete(token string) error {
+// update runs updateScript for token.
+func (r *Redis) update(ctx context.Context, token, part string, b []byte, ttl any) error {
 	sel, val, ok := split(token)
 	if !ok {
-		return nil
+		return ErrNotLive
 	}
 	v := verifier(val)
-	return r.with(context.Background(), func(conn redis.Conn) error {
-		_, err := deleteScript.Do(conn, sessionPrefix+KeyOf(sel), v[:])
+	done := 0
+	err := r.with(ctx, func(conn redis.Conn) (err error) {
+		done, err = redis.Int(updateScript.DoContext(ctx, conn, sessionPrefix+KeyOf(sel), v[:], part, b, ttl))
 		return err
 	})
+	if err == nil && done != 1 {
+		return ErrNotLive
+	}
+	return err
 }
+
+// Delete returns ErrUnsupported: see Store.
+func (r *Redis) Delete(string) error { return ErrUnsupported }
+
+// AllCtx returns ErrUnsupported: scs's Iterate is not supported (see
+// Store). It is here so that Iterate fails with an error, not a panic.
+func (r *Redis) AllCtx(context.Context) (map[string][]byte, error) { return nil, ErrUnsupported }
 
 // Lookup returns what is stored at key: one GET.
 func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
@@ -202,25 +225,57 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
 	return stored(raw), nil
 }
 
-// mintScript writes a session and its index entry if the key still holds
-// what the caller saw (ARGV[5], "" for nothing). The index keeps live
-// members only and expires with its last session: NX sets an expiry on a
-// new index, GT only ever extends it.
-var mintScript = redis.NewScript(2, `
+// mintScript writes a session (KEYS[1]) and its entry in its user's index
+// (KEYS[2]) if the key still holds what the caller saw (ARGV[5], "" for
+// nothing) and the credential's mark (KEYS[3], the session's own key when
+// it has none) is not the mark of an ended session. With a credential id
+// (ARGV[7]), it first ends, as replaced, the user's other live sessions
+// minted from the same credential. The index keeps live members only and
+// expires with its last session: NX sets an expiry on a new index, GT only
+// ever extends it. It answers 1 when it minted, 0 on a conflict, -1 when
+// the credential was signed out.
+var mintScript = redis.NewScript(3, luaFrame(`
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[5] then return 0 end
+if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
+if ARGV[7] ~= '' then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], ARGV[4], '+inf', 'BYSCORE')) do
+    local k = SESSION_PREFIX .. m
+    if m ~= ARGV[6] and redis.call('GETRANGE', k, 0, 0) == LIVE
+      and redis.call('GETRANGE', k, CRED_AT, CRED_AT + CRED_LEN - 1) == ARGV[7] then
+      redis.call('DEL', k)
+      redis.call('ZREM', KEYS[2], m)
+    end
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
 redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'NX')
 redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'GT')
-return 1`)
+return 1`))
+
+// luaFrame replaces the frame's names in a script by their values, so that
+// the scripts and the Go code read one layout (see token.go).
+func luaFrame(script string) string {
+	return strings.NewReplacer(
+		"SESSION_PREFIX", strconv.Quote(sessionPrefix),
+		"RECORD_LEN_AT", strconv.Itoa(recordLenAt),
+		"RECORD_AT", strconv.Itoa(recordAt),
+		"NONCE_AT", strconv.Itoa(nonceAt),
+		"CRED_AT", strconv.Itoa(credAt),
+		"CRED_LEN", strconv.Itoa(CredentialLen),
+		"ENDED", `"\0"`,
+		"LIVE", `"\1"`,
+	).Replace(script)
+}
 
 // Mint writes the session and its index entry in one script, if the key
-// still holds what m.Replace was read from.
+// still holds what m.Replace was read from and the credential was not
+// signed out.
 func (r *Redis) Mint(ctx context.Context, m Mint) error {
 	sel, val, ok := split(m.Token)
-	if !ok || m.User == "" {
+	if !ok || m.User == "" || m.Record == nil || len(m.Record) > MaxRecordLen {
 		return errBadMint
 	}
 	ttl := r.ttl(m.Expires)
@@ -228,34 +283,46 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 		return nil
 	}
 	key := KeyOf(sel)
-	value := frame(val, m.Nonce, m.Data)
+	value := frame(val, m.Nonce, m.Credential, m.Record, m.Data)
+	mark, cred := sessionPrefix+key, ""
+	if m.Mark != "" {
+		mark = sessionPrefix + m.Mark
+	}
+	if m.Credential != ([CredentialLen]byte{}) {
+		cred = string(m.Credential[:])
+	}
 	done := 0
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
 		// A retry after a lost answer finds this very value and reports a
 		// conflict: the caller then looks the key up and finds it minted.
-		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User,
-			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key))
+		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark,
+			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key, cred))
 		return err
 	})
 	switch {
 	case err != nil:
 		return err
+	case done == -1:
+		return ErrSignedOut
 	case done != 1:
 		return ErrConflict
 	}
 	return nil
 }
 
-// End marks sessions ended and drops them from their users' indexes, in
-// one MULTI.
+// End marks sessions ended (or removes replaced ones) and drops them from
+// their users' indexes, in one MULTI.
 func (r *Redis) End(ctx context.Context, ends ...End) error {
 	if len(ends) == 0 {
 		return nil
 	}
 	return r.transaction(ctx, func(conn redis.Conn) {
 		for _, e := range ends {
-			if ttl := r.ttl(e.Until); ttl > 0 {
+			if ttl := r.ttl(e.Until); ttl > 0 && !e.Replaced {
 				conn.Send("SET", sessionPrefix+e.Key, ended, "PX", ttl)
+				if e.Mark != "" {
+					conn.Send("SET", sessionPrefix+e.Mark, ended, "PX", ttl)
+				}
 			} else {
 				conn.Send("DEL", sessionPrefix+e.Key)
 			}
@@ -297,7 +364,7 @@ func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
 			gone = append(gone, keys[i])
 			continue
 		}
-		entries = append(entries, Entry{Key: keys[i], Data: s.Data})
+		entries = append(entries, Entry{Key: keys[i], Record: s.Record, Data: s.Data, Credential: s.Credential})
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.

@@ -17,8 +17,11 @@ import (
 // Token): scs's HashTokenInStore must be off, as NewManager leaves it.
 type Store interface {
 	// Find, Commit and Delete make the Store an scs.Store. Find answers
-	// only for the token's validator. Commit updates a live session that
-	// the token still opens and does nothing otherwise; Delete removes it.
+	// only for the token's validator, with the session's scs values.
+	// Commit replaces the scs values of a live session that the token
+	// still opens and returns ErrNotLive otherwise; it never creates a
+	// session. Delete returns ErrUnsupported: scs's Destroy and RenewToken
+	// would end a session without sessiongate's sign-out mark.
 	scs.Store
 	// FindCtx is Find with a context; a context from Prefetched answers
 	// without reading the store again.
@@ -31,13 +34,20 @@ type Store interface {
 	// Mint stores a session under its token's key, with its entry in the
 	// user's index, in one round trip, if the key still holds exactly what
 	// m.Replace was read from (nothing, for a zero Replace); otherwise it
-	// writes nothing and returns ErrConflict. A session whose Expires has
-	// passed is not written.
+	// writes nothing and returns ErrConflict. If m.Mark holds the mark of
+	// an ended session it writes nothing and returns ErrSignedOut. A
+	// session whose Expires has passed is not written.
 	Mint(ctx context.Context, m Mint) error
 
-	// End ends each session: its key keeps the mark of an ended session
-	// until Until (deleted when Until is not after now), and it leaves its
-	// user's index, in one round trip.
+	// Touch replaces the record of the live session that token opens,
+	// keeping its scs values and expiry; it does nothing when there is
+	// none.
+	Touch(ctx context.Context, token string, record []byte) error
+
+	// End ends each session: its key (and its Mark) keep the mark of an
+	// ended session until Until (deleted when Until is not after now), or
+	// it is removed when Replaced; and it leaves its user's index, in one
+	// round trip.
 	End(ctx context.Context, ends ...End) error
 
 	// Sessions returns the keys and data of user's live sessions, found
@@ -58,7 +68,19 @@ type Mint struct {
 	// Nonce is kept with the session and returned by Lookup (NonceLen
 	// bytes; shorter is padded with zeros).
 	Nonce []byte
-	// Data is the encoded session.
+	// Credential names the credential the session was minted from (zero:
+	// none), for "one session per credential": a mint ends, as replaced,
+	// any other live session in User's index minted from the same
+	// Credential.
+	Credential [CredentialLen]byte
+	// Mark, when set, is the key of the credential's sign-out mark (an End
+	// with Mark set leaves it): if it holds the mark of an ended session,
+	// Mint writes nothing and returns ErrSignedOut.
+	Mark string
+	// Record is sessiongate's record of the session, at most MaxRecordLen
+	// bytes.
+	Record []byte
+	// Data is the session's scs values, encoded by the manager's Codec.
 	Data []byte
 	// Expires is when the session and its index entry expire.
 	Expires time.Time
@@ -75,18 +97,30 @@ type End struct {
 	Key string
 	// User is the key of the user's index that holds the session.
 	User string
-	// Until is how long the key keeps the mark of an ended session, which
-	// Lookup reports as Ended: until the frontend token it was minted from
-	// expires.
+	// Until is how long the key (and Mark) keep the mark of an ended
+	// session, which Lookup reports as Ended: until the frontend token it
+	// was minted from expires.
 	Until time.Time
+	// Mark, when set, is the key of the session's credential mark, which
+	// is marked ended too (see Mint.Mark).
+	Mark string
+	// Replaced ends the session without a mark: the key and its index
+	// entry are removed, and the frontend token it was minted from may
+	// mint again. For a session replaced by another (a new sign-in on the
+	// same device), not for a sign-out.
+	Replaced bool
 }
 
 // Entry is one session found through a user's index.
 type Entry struct {
 	// Key is the session's store key.
 	Key string
-	// Data is the encoded session.
+	// Record is sessiongate's record of the session.
+	Record []byte
+	// Data is the session's scs values.
 	Data []byte
+	// Credential is the credential id the session was minted with.
+	Credential [CredentialLen]byte
 }
 
 // ErrConflict is returned by Mint when the key no longer holds what the
@@ -95,7 +129,23 @@ var ErrConflict = errors.New("store: the session changed meanwhile")
 
 // errBadMint is returned by Mint for a Mint without a session token or a
 // user: a caller's mistake, not a client's.
-var errBadMint = errors.New("store: Mint needs a session Token and a User")
+var errBadMint = errors.New("store: Mint needs a session Token, a User and a Record of at most MaxRecordLen bytes")
+
+// ErrSignedOut is returned by Mint when Mint.Mark holds the mark of an
+// ended session: the credential was signed out.
+var ErrSignedOut = errors.New("store: the credential was signed out")
+
+// ErrNotLive is returned by Commit when the token opens no live session:
+// it ended (signed out, expired) or never existed. sessiongate creates
+// sessions only by minting, so scs values written for a request without a
+// session (or after scs's RenewToken) cannot be kept.
+var ErrNotLive = errors.New("store: no live session for this token")
+
+// ErrUnsupported is returned for the scs calls sessiongate does not
+// support: Destroy and RenewToken (which call Delete; end sessions with
+// the middleware's SignOut instead) and Iterate (list a user's sessions
+// with the middleware's Sessions instead).
+var ErrUnsupported = errors.New("store: not supported by sessiongate: end sessions with middleware.Auth.SignOut, list them with Auth.Sessions")
 
 // ErrUnavailable is wrapped by every error a Store returns: the store could
 // not be reached or did not answer in time. It is never returned for data

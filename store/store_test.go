@@ -56,12 +56,12 @@ func TestStoreContract(t *testing.T) {
 			require.NoError(t, err)
 			assert.False(t, got.Found())
 
-			require.NoError(t, st.Commit(a, []byte("ghost"), exp))
+			assert.ErrorIs(t, st.Commit(a, []byte("ghost"), exp), store.ErrNotLive)
 			_, found, _ = st.Find(a)
 			assert.False(t, found, "Commit never creates a session")
 
-			require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Nonce: nonce, Data: []byte("A"), Expires: exp, User: user}))
-			require.NoError(t, st.Mint(ctx, store.Mint{Token: b, Data: []byte("B"), Expires: exp, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Record: rec, Nonce: nonce, Data: []byte("A"), Expires: exp, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: b, Record: rec, Data: []byte("B"), Expires: exp, User: user}))
 			data, found, err := st.Find(a)
 			require.NoError(t, err)
 			assert.True(t, found)
@@ -74,10 +74,11 @@ func TestStoreContract(t *testing.T) {
 			assert.Equal(t, "A", string(got.Data))
 			assert.Equal(t, nonce, got.Nonce)
 
-			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: forged, Data: []byte("X"), Expires: exp, User: user}), store.ErrConflict,
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: forged, Record: rec, Data: []byte("X"), Expires: exp, User: user}), store.ErrConflict,
 				"a mint that expects nothing never replaces a session")
-			require.NoError(t, st.Commit(forged, []byte("X"), exp))
-			require.NoError(t, st.Delete(forged))
+			assert.ErrorIs(t, st.Commit(forged, []byte("X"), exp), store.ErrNotLive)
+			assert.ErrorIs(t, st.Delete(forged), store.ErrUnsupported)
+			assert.ErrorIs(t, st.Delete(a), store.ErrUnsupported, "scs's Destroy cannot end a session without its mark")
 			data, _, _ = st.Find(a)
 			assert.Equal(t, "A", string(data), "a wrong validator can neither write nor delete")
 
@@ -86,6 +87,14 @@ func TestStoreContract(t *testing.T) {
 			assert.Equal(t, "A2", string(data), "Commit updates a live session")
 			got, _ = st.Lookup(ctx, store.Key(a))
 			assert.Equal(t, nonce, got.Nonce, "and keeps its nonce")
+			assert.Equal(t, rec, got.Record, "and its record: the values are apart from it")
+			require.NoError(t, st.Touch(ctx, a, []byte("record 2")))
+			got, _ = st.Lookup(ctx, store.Key(a))
+			assert.Equal(t, "record 2", string(got.Record), "Touch replaces the record")
+			assert.Equal(t, "A2", string(got.Data), "and keeps the values")
+			require.NoError(t, st.Touch(ctx, forged, []byte("forged")), "Touch on a session the token does not open does nothing")
+			got, _ = st.Lookup(ctx, store.Key(a))
+			assert.Equal(t, "record 2", string(got.Record))
 
 			entries, err := st.Sessions(ctx, user)
 			require.NoError(t, err)
@@ -99,31 +108,70 @@ func TestStoreContract(t *testing.T) {
 			entries, _ = st.Sessions(ctx, user)
 			assert.Equal(t, []string{"B"}, datas(entries))
 
-			require.NoError(t, st.Commit(a, []byte("resurrected"), exp))
+			assert.ErrorIs(t, st.Commit(a, []byte("resurrected"), exp), store.ErrNotLive)
 			_, found, _ = st.Find(a)
 			assert.False(t, found, "an in-flight Commit cannot bring an ended session back")
-			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: a, Data: []byte("again"), Expires: exp, User: user}), store.ErrConflict,
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: a, Record: rec, Data: []byte("again"), Expires: exp, User: user}), store.ErrConflict,
 				"nor can a mint that did not see the end")
 
 			again := token("a"+name, "again")
-			require.NoError(t, st.Mint(ctx, store.Mint{Token: again, Data: []byte("A3"), Expires: exp, User: user, Replace: got}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: again, Record: rec, Data: []byte("A3"), Expires: exp, User: user, Replace: got}))
 			data, found, _ = st.Find(again)
 			assert.True(t, found, "a mint that saw what is there replaces it")
 			assert.Equal(t, "A3", string(data))
 			_, found, _ = st.Find(a)
 			assert.False(t, found, "the old validator opens nothing")
-			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: again, Data: []byte("A4"), Expires: exp, User: user, Replace: got}), store.ErrConflict,
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: again, Record: rec, Data: []byte("A4"), Expires: exp, User: user, Replace: got}), store.ErrConflict,
 				"what it saw is gone")
 
-			require.NoError(t, st.Delete(b))
+			require.NoError(t, st.End(ctx, store.End{Key: store.Key(b), Until: exp, Replaced: true}))
+			got, _ = st.Lookup(ctx, store.Key(b))
+			assert.False(t, got.Found(), "a replaced session leaves no mark")
 			entries, _ = st.Sessions(ctx, user)
 			assert.Equal(t, []string{"A3"}, datas(entries), "entries whose session is gone are not listed")
 
 			require.NoError(t, st.End(ctx, store.End{Key: store.Key(again), User: user, Until: time.Now().Add(-time.Second)}))
 			got, _ = st.Lookup(ctx, store.Key(again))
 			assert.False(t, got.Found(), "an end mark whose time is past is deleted")
-			assert.Error(t, st.Mint(ctx, store.Mint{Token: "not a token", Expires: exp, User: user}))
+			assert.Error(t, st.Mint(ctx, store.Mint{Token: "not a token", Record: rec, Expires: exp, User: user}))
 			assert.NoError(t, st.Ping(ctx))
+		})
+	}
+}
+
+// rec is a record for the store tests: the store keeps it as it is.
+var rec = []byte("record")
+
+func TestCredentialOneSessionAndMark(t *testing.T) {
+	t.Parallel()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			user := "p:" + t.Name()
+			exp := time.Now().Add(time.Hour)
+			cred := [store.CredentialLen]byte{1, 2, 3}
+			mark := store.Key(token("mark"+name, "x"))
+			a, b, other := token("a"+name, "v"), token("b"+name, "v"), token("o"+name, "v")
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Record: rec, Credential: cred, Mark: mark, Expires: exp, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: other, Record: rec, Credential: [store.CredentialLen]byte{9}, Expires: exp, User: user}))
+			got, _ := st.Lookup(ctx, store.Key(a))
+			assert.Equal(t, cred, got.Credential)
+
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: b, Record: rec, Credential: cred, Mark: mark, Expires: exp, User: user}))
+			got, _ = st.Lookup(ctx, store.Key(a))
+			assert.False(t, got.Found(), "another spelling of one credential replaces its session: one session per credential")
+			got, _ = st.Lookup(ctx, store.Key(other))
+			assert.True(t, got.Live(), "another credential's session stays")
+			entries, _ := st.Sessions(ctx, user)
+			assert.Len(t, entries, 2)
+
+			require.NoError(t, st.End(ctx, store.End{Key: store.Key(b), User: user, Until: exp, Mark: mark}))
+			got, _ = st.Lookup(ctx, mark)
+			assert.True(t, got.Ended, "the credential's mark is left")
+			assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: a, Record: rec, Credential: cred, Mark: mark, Expires: exp, User: user}), store.ErrSignedOut,
+				"no spelling of a signed-out credential mints again")
+			got, _ = st.Lookup(ctx, store.Key(a))
+			assert.False(t, got.Found(), "and nothing was written")
 		})
 	}
 }
@@ -133,7 +181,7 @@ func TestPrefetchedAnswersWithoutARead(t *testing.T) {
 	srv, st := newRedis(t)
 	ctx := context.Background()
 	a := token("prefetch", "v")
-	require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Data: []byte("A"), Expires: time.Now().Add(time.Hour), User: "p:u"}))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: a, Record: rec, Data: []byte("A"), Expires: time.Now().Add(time.Hour), User: "p:u"}))
 	got, err := st.Lookup(ctx, store.Key(a))
 	require.NoError(t, err)
 	_, err = srv.Do("CONFIG", "RESETSTAT")
@@ -157,8 +205,8 @@ func TestStoreExpiry(t *testing.T) {
 			user := "u:" + t.Name()
 			short := time.Now().Add(150 * time.Millisecond)
 			tok := token("short"+name, "v")
-			require.NoError(t, st.Mint(ctx, store.Mint{Token: tok, Data: []byte("x"), Expires: short, User: user}))
-			require.NoError(t, st.Mint(ctx, store.Mint{Token: token("past"+name, "v"), Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: tok, Record: rec, Data: []byte("x"), Expires: short, User: user}))
+			require.NoError(t, st.Mint(ctx, store.Mint{Token: token("past"+name, "v"), Record: rec, Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}))
 			entries, _ := st.Sessions(ctx, user)
 			assert.Len(t, entries, 1, "an already expired session is never written")
 			time.Sleep(250 * time.Millisecond)
@@ -178,7 +226,7 @@ func TestRedisKeysAndIndex(t *testing.T) {
 	ctx := context.Background()
 	tok := token("raw-session", "token-value")
 	exp := time.Now().Add(time.Hour)
-	require.NoError(t, st.Mint(ctx, store.Mint{Token: tok, Data: []byte("d"), Expires: exp, User: "p:alice"}))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: tok, Record: rec, Data: []byte("d"), Expires: exp, User: "p:alice"}))
 
 	keys, err := redis.Strings(srv.Do("KEYS", "*"))
 	require.NoError(t, err)
@@ -199,10 +247,10 @@ func TestRedisKeysAndIndex(t *testing.T) {
 	assert.Equal(t, exp.UnixMilli(), score)
 
 	later := exp.Add(time.Hour)
-	require.NoError(t, st.Mint(ctx, store.Mint{Token: token("second", "v"), Data: []byte("d"), Expires: later, User: "p:alice"}))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: token("second", "v"), Record: rec, Data: []byte("d"), Expires: later, User: "p:alice"}))
 	ttl, _ := redis.Int64(srv.Do("PTTL", "sg:u:p:alice"))
 	assert.InDelta(t, 2*time.Hour.Milliseconds(), ttl, 5000, "the index lives as long as its longest session")
-	require.NoError(t, st.Mint(ctx, store.Mint{Token: token("third", "v"), Data: []byte("d"), Expires: exp, User: "p:alice"}))
+	require.NoError(t, st.Mint(ctx, store.Mint{Token: token("third", "v"), Record: rec, Data: []byte("d"), Expires: exp, User: "p:alice"}))
 	ttl, _ = redis.Int64(srv.Do("PTTL", "sg:u:p:alice"))
 	assert.InDelta(t, 2*time.Hour.Milliseconds(), ttl, 5000, "a shorter session never shortens the index")
 }
@@ -218,10 +266,9 @@ func TestRedisDown(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	_, err = st.Lookup(ctx, store.Key(k))
 	assert.ErrorIs(t, err, store.ErrUnavailable)
-	assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: k, User: "u", Expires: time.Now().Add(time.Hour)}), store.ErrUnavailable)
+	assert.ErrorIs(t, st.Mint(ctx, store.Mint{Token: k, Record: rec, User: "u", Expires: time.Now().Add(time.Hour)}), store.ErrUnavailable)
 	assert.ErrorIs(t, st.End(ctx, store.End{Key: store.Key(k)}), store.ErrUnavailable)
 	assert.ErrorIs(t, st.Commit(k, nil, time.Now().Add(time.Hour)), store.ErrUnavailable)
-	assert.ErrorIs(t, st.Delete(k), store.ErrUnavailable)
 	_, err = st.Sessions(ctx, "u")
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.ErrorIs(t, st.Ping(ctx), store.ErrUnavailable)

@@ -71,17 +71,32 @@ func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool
 	return sel, val, true
 }
 
-// A stored value is framed so that both stores read it the same way:
+// A stored value is framed so that both stores, and the Redis scripts
+// (built from these constants), read it the same way:
 //
-//	live:  0x01, SHA-256(validator)[:16], nonce (NonceLen bytes), data
-//	ended: 0x00
+//	live:  frameLive, SHA-256(validator)[:16], nonce (NonceLen bytes),
+//	       credential (CredentialLen bytes), record length (2 bytes, big
+//	       endian), record, scs values (the Codec's bytes)
+//	ended: frameEnded
+//
+// The record is sessiongate's own description of the session; the scs
+// values are the handler's. Keeping them apart is what keeps the record out
+// of scs's API (Keys, Clear): Find hands scs the values only, and Commit
+// replaces the values only.
 const (
-	frameLive  = 0x01
-	frameEnded = 0x00
-	verifierAt = 1
-	nonceAt    = verifierAt + 16
-	dataAt     = nonceAt + NonceLen
+	frameLive   = 0x01
+	frameEnded  = 0x00
+	verifierAt  = 1
+	nonceAt     = verifierAt + 16
+	credAt      = nonceAt + NonceLen
+	recordLenAt = credAt + CredentialLen
+	recordAt    = recordLenAt + 2
+	// MaxRecordLen is the largest record a session can keep.
+	MaxRecordLen = 1<<16 - 1
 )
+
+// CredentialLen is the size of the credential id a session keeps (Mint).
+const CredentialLen = 8
 
 // ended is the value an ended session leaves at its key.
 var ended = []byte{frameEnded}
@@ -95,35 +110,68 @@ func verifier(val [ValidatorLen]byte) [nonceAt]byte {
 	return v
 }
 
-// frame returns the stored value of a live session.
-func frame(val [ValidatorLen]byte, nonce, data []byte) []byte {
+// frame returns the stored value of a live session. The record must be at
+// most MaxRecordLen bytes (Mint checks).
+func frame(val [ValidatorLen]byte, nonce []byte, cred [CredentialLen]byte, record, values []byte) []byte {
 	v := verifier(val)
-	out := make([]byte, dataAt+len(data))
+	out := make([]byte, recordAt+len(record)+len(values))
 	copy(out, v[:])
-	copy(out[nonceAt:dataAt], nonce) // a shorter nonce is padded with zeros
-	copy(out[dataAt:], data)
+	copy(out[nonceAt:credAt], nonce) // a shorter nonce is padded with zeros
+	copy(out[credAt:recordLenAt], cred[:])
+	out[recordLenAt] = byte(len(record) >> 8)
+	out[recordLenAt+1] = byte(len(record))
+	copy(out[recordAt:], record)
+	copy(out[recordAt+len(record):], values)
 	return out
 }
 
-// open returns the data of a live session stored as raw when val is the
-// validator it was minted with.
+// reframe returns raw (a live frame) with its record or its values
+// replaced; nil leaves that part as it is.
+func reframe(raw, record, values []byte) []byte {
+	st := stored(raw)
+	if record == nil {
+		record = st.Record
+	}
+	if values == nil {
+		values = st.Data
+	}
+	out := make([]byte, 0, recordAt+len(record)+len(values))
+	out = append(out, raw[:recordLenAt]...)
+	out = append(out, byte(len(record)>>8), byte(len(record)))
+	out = append(out, record...)
+	return append(out, values...)
+}
+
+// open returns the scs values of a live session stored as raw when val is
+// the validator it was minted with.
 func open(raw []byte, val [ValidatorLen]byte) ([]byte, bool) {
-	if len(raw) < dataAt || raw[0] != frameLive {
+	if !opens(raw, val) {
 		return nil, false
+	}
+	return stored(raw).Data, true
+}
+
+// opens reports whether raw is a live session that val opens.
+func opens(raw []byte, val [ValidatorLen]byte) bool {
+	if len(raw) < recordAt || raw[0] != frameLive {
+		return false
 	}
 	v := verifier(val)
-	if subtle.ConstantTimeCompare(raw[:nonceAt], v[:]) != 1 {
-		return nil, false
-	}
-	return raw[dataAt:], true
+	return subtle.ConstantTimeCompare(raw[:nonceAt], v[:]) == 1
 }
 
 // Stored is what Lookup found at a key.
 type Stored struct {
-	// Data is a live session's encoded data.
+	// Data is a live session's scs values (the Codec's bytes).
 	Data []byte
+	// Record is a live session's record: sessiongate's own description of
+	// it, kept apart from the scs values.
+	Record []byte
 	// Nonce is the nonce the live session was minted with.
 	Nonce []byte
+	// Credential is the credential id the live session was minted with
+	// (Mint.Credential), zero when it had none.
+	Credential [CredentialLen]byte
 	// Ended is true when the key holds the mark of an ended session.
 	Ended bool
 
@@ -134,7 +182,7 @@ type Stored struct {
 func (s Stored) Found() bool { return s.raw != nil }
 
 // Live reports whether a live session was stored at the key.
-func (s Stored) Live() bool { return s.raw != nil && !s.Ended }
+func (s Stored) Live() bool { return s.raw != nil && !s.Ended && s.Record != nil }
 
 // stored reads a raw stored value. Garbage reads as found, neither live nor
 // ended, so that Mint may replace it.
@@ -144,11 +192,44 @@ func stored(raw []byte) Stored {
 		return Stored{}
 	case len(raw) == 1 && raw[0] == frameEnded:
 		return Stored{Ended: true, raw: raw}
-	case len(raw) >= dataAt && raw[0] == frameLive:
-		return Stored{Data: raw[dataAt:], Nonce: raw[nonceAt:dataAt], raw: raw}
+	case len(raw) >= recordAt && raw[0] == frameLive:
+		n := int(raw[recordLenAt])<<8 | int(raw[recordLenAt+1])
+		if len(raw) < recordAt+n {
+			return Stored{raw: raw}
+		}
+		return Stored{
+			Record:     raw[recordAt : recordAt+n : recordAt+n],
+			Data:       raw[recordAt+n:],
+			Nonce:      raw[nonceAt:credAt],
+			Credential: [CredentialLen]byte(raw[credAt:recordLenAt]),
+			raw:        raw,
+		}
 	default:
 		return Stored{raw: raw}
 	}
+}
+
+// Opens reports whether s is a live session that token opens: token's
+// validator is the one s was minted with. It compares in constant time.
+func (s Stored) Opens(token string) bool {
+	_, val, ok := split(token)
+	return ok && s.Live() && opens(s.raw, val)
+}
+
+// Open returns the live session that token opens in st, with one read of
+// st: a Stored that is not Live when there is none (not found is not an
+// error). Pass the result to Prefetched so that scs's Load does not read
+// again.
+func Open(ctx context.Context, st Store, token string) (Stored, error) {
+	sel, val, ok := split(token)
+	if !ok {
+		return Stored{}, nil
+	}
+	s, err := st.Lookup(ctx, KeyOf(sel))
+	if err != nil || !s.Live() || !opens(s.raw, val) {
+		return Stored{}, err
+	}
+	return s, nil
 }
 
 // same reports whether raw is what s was read from.
