@@ -84,7 +84,10 @@ type Config struct {
 
 	// ExchangeTimeout bounds one exchange (validation and minting), which
 	// runs detached from any one client so that a client that leaves does
-	// not fail the others waiting on the same token. Default 10 s.
+	// not fail the others waiting on the same token; and likewise each
+	// sign-out or revocation (listing and ending), which runs detached
+	// from its client so that a client that disconnects does not undo it.
+	// Default 10 s.
 	ExchangeTimeout time.Duration
 
 	// RetryAfter is the Retry-After sent with a 503 when the upstream did

@@ -153,6 +153,9 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 	}
 	token, err := a.mint(ctx, frontToken, sel, *id, c, seen, cont)
 	if errors.Is(err, store.ErrSignedOut) {
+		// Another spelling of a credential that was signed out: refused
+		// like the spelling that was, and remembered.
+		a.negative.add(key)
 		return flightResult{}, errSignedOut
 	}
 	if errors.Is(err, store.ErrConflict) {
