@@ -235,10 +235,11 @@ func (s *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
 // parseKeySet reads a JWKS document and keeps at most maxKeys public
 // signing keys. Keys it cannot use are skipped rather than failing the set:
 // an unknown type, "use" other than "sig", "key_ops" present without
-// "verify", symmetric, RSA under 2048 bits or with a ROCA-weak modulus,
-// duplicate or case-variant member names. Private parts, should an issuer
-// publish them, are dropped. Member names are matched exactly ("KEYS" is
-// not "keys"). A set with no usable key is an error.
+// "verify", symmetric, RSA under 2048 bits or with a ROCA-weak modulus.
+// Private parts, should an issuer publish them, are dropped. Member names
+// are matched exactly ("KEYS" is not "keys", "KEY_OPS" not "key_ops"), and
+// a document with duplicate member names anywhere is unusable as a whole.
+// A set with no usable key is an error.
 func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 	doc, err := strict.Object(body)
 	if err != nil {

@@ -89,13 +89,24 @@ func (f *Plurality) SetFault(fault Fault) { f.faults.set(fault) }
 // Issue returns a token for userID that expires after ttl, as Plurality's
 // widget would hand one to the frontend.
 func (f *Plurality) Issue(userID string, ttl time.Duration) string {
+	return f.IssueWith(userID, ttl, nil)
+}
+
+// IssueWith is Issue with extra claims in the payload, which may override
+// any of Issue's ("exp" included) to test what a provider makes of odd
+// tokens the fake still accepts.
+func (f *Plurality) IssueWith(userID string, ttl time.Duration, extra map[string]any) string {
 	now := time.Now()
-	return f.sign(map[string]any{
+	claims := map[string]any{
 		"id":              userID,
 		"uniqueSessionId": randomUUID(),
 		"iat":             now.Unix(),
 		"exp":             now.Add(ttl).Unix(),
-	})
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	return f.sign(claims)
 }
 
 // Revoke makes the fake reject token from now on, as if the user signed out
