@@ -3,6 +3,7 @@ package plurality_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -100,17 +101,23 @@ func TestExpiryIsExpPlusLeewayAndRangeChecked(t *testing.T) {
 	}
 }
 
-func TestClaimsAreReadExactlyAsNamed(t *testing.T) {
+// The fake, like a lenient upstream, lets the last of duplicate members
+// win; sessiongate would read a different user or expiry than it checked.
+func TestDuplicateClaimsAreRefusedBeforeTheCall(t *testing.T) {
 	t.Parallel()
-	fake, p := newPair(t, plurality.Config{Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
-	// "EXP" is not "exp": the token below has no exp, and its Identity
-	// says so; with an "exp" an hour ago it is expired by this clock.
-	id, err := p.Validate(context.Background(), fake.IssueWith("u", 3*time.Hour, map[string]any{"exp": nil, "EXP": time.Now().Add(3 * time.Hour).Unix()}))
-	if assert.ErrorIs(t, err, provider.ErrInvalidToken, "a null exp is not a NumericDate") {
-		assert.Nil(t, id)
+	fake, p := newPair(t, plurality.Config{})
+	live := time.Now().Add(time.Hour).Unix()
+	calls := fake.Calls()
+	for _, payload := range []string{
+		fmt.Sprintf(`{"id": "mallory", "id": "ada", "exp": %d}`, live),
+		fmt.Sprintf(`{"id": "ada", "exp": 1, "exp": %d}`, live),
+		fmt.Sprintf(`{"id": "ada", "exp": %d, "profile": {"a": 1, "a": 2}}`, live),
+	} {
+		_, err := p.Validate(context.Background(), fake.IssueRaw([]byte(payload)))
+		assert.ErrorIs(t, err, provider.ErrInvalidToken, payload)
+		assert.ErrorContains(t, err, "malformed", payload)
 	}
-	_, err = p.Validate(context.Background(), fake.IssueWith("u", time.Hour, map[string]any{"Exp": time.Now().Add(5 * time.Hour).Unix()}))
-	assert.ErrorIs(t, err, provider.ErrInvalidToken, "exp (an hour) is what counts, not Exp")
+	assert.Equal(t, calls, fake.Calls(), "a token with duplicate claims reached Plurality")
 }
 
 func TestValidationRedirectsAreUnavailable(t *testing.T) {
