@@ -1,36 +1,39 @@
 package provider
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 )
 
 // errNotJWT is UnverifiedClaims' answer for anything that is not a JWT
 // with a JSON object for its payload.
 var errNotJWT = errors.New("provider: token is not a JWT with a JSON object payload")
 
-// UnverifiedClaims decodes the payload of a JWT-shaped token (three
-// dot-separated base64url parts) WITHOUT checking its signature. Use it
-// only to read what an upstream has already vouched for, or to choose which
-// provider should verify a token (see ClaimMatches); never to trust it.
-// Tokens that fail ValidSyntax are refused before any decoding, so the work
-// is bounded by MaxTokenSize.
+// UnverifiedClaims decodes the payload of a JWT WITHOUT checking its
+// signature. Use it only to read what an upstream has already vouched for,
+// or to choose which provider should verify a token (see ClaimMatches);
+// never to trust it.
+//
+// The token must be a canonical JWS compact serialization: three non-empty
+// parts of unpadded base64url with zero trailing bits (so that no second
+// spelling of a token is read), a header and a payload that are JSON
+// objects with unique member names at every depth. Claims are keyed
+// exactly as the payload names them: "EXP" is not "exp". Tokens that fail
+// ValidSyntax are refused before any decoding, so the work is bounded by
+// MaxTokenSize.
 func UnverifiedClaims(token string) (map[string]any, error) {
-	if !ValidSyntax(token) || strings.Count(token, ".") != 2 {
+	if !ValidSyntax(token) {
 		return nil, errNotJWT
 	}
-	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token[first+1:last], "="))
+	jws, err := strict.ParseJWS(token)
 	if err != nil {
 		return nil, errNotJWT
 	}
-	var claims map[string]any
-	if err := json.Unmarshal(raw, &claims); err != nil || claims == nil {
+	claims, err := strict.Object(jws.Payload)
+	if err != nil {
 		return nil, errNotJWT
 	}
 	return claims, nil

@@ -6,7 +6,9 @@
 //   - ErrUnavailable: the provider could not give an answer (503).
 //
 // It also holds the upstream HTTP hygiene every provider package shares
-// (NewHTTPClient, ReadBody) and Secret, a string type that never prints.
+// (NewHTTPClient, Do, Panicked), the time rules every provider applies
+// (DefaultLeeway, NumericDate, MaxTime) and Secret, a string type that
+// never prints.
 //
 // One package per upstream lives below this one: provider/plurality, and
 // provider/providertest for loopback fakes that speak each wire format.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 )
 
 // Route sends the tokens Match accepts to Provider.
@@ -63,9 +65,13 @@ func NewMulti(routes ...Route) *Multi {
 func (m *Multi) Name() string { return m.name }
 
 // Validate hands token to the first route that matches it and returns that
-// provider's answer, with Identity.Provider set to its Name.
+// provider's answer (TokenID included, unchanged), with Identity.Provider
+// set to its Name. A token shaped like a JWS (two dots, a header that
+// starts with "{") whose parts are not canonical unpadded base64url is
+// refused as malformed before any route sees it: it is a second spelling
+// of some token, and a catch-all route must not carry it upstream.
 func (m *Multi) Validate(ctx context.Context, token string) (*Identity, error) {
-	if !ValidSyntax(token) {
+	if !ValidSyntax(token) || strict.NonCanonicalJWS(token) {
 		return nil, &InvalidTokenError{Provider: m.name, Reason: "malformed"}
 	}
 	for _, r := range m.routes {

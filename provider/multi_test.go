@@ -15,9 +15,10 @@ import (
 
 // recorder is a provider that accepts everything and counts its calls.
 type recorder struct {
-	name  string
-	calls atomic.Int64
-	err   error
+	name    string
+	calls   atomic.Int64
+	err     error
+	tokenID string
 }
 
 func (r *recorder) Name() string { return r.name }
@@ -27,7 +28,7 @@ func (r *recorder) Validate(_ context.Context, token string) (*provider.Identity
 	if r.err != nil {
 		return nil, r.err
 	}
-	return &provider.Identity{UserID: "u-" + r.name}, nil
+	return &provider.Identity{UserID: "u-" + r.name, TokenID: r.tokenID}, nil
 }
 
 func jwtWith(claims map[string]any) string {

@@ -2,7 +2,6 @@ package introspect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
+	"github.com/sessiongate/sessiongate/provider/internal/timeclaims"
 )
 
 // DefaultName is the provider name when Config.Name is empty.
@@ -53,9 +54,18 @@ type Config struct {
 	// Default provider.DefaultTimeout (5 s).
 	Timeout time.Duration
 
+	// Leeway is the clock skew tolerated on the answer's "exp" and "nbf":
+	// a token is refused from exp + Leeway on, or while now + Leeway is
+	// before nbf, and Identity.Expiry is exp + Leeway. Default
+	// provider.DefaultLeeway (30 s).
+	Leeway time.Duration
+
 	// Now is the clock used to check "exp" and "nbf". Default time.Now.
 	Now func() time.Time
 }
+
+// maxJTI bounds the "jti" an answer may name to be used as the TokenID.
+const maxJTI = 256
 
 // Provider validates opaque (or any) tokens by asking the authorization
 // server's introspection endpoint, once per token. It is safe for
@@ -94,6 +104,9 @@ func New(cfg Config) *Provider {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = provider.DefaultLeeway
+	}
 	// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
 	auth := &basicAuth{id: url.QueryEscape(cfg.ClientID), secret: url.QueryEscape(string(cfg.ClientSecret))}
 	cfg.ClientSecret = ""
@@ -105,14 +118,23 @@ func (p *Provider) Name() string { return p.cfg.Name }
 
 // Validate introspects token (POST, form token=...&token_type_hint=...,
 // client authentication). An answer with "active": true names the user
-// (Config.UserIDClaim) and its "exp" becomes the Identity's expiry; the
-// whole answer is kept as claims. "active": false, an expired "exp", a
-// future "nbf", or a wrong audience or issuer is ErrInvalidToken. A 401 or
-// 403 means the endpoint refused this server's credentials, and is
-// ErrUnavailable like every other status but 200, and like an answer that
-// is not a JSON object with a boolean "active".
+// (Config.UserIDClaim); its "exp" + Leeway becomes the Identity's Expiry;
+// its "jti", when it is a string of 1 to 256 bytes, the Identity's TokenID
+// ("jti:" + jti; otherwise TokenID is empty and sessiongate knows the
+// credential only by its exact string); the whole answer is kept as
+// claims. Members are read exactly as named ("EXP" is not "exp"), and
+// "exp", "nbf" and "iat" must be NumericDates between 1970 and 9999.
+//
+// "active": false, an expired "exp", a future "nbf", a time member out of
+// range, or a wrong audience or issuer is ErrInvalidToken, and so is a
+// token shaped like a JWS but not canonically encoded (refused before any
+// call: it is a second spelling of some token). A 401 or 403 means the
+// endpoint refused this server's credentials, and is ErrUnavailable like
+// every other status but 200 (a redirect is never followed), and like an
+// answer that is not a JSON object with unique member names and a boolean
+// "active".
 func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identity, error) {
-	if !provider.ValidSyntax(token) {
+	if !provider.ValidSyntax(token) || strict.NonCanonicalJWS(token) {
 		return nil, p.invalid("malformed")
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {p.cfg.TokenTypeHint}}
@@ -140,9 +162,9 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 
 // identity reads an RFC 7662 answer.
 func (p *Provider) identity(answer []byte) (*provider.Identity, error) {
-	var claims map[string]any
-	if err := json.Unmarshal(answer, &claims); err != nil || claims == nil {
-		return nil, &provider.UnavailableError{Provider: p.cfg.Name, Reason: "answer is not a JSON object"}
+	claims, err := strict.Object(answer)
+	if err != nil {
+		return nil, &provider.UnavailableError{Provider: p.cfg.Name, Reason: "answer is not a JSON object with unique member names"}
 	}
 	active, ok := claims["active"].(bool)
 	if !ok {
@@ -151,17 +173,15 @@ func (p *Provider) identity(answer []byte) (*provider.Identity, error) {
 	if !active {
 		return nil, p.invalid("inactive")
 	}
-	now := p.cfg.Now()
-	id := &provider.Identity{Provider: p.cfg.Name, Claims: claims}
-	if exp, ok := claims["exp"].(float64); ok {
-		id.Expiry = time.Unix(int64(exp), 0)
-		if !now.Before(id.Expiry) {
-			return nil, p.invalid("expired")
-		}
+	times, err := timeclaims.Read(claims)
+	if err != nil {
+		return nil, p.invalid(err.Error())
 	}
-	if nbf, ok := claims["nbf"].(float64); ok && now.Before(time.Unix(int64(nbf), 0)) {
-		return nil, p.invalid("not valid yet")
+	times.IssuedAt = time.Time{} // an introspected token's "iat" is informative only
+	if reason := times.Check(p.cfg.Now(), p.cfg.Leeway); reason != "" {
+		return nil, p.invalid(reason)
 	}
+	id := &provider.Identity{Provider: p.cfg.Name, Expiry: times.Until(p.cfg.Leeway), Claims: claims}
 	if p.cfg.Issuer != "" && claims["iss"] != p.cfg.Issuer {
 		return nil, p.invalid("issued by another issuer")
 	}
@@ -170,6 +190,9 @@ func (p *Provider) identity(answer []byte) (*provider.Identity, error) {
 	}
 	if id.UserID = provider.StringClaim(claims, p.cfg.UserIDClaim); id.UserID == "" {
 		return nil, p.invalid(fmt.Sprintf("the answer has no %q to name the user", p.cfg.UserIDClaim))
+	}
+	if jti, ok := claims["jti"].(string); ok && jti != "" && len(jti) <= maxJTI {
+		id.TokenID = "jti:" + jti
 	}
 	id.SessionID = provider.StringClaim(claims, "sid")
 	return id, nil

@@ -44,7 +44,7 @@ func TestActiveTokenSpeaksRFC7662(t *testing.T) {
 	assert.Equal(t, "ada", id.UserID)
 	assert.Equal(t, introspect.DefaultName, id.Provider)
 	assert.Equal(t, "s-1", id.SessionID)
-	assert.WithinDuration(t, time.Now().Add(time.Hour), id.Expiry, 2*time.Second)
+	assert.WithinDuration(t, time.Now().Add(time.Hour+provider.DefaultLeeway), id.Expiry, 2*time.Second, "exp plus the leeway")
 	assert.Equal(t, "ada@example.com", id.Claims["username"])
 
 	req := fake.LastRequest()

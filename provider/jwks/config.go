@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/sessiongate/sessiongate/provider"
 )
 
@@ -17,7 +15,7 @@ import (
 const (
 	DefaultName            = "jwks"
 	DefaultUserIDClaim     = "sub"
-	DefaultLeeway          = 30 * time.Second
+	DefaultLeeway          = provider.DefaultLeeway
 	DefaultRefreshInterval = 5 * time.Minute
 	DefaultMaxKeyAge       = time.Hour
 )
@@ -58,13 +56,17 @@ type Config struct {
 	// DefaultAlgorithms. Only asymmetric algorithms are allowed.
 	Algorithms []string
 
-	// Leeway is the clock skew tolerated on "exp", "nbf" and "iat".
-	// Default DefaultLeeway (30 s).
+	// Leeway is the clock skew tolerated on "exp", "nbf" and "iat": a
+	// token is refused from exp + Leeway on, and Identity.Expiry is exp +
+	// Leeway. Default DefaultLeeway (provider.DefaultLeeway, 30 s).
 	Leeway time.Duration
 
 	// RefreshInterval is the least time between two fetches of the key set
 	// caused by tokens naming a key the cache lacks, however many such
-	// tokens arrive. Default DefaultRefreshInterval (5 min).
+	// tokens arrive. Within it, such a token is ErrUnavailable with
+	// RetryAfter set to when a fetch is allowed again (it may be signed
+	// with a key the issuer published since), not ErrInvalidToken.
+	// Default DefaultRefreshInterval (5 min).
 	RefreshInterval time.Duration
 
 	// MaxKeyAge is how long fetched keys are used before they are fetched
@@ -73,8 +75,10 @@ type Config struct {
 	// Default DefaultMaxKeyAge (1 h).
 	MaxKeyAge time.Duration
 
-	// HTTPClient fetches the key set and the discovery document. Default
-	// provider.NewHTTPClient(Timeout).
+	// HTTPClient fetches the key set and the discovery document (bodiless
+	// GETs, which follow the client's redirect policy; see
+	// provider.NewHTTPClient). A panic in it fails the fetch, not the
+	// process. Default provider.NewHTTPClient(Timeout).
 	HTTPClient *http.Client
 
 	// Timeout bounds one fetch. Default provider.DefaultTimeout (5 s).
@@ -133,14 +137,6 @@ func (c Config) withDefaults(pkg string) Config {
 		c.Now = time.Now
 	}
 	return c
-}
-
-func (c Config) signatureAlgorithms() []jose.SignatureAlgorithm {
-	algs := make([]jose.SignatureAlgorithm, len(c.Algorithms))
-	for i, a := range c.Algorithms {
-		algs[i] = jose.SignatureAlgorithm(a)
-	}
-	return algs
 }
 
 func absoluteHTTP(s string) bool {

@@ -2,7 +2,6 @@ package jwks
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 )
 
 // discovery finds the JWKS address in the issuer's OpenID configuration
@@ -53,20 +53,20 @@ func (d *discovery) locate(ctx context.Context) (string, error) {
 // parseDiscovery returns jwks_uri from an OpenID Provider Configuration
 // document whose "issuer" is issuer (OpenID Connect Discovery 1.0, §4.3).
 // The key set must be served over https, or over http only when the
-// issuer itself is (a loopback development issuer).
+// issuer itself is (a loopback development issuer). Members are read
+// exactly as named, and a document with duplicate member names is refused.
 func parseDiscovery(body []byte, issuer string) (string, error) {
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
+	doc, err := strict.Object(body)
+	if err != nil {
+		return "", fmt.Errorf("jwks: discovery document is not a JSON object with unique member names")
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("jwks: discovery document is not JSON: %w", err)
+	docIssuer, _ := doc["issuer"].(string)
+	jwksURI, _ := doc["jwks_uri"].(string)
+	if docIssuer != issuer {
+		return "", fmt.Errorf("jwks: discovery document names issuer %q, want %q", docIssuer, issuer)
 	}
-	if doc.Issuer != issuer {
-		return "", fmt.Errorf("jwks: discovery document names issuer %q, want %q", doc.Issuer, issuer)
-	}
-	u, err := url.Parse(doc.JWKSURI)
-	if err != nil || u.Host == "" || len(doc.JWKSURI) > 2048 {
+	u, err := url.Parse(jwksURI)
+	if err != nil || u.Host == "" || len(jwksURI) > 2048 {
 		return "", fmt.Errorf("jwks: discovery document has no usable jwks_uri")
 	}
 	iss, _ := url.Parse(issuer)

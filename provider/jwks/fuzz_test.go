@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 )
 
@@ -41,8 +42,9 @@ func FuzzParseDiscovery(f *testing.F) {
 }
 
 // FuzzVerify feeds arbitrary tokens to a verifier whose keys are cached
-// and which can never fetch: every answer must be a classified refusal,
-// or an acceptance of a token the cached key really signed.
+// and which can never fetch: every answer must be a classified refusal
+// (invalid, or unavailable for a key not cached while refetching is
+// throttled), or an acceptance of a token the cached key really signed.
 func FuzzVerify(f *testing.F) {
 	keys := providertest.NewKeys()
 	now := time.Now()
@@ -60,10 +62,12 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := v.Verify(context.Background(), token)
 		switch {
-		case err == nil && (c == nil || c.Expiry.IsZero()):
-			t.Fatalf("accepted %q without an expiry", token)
-		case err != nil && !errors.Is(err, provider.ErrInvalidToken):
+		case err == nil && (c == nil || c.Expiry.IsZero() || c.TokenID == ""):
+			t.Fatalf("accepted %q without an expiry or a TokenID", token)
+		case err != nil && !errors.Is(err, provider.ErrInvalidToken) && !errors.Is(err, provider.ErrUnavailable):
 			t.Fatalf("refused %q with an unclassified error: %v", token, err)
+		case err == nil && strict.NonCanonicalJWS(token):
+			t.Fatalf("accepted the non-canonical %q", token)
 		}
 	})
 }

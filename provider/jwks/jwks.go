@@ -27,8 +27,10 @@ func New(cfg Config) *Provider {
 func (p *Provider) Name() string { return p.verifier.cfg.Name }
 
 // Validate verifies token (see Verifier.Verify) and returns its Identity:
-// the user id from Config.UserIDClaim, the expiry from "exp", the
-// issuer's session id from "sid" when present, and every claim.
+// the user id from Config.UserIDClaim, Expiry = "exp" + Leeway, TokenID
+// from the token's canonical signing input (the same for every spelling
+// and every valid signature of these claims), the issuer's session id
+// from "sid" when present, and every claim.
 func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identity, error) {
 	c, err := p.verifier.Verify(ctx, token)
 	if err != nil {
@@ -42,7 +44,8 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 	return &provider.Identity{
 		UserID:    id,
 		Provider:  p.Name(),
-		Expiry:    c.Expiry,
+		Expiry:    c.ValidUntil,
+		TokenID:   c.TokenID,
 		SessionID: provider.StringClaim(c.All, "sid"),
 		Claims:    c.All,
 	}, nil

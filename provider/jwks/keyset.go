@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 )
 
 // maxKeys is how many usable keys of one JWKS are kept; a real issuer
@@ -60,9 +61,10 @@ type flight struct {
 
 // keysFor returns the cached keys that could have signed a token with this
 // kid and alg (every fitting key when kid is empty), fetching the set when
-// none fits and the refresh interval allows. It fails with ErrInvalidToken
-// when the issuer has no such key, and ErrUnavailable when the keys could
-// not be had.
+// none fits and the throttle allows. It fails with ErrInvalidToken only
+// when a fetch that completed after the token arrived (one this call
+// started or waited on) still lacks such a key; when the throttle forbids a fetch, or
+// the keys could not be had, it fails with an *provider.UnavailableError.
 func (s *keySet) keysFor(ctx context.Context, kid, alg string) ([]jose.JSONWebKey, error) {
 	found, fresh := s.lookup(kid, alg)
 	if len(found) > 0 {
@@ -71,14 +73,39 @@ func (s *keySet) keysFor(ctx context.Context, kid, alg string) ([]jose.JSONWebKe
 		}
 		return found, nil
 	}
-	err := s.wait(ctx, s.start(missing))
+	f, wait := s.start(missing)
+	if f == nil {
+		if found, _ = s.lookup(kid, alg); len(found) > 0 {
+			return found, nil // a fetch completed between the two lookups
+		}
+		return nil, s.throttled(wait)
+	}
+	err := s.wait(ctx, f)
 	if found, _ = s.lookup(kid, alg); len(found) > 0 {
 		return found, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	// f completed after this call began waiting on it, so after the token
+	// arrived: the issuer does not publish the key.
 	return nil, &provider.InvalidTokenError{Provider: s.name, Reason: "signed with a key the issuer does not publish"}
+}
+
+// throttled is keysFor's answer when no fetch may start for wait more:
+// the last attempt's error before any success, else "cannot verify now".
+func (s *keySet) throttled(wait time.Duration) error {
+	s.mu.RLock()
+	lastErr, fetched := s.lastErr, s.fetched
+	s.mu.RUnlock()
+	if fetched.IsZero() && lastErr != nil {
+		return lastErr
+	}
+	return &provider.UnavailableError{
+		Provider:   s.name,
+		Reason:     "signed with a key not cached, and the key set was fetched too recently to fetch it again",
+		RetryAfter: wait,
+	}
 }
 
 // lookup returns the cached keys fitting kid and alg, and whether the
@@ -109,42 +136,38 @@ const (
 )
 
 // start returns the fetch in progress, or begins one unless its reason's
-// throttle says not yet (then it returns nil).
-func (s *keySet) start(why fetchReason) *flight {
+// throttle says not yet: then it returns nil and how long until the
+// throttle allows one.
+func (s *keySet) start(why fetchReason) (*flight, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.flight != nil {
-		return s.flight
+		return s.flight, 0
 	}
 	now := s.now()
 	switch {
 	case why == stale:
 		if now.Sub(s.tried) < s.refresh {
-			return nil
+			return nil, s.tried.Add(s.refresh).Sub(now)
 		}
 	case s.fetched.IsZero():
 		if !s.tried.IsZero() && now.Sub(s.tried) < firstFetchRetry {
-			return nil
+			return nil, s.tried.Add(firstFetchRetry).Sub(now)
 		}
 	default:
 		if !s.missed.IsZero() && now.Sub(s.missed) < s.refresh {
-			return nil
+			return nil, s.missed.Add(s.refresh).Sub(now)
 		}
 		s.missed = now
 	}
 	s.tried = now
 	s.flight = &flight{done: make(chan struct{})}
 	go s.fetch(s.flight)
-	return s.flight
+	return s.flight, 0
 }
 
-// wait waits for f (nil: the last attempt's outcome) or for ctx.
+// wait waits for f or for ctx.
 func (s *keySet) wait(ctx context.Context, f *flight) error {
-	if f == nil {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		return s.lastErr
-	}
 	select {
 	case <-f.done:
 		return f.err
@@ -155,10 +178,26 @@ func (s *keySet) wait(ctx context.Context, f *flight) error {
 
 // fetch downloads the key set, detached from every caller's context, and
 // replaces the cache only with a set that has usable keys.
+//
+// A panic in the fetch (a custom HTTPClient's transport, say) is recovered
+// and becomes this fetch's *provider.UnavailableError, stack included, for
+// every waiter; the next fetch starts afresh.
 func (s *keySet) fetch(f *flight) {
+	var keys []jose.JSONWebKey
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			keys, err = nil, provider.Panicked(s.name, "fetching the key set panicked", r)
+		}
+		s.finish(f, keys, err)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	keys, err := s.download(ctx)
+	keys, err = s.download(ctx)
+}
+
+// finish records a fetch's outcome and releases its waiters.
+func (s *keySet) finish(f *flight, keys []jose.JSONWebKey, err error) {
 	s.mu.Lock()
 	if err == nil {
 		s.keys, s.fetched = keys, s.now()
@@ -194,30 +233,26 @@ func (s *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
 }
 
 // parseKeySet reads a JWKS document and keeps at most maxKeys public
-// signing keys. Keys it cannot use (unknown type, "use": "enc", symmetric,
-// RSA under 2048 bits) are skipped rather than failing the set; private
-// parts, should an issuer publish them, are dropped. A set with no usable
-// key is an error.
+// signing keys. Keys it cannot use are skipped rather than failing the set:
+// an unknown type, "use" other than "sig", "key_ops" present without
+// "verify", symmetric, RSA under 2048 bits or with a ROCA-weak modulus.
+// Private parts, should an issuer publish them, are dropped. Member names
+// are matched exactly ("KEYS" is not "keys", "KEY_OPS" not "key_ops"), and
+// a document with duplicate member names anywhere is unusable as a whole.
+// A set with no usable key is an error.
 func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
-	var doc struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
+	doc, err := strict.Object(body)
+	if err != nil {
 		return nil, fmt.Errorf("jwks: not a JSON key set: %w", err)
 	}
+	raws, ok := doc["keys"].([]any)
+	if !ok {
+		return nil, fmt.Errorf("jwks: no \"keys\" array")
+	}
 	var keys []jose.JSONWebKey
-	for _, raw := range doc.Keys {
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(raw); err != nil || !k.Valid() || (k.Use != "" && k.Use != "sig") {
-			continue
-		}
-		if !k.IsPublic() {
-			k = k.Public()
-			if !k.Valid() {
-				continue // symmetric: no public half
-			}
-		}
-		if rsaKey, ok := k.Key.(*rsa.PublicKey); ok && rsaKey.N.BitLen() < minRSABits {
+	for _, raw := range raws {
+		k, ok := signingKey(raw)
+		if !ok {
 			continue
 		}
 		keys = append(keys, k)
@@ -229,6 +264,53 @@ func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 		return nil, fmt.Errorf("jwks: no usable signing keys")
 	}
 	return keys, nil
+}
+
+// signingKey returns the public verification key a JWKS member describes,
+// or false when it is not one sessiongate may verify with.
+func signingKey(member any) (jose.JSONWebKey, bool) {
+	obj, ok := member.(map[string]any)
+	if !ok {
+		return jose.JSONWebKey{}, false
+	}
+	if ops, present := obj["key_ops"]; present && !verifies(ops) {
+		return jose.JSONWebKey{}, false // RFC 7517 §4.3: not for verifying
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return jose.JSONWebKey{}, false
+	}
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil || !k.Valid() || (k.Use != "" && k.Use != "sig") {
+		return jose.JSONWebKey{}, false
+	}
+	if !k.IsPublic() {
+		if k = k.Public(); !k.Valid() {
+			return jose.JSONWebKey{}, false // symmetric: no public half
+		}
+	}
+	if rsaKey, ok := k.Key.(*rsa.PublicKey); ok && (rsaKey.N.BitLen() < minRSABits || rocaWeak(rsaKey.N)) {
+		return jose.JSONWebKey{}, false
+	}
+	return k, true
+}
+
+// verifies reports whether a "key_ops" value is an array of strings that
+// includes "verify".
+func verifies(ops any) bool {
+	list, ok := ops.([]any)
+	if !ok {
+		return false
+	}
+	found := false
+	for _, op := range list {
+		s, ok := op.(string)
+		if !ok {
+			return false
+		}
+		found = found || s == "verify"
+	}
+	return found
 }
 
 // fits reports whether key can verify signatures made with alg.

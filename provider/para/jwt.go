@@ -42,10 +42,13 @@ func NewJWT(cfg Config) *JWTProvider {
 func (p *JWTProvider) Name() string { return Name }
 
 // Validate verifies a Para JWT: signature from Para's key set, "aud" equal
-// to APIKeyID, "exp" (required), "nbf" and "iat" within the leeway. The
-// user id is "sub" (Para's user id); the Identity's expiry is "exp", so a
-// session never outlives the JWT (30 minutes unless the API key's session
-// length says otherwise); its claims are the token's "data" object
+// to APIKeyID, "exp" (required), "nbf" and "iat" within the leeway (see
+// jwks.Verifier for every rule). The user id is "sub" (Para's user id);
+// the Identity's Expiry is "exp" + Leeway, so a session never outlives
+// the JWT (30 minutes unless the API key's session length says
+// otherwise); its TokenID comes from the canonical signing input, the same
+// for every spelling and every valid signature of these claims; its
+// claims are the token's "data" object
 // (userId, wallets, email/phone/telegramUserId/farcasterUsername/
 // externalWalletAddress, authType, identifier, oAuthMethod). A token whose
 // data.userId differs from its sub is refused.
@@ -65,5 +68,5 @@ func (p *JWTProvider) Validate(ctx context.Context, token string) (*provider.Ide
 	if uid, ok := data["userId"]; ok && uid != sub {
 		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "data.userId differs from sub"}
 	}
-	return &provider.Identity{UserID: sub, Provider: Name, Expiry: c.Expiry, Claims: data}, nil
+	return &provider.Identity{UserID: sub, Provider: Name, Expiry: c.ValidUntil, TokenID: c.TokenID, Claims: data}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 )
 
 // Name is the provider name recorded in sessions Para validated, by
@@ -40,7 +41,9 @@ type Config struct {
 	APIKeyID string
 
 	// Leeway is the clock skew tolerated on a JWT's "exp", "nbf" and
-	// "iat". Default jwks.DefaultLeeway (30 s).
+	// "iat": a JWT is refused from exp + Leeway on, and Identity.Expiry is
+	// exp + Leeway. Default provider.DefaultLeeway (30 s). Verification
+	// tokens carry no time.
 	Leeway time.Duration
 
 	// RefreshInterval is the least time between two fetches of the JWKS
@@ -115,11 +118,17 @@ func (p *Provider) Name() string { return Name }
 // identifier and, when Para names it, oAuthMethod. Para's answer carries
 // no expiry, so the session lives for the middleware's lifetime.
 //
+// The Identity's TokenID is empty: Para's answer names the user, not the
+// token, so sessiongate knows the credential only by its exact string. A
+// token shaped like a JWS but not canonically encoded is refused before
+// any call, as a second spelling of some token.
+//
 // 403 (expired), 400 and 404 are ErrInvalidToken; 401 means Para refused
 // the secret key, a configuration fault, and is ErrUnavailable like 429,
-// 5xx and answers that are not the documented JSON.
+// 5xx, a redirect (never followed) and answers that are not the
+// documented JSON.
 func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identity, error) {
-	if !provider.ValidSyntax(token) {
+	if !provider.ValidSyntax(token) || strict.NonCanonicalJWS(token) {
 		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "malformed"}
 	}
 	resp, answer, err := p.post(ctx, "/sessions/verify", struct {
@@ -141,14 +150,19 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 }
 
 // parseVerification builds the Identity from /sessions/verify's answer:
-// {"authType": ..., "identifier": ..., "oAuthMethod"?: ...}.
+// {"authType": ..., "identifier": ..., "oAuthMethod"?: ...}, members read
+// exactly as named, duplicates refused.
 func parseVerification(answer []byte) (*provider.Identity, error) {
-	var a struct {
-		AuthType    string `json:"authType"`
-		Identifier  string `json:"identifier"`
-		OAuthMethod string `json:"oAuthMethod"`
+	obj, err := strict.Object(answer)
+	if err != nil {
+		return nil, &provider.UnavailableError{Provider: Name, Reason: "answer is not the documented JSON"}
 	}
-	if err := json.Unmarshal(answer, &a); err != nil {
+	var a struct{ AuthType, Identifier, OAuthMethod string }
+	var ok [3]bool
+	a.AuthType, ok[0] = stringMember(obj, "authType")
+	a.Identifier, ok[1] = stringMember(obj, "identifier")
+	a.OAuthMethod, ok[2] = stringMember(obj, "oAuthMethod")
+	if !ok[0] || !ok[1] || !ok[2] {
 		return nil, &provider.UnavailableError{Provider: Name, Reason: "answer is not the documented JSON"}
 	}
 	if a.AuthType == "" || a.Identifier == "" || len(a.AuthType) > 64 || len(a.Identifier) > 256 || len(a.OAuthMethod) > 64 {
@@ -159,6 +173,18 @@ func parseVerification(answer []byte) (*provider.Identity, error) {
 		claims["oAuthMethod"] = a.OAuthMethod
 	}
 	return &provider.Identity{UserID: a.AuthType + ":" + a.Identifier, Provider: Name, Claims: claims}, nil
+}
+
+// stringMember returns obj[name] and true when it is a string, "" and
+// true when it is absent or null, and false for any other type.
+func stringMember(obj map[string]any, name string) (string, bool) {
+	switch v := obj[name].(type) {
+	case nil:
+		return "", true
+	case string:
+		return v, true
+	}
+	return "", false
 }
 
 // post sends body as JSON to path with the secret key.

@@ -209,7 +209,7 @@ func TestJWTIdentityCarriesTheDocumentedData(t *testing.T) {
 		require.NoError(t, err, u.AuthType)
 		assert.Equal(t, u.ID, id.UserID, "sub is the user id")
 		assert.Equal(t, "para", id.Provider)
-		assert.WithinDuration(t, time.Now().Add(30*time.Minute), id.Expiry, 2*time.Second, "expiry is the JWT's exp")
+		assert.WithinDuration(t, time.Now().Add(30*time.Minute+provider.DefaultLeeway), id.Expiry, 2*time.Second, "expiry is the JWT's exp plus the leeway")
 
 		user, ok := para.UserOf(id)
 		require.True(t, ok)

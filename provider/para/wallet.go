@@ -2,12 +2,12 @@ package para
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
 )
 
 // ErrWalletNotFound means the address is not one of the app's users'
@@ -22,7 +22,8 @@ const maxAddressLen = 128
 // embedded wallet of one of the app's users, and returns its wallet id.
 // It returns an error wrapping ErrWalletNotFound for an unknown address
 // (404) and for one that is not 1 to 128 letters and digits (no call is
-// made), and an ErrUnavailable for everything else that is not an answer.
+// made), and an ErrUnavailable for everything else that is not an answer,
+// a redirect (never followed) included.
 func (p *Provider) VerifyWallet(ctx context.Context, address string) (string, error) {
 	if !plausibleAddress(address) {
 		return "", fmt.Errorf("%w: malformed address", ErrWalletNotFound)
@@ -45,15 +46,18 @@ func (p *Provider) VerifyWallet(ctx context.Context, address string) (string, er
 	}
 }
 
-// parseWallet reads {"walletId": ...} from /wallets/verify's answer.
+// parseWallet reads {"walletId": ...} from /wallets/verify's answer,
+// exactly as named, duplicates refused.
 func parseWallet(answer []byte) (string, error) {
-	var a struct {
-		WalletID string `json:"walletId"`
-	}
-	if err := json.Unmarshal(answer, &a); err != nil || a.WalletID == "" || len(a.WalletID) > 256 {
+	obj, err := strict.Object(answer)
+	if err != nil {
 		return "", &provider.UnavailableError{Provider: Name, Reason: "wallet answer is not the documented JSON"}
 	}
-	return a.WalletID, nil
+	id, ok := obj["walletId"].(string)
+	if !ok || id == "" || len(id) > 256 {
+		return "", &provider.UnavailableError{Provider: Name, Reason: "wallet answer is not the documented JSON"}
+	}
+	return id, nil
 }
 
 func plausibleAddress(a string) bool {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/internal/strict"
+	"github.com/sessiongate/sessiongate/provider/internal/timeclaims"
 )
 
 // Name is the provider name recorded in sessions Plurality validated.
@@ -43,6 +45,12 @@ type Config struct {
 	// Default provider.DefaultTimeout (5 s).
 	Timeout time.Duration
 
+	// Leeway is the clock skew tolerated on the token's "exp": a token is
+	// refused locally from exp + Leeway on (Plurality decides before
+	// that), and Identity.Expiry is exp + Leeway. Default
+	// provider.DefaultLeeway (30 s).
+	Leeway time.Duration
+
 	// Now is the clock used to check the token's expiry. Default time.Now.
 	Now func() time.Time
 }
@@ -52,6 +60,7 @@ type Provider struct {
 	validateURL string
 	auth        *basicAuth // behind a pointer so %v of a Provider shows an address, not the secret
 	client      *http.Client
+	leeway      time.Duration
 	now         func() time.Time
 }
 
@@ -80,11 +89,16 @@ func New(cfg Config) *Provider {
 	if now == nil {
 		now = time.Now
 	}
+	leeway := cfg.Leeway
+	if leeway <= 0 {
+		leeway = provider.DefaultLeeway
+	}
 	creds := base64.StdEncoding.EncodeToString([]byte(cfg.ClientID + ":" + string(cfg.ClientSecret)))
 	return &Provider{
 		validateURL: strings.TrimSuffix(base, "/") + "/user/validate",
 		auth:        &basicAuth{header: "Basic " + creds},
 		client:      client,
+		leeway:      leeway,
 		now:         now,
 	}
 }
@@ -93,10 +107,25 @@ func New(cfg Config) *Provider {
 func (p *Provider) Name() string { return Name }
 
 // Validate asks Plurality whether token is valid and returns its Identity.
-// Tokens that are not even syntactically tokens are refused without a call.
+//
+// Plurality's tokens are JWTs (HS256, signed with Plurality's own key, so
+// only Plurality can check the signature). A token that is not a
+// canonical JWS compact serialization (unpadded base64url, zero trailing
+// bits, header and payload JSON objects with unique member names) is
+// refused as malformed without a call: Plurality's decoder would accept a
+// second spelling of one token. The Identity's TokenID is derived from the
+// canonical signing input; its Expiry is the payload's "exp" + Leeway.
+//
+// 2xx is valid; 400, 401, 403 and 404 are ErrInvalidToken; a redirect
+// (never followed: Go would re-send the GET without its body), 429, 5xx,
+// timeouts and unparseable answers are ErrUnavailable.
 func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identity, error) {
 	if !provider.ValidSyntax(token) {
 		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "malformed"}
+	}
+	tok, err := parseToken(token)
+	if err != nil {
+		return nil, err
 	}
 	body, err := json.Marshal(struct {
 		Token string `json:"token"`
@@ -118,7 +147,7 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 	}
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
-		return p.identity(token, answer)
+		return p.identity(tok, answer)
 	case code == http.StatusBadRequest, code == http.StatusUnauthorized,
 		code == http.StatusForbidden, code == http.StatusNotFound:
 		return nil, &provider.InvalidTokenError{Provider: Name, Reason: fmt.Sprintf("rejected upstream (%d)", code)}
@@ -127,18 +156,39 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 	}
 }
 
+// token is a Plurality token read before the call: its claims (exact
+// member names), time claims (range-checked) and TokenID.
+type token struct {
+	claims map[string]any
+	times  timeclaims.Times
+	id     string
+}
+
+// parseToken reads a canonical JWS's payload, or refuses the token as
+// malformed.
+func parseToken(raw string) (*token, error) {
+	jws, err := strict.ParseJWS(raw)
+	if err != nil {
+		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "malformed"}
+	}
+	claims, err := strict.Object(jws.Payload)
+	if err != nil {
+		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "malformed: the payload is not a JSON object with unique member names"}
+	}
+	times, err := timeclaims.Read(claims)
+	if err != nil {
+		return nil, &provider.InvalidTokenError{Provider: Name, Reason: err.Error()}
+	}
+	return &token{claims: claims, times: times, id: jws.TokenID()}, nil
+}
+
 // identity builds the Identity from a 2xx answer and the token's payload.
-func (p *Provider) identity(token string, answer []byte) (*provider.Identity, error) {
+func (p *Provider) identity(tok *token, answer []byte) (*provider.Identity, error) {
 	profile, err := parseAnswer(answer)
 	if err != nil {
-		return nil, &provider.UnavailableError{Provider: Name, Reason: "answer is not JSON"}
+		return nil, &provider.UnavailableError{Provider: Name, Reason: "answer is not JSON with unique member names"}
 	}
-	claims, err := provider.UnverifiedClaims(token)
-	if err != nil {
-		// Plurality accepted a token that is not the documented JWT. The
-		// answer may still name the user.
-		claims = map[string]any{}
-	}
+	claims := tok.claims
 	id := userID(profile)
 	if id == "" {
 		id = provider.StringClaim(claims, "id")
@@ -149,17 +199,16 @@ func (p *Provider) identity(token string, answer []byte) (*provider.Identity, er
 	ident := &provider.Identity{
 		UserID:    id,
 		Provider:  Name,
+		Expiry:    tok.times.Until(p.leeway),
+		TokenID:   tok.id,
 		SessionID: provider.StringClaim(claims, "uniqueSessionId"),
 		Claims:    claims,
 	}
 	if ident.SessionID == "" {
 		ident.SessionID = provider.StringClaim(profile, "uniqueSessionId")
 	}
-	if exp, ok := claims["exp"].(float64); ok && exp > 0 {
-		ident.Expiry = time.Unix(int64(exp), 0)
-		if !p.now().Before(ident.Expiry) {
-			return nil, &provider.InvalidTokenError{Provider: Name, Reason: "expired"}
-		}
+	if !ident.Expiry.IsZero() && !p.now().Before(ident.Expiry) {
+		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "expired"}
 	}
 	if len(profile) > 0 {
 		claims["profile"] = profile
@@ -168,14 +217,14 @@ func (p *Provider) identity(token string, answer []byte) (*provider.Identity, er
 }
 
 // parseAnswer decodes a 2xx answer. Any JSON value is accepted; only an
-// object can carry a profile.
+// object can carry a profile, and its member names must be unique at
+// every depth.
 func parseAnswer(answer []byte) (map[string]any, error) {
-	var v any
-	if err := json.Unmarshal(answer, &v); err != nil {
-		return nil, err
+	if trimmed := bytes.TrimLeft(answer, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		return strict.Object(answer)
 	}
-	profile, _ := v.(map[string]any)
-	return profile, nil
+	var v any
+	return nil, json.Unmarshal(answer, &v)
 }
 
 // userID finds the user's id in an answer: at its top level, or inside a

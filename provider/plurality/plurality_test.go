@@ -19,6 +19,10 @@ import (
 	"github.com/sessiongate/sessiongate/provider/providertest"
 )
 
+// docToken is the example token of Plurality's documentation: a
+// canonical HS256 JWT (expired long ago).
+const docToken = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6ImNkODY4MjFlLTRiMDMtNGU3ZS04ZDg5LTRiNzZmZjNmZmU0OSIsInVuaXF1ZVNlc3Npb25JZCI6ImU5M2I0ZDQ1LTg0ZDAtNDRhOS05YzU1LTgyZTgxNjkxZDk3MSIsImlhdCI6MTczOTYyMzU0NCwiZXhwIjoxNzM5NzA5OTQ0fQ.HhMdOI-8vNVGmClrHJuMasfcOdJFaQ-VgxsH4zlgDug"
+
 func newPair(t *testing.T, cfg plurality.Config) (*providertest.Plurality, *plurality.Provider) {
 	t.Helper()
 	fake := providertest.NewPlurality()
@@ -56,7 +60,8 @@ func TestValidateIdentityFromTokenPayload(t *testing.T) {
 	assert.Equal(t, "user-1", id.UserID)
 	assert.Equal(t, "plurality", id.Provider)
 	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id.SessionID, "uniqueSessionId kept")
-	assert.WithinDuration(t, time.Now().Add(time.Hour), id.Expiry, 2*time.Second)
+	assert.WithinDuration(t, time.Now().Add(time.Hour+provider.DefaultLeeway), id.Expiry, 2*time.Second, "exp plus the leeway")
+	assert.NotEmpty(t, id.TokenID)
 	assert.Equal(t, "user-1", id.Claims["id"])
 	assert.EqualValues(t, 1, fake.Calls())
 }
@@ -127,7 +132,7 @@ func TestValidateConnectionRefused(t *testing.T) {
 	base := srv.URL
 	srv.Close()
 	p := plurality.New(plurality.Config{BaseURL: base, ClientID: "id", ClientSecret: "s3cr3t-value"})
-	_, err := p.Validate(context.Background(), "a.b.c")
+	_, err := p.Validate(context.Background(), docToken)
 	assert.ErrorIs(t, err, provider.ErrUnavailable)
 	assert.NotContains(t, err.Error(), "s3cr3t-value")
 }
@@ -157,7 +162,7 @@ func TestValidateRefusesRedirectToAnotherHost(t *testing.T) {
 	}))
 	defer redirector.Close()
 	p := plurality.New(plurality.Config{BaseURL: redirector.URL, ClientID: "id", ClientSecret: "secret"})
-	_, err := p.Validate(context.Background(), "a.b.c")
+	_, err := p.Validate(context.Background(), docToken)
 	assert.ErrorIs(t, err, provider.ErrUnavailable)
 }
 
@@ -170,7 +175,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	var logged strings.Builder
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "provider", p)
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "secret", cfg.ClientSecret)
-	_, verr := p.Validate(context.Background(), "a.b.c")
+	_, verr := p.Validate(context.Background(), docToken)
 	require.Error(t, verr)
 	for _, s := range []string{
 		fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%s", cfg.ClientSecret),

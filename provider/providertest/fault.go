@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -24,6 +25,11 @@ type Fault struct {
 	Body []byte
 	// RetryAfter, when set, is sent as the Retry-After header with Status.
 	RetryAfter string
+	// Location, when set, is sent as the Location header with Status (a
+	// 3xx). A request for Location itself (same host, path and query) is
+	// answered normally, so a client that follows a redirect to the same
+	// host gets the fake's real answer to what it re-sent.
+	Location string
 	// BodySize, when set, answers Status (default 200) with a JSON-looking
 	// body of this many bytes, streamed: a 100 MB answer costs the fake
 	// no memory.
@@ -47,6 +53,11 @@ func (f *faults) apply(w http.ResponseWriter, r *http.Request) bool {
 	f.mu.Lock()
 	fault := f.fault
 	f.mu.Unlock()
+	if fault.Location != "" {
+		if u, err := url.Parse(fault.Location); err == nil && (u.Host == "" || u.Host == r.Host) && u.RequestURI() == r.URL.RequestURI() {
+			return false
+		}
+	}
 	if fault.Delay > 0 {
 		select {
 		case <-time.After(fault.Delay):
@@ -81,6 +92,9 @@ func (f *faults) apply(w http.ResponseWriter, r *http.Request) bool {
 		}
 		if fault.RetryAfter != "" {
 			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		if fault.Location != "" {
+			w.Header().Set("Location", fault.Location)
 		}
 		w.WriteHeader(status)
 		w.Write(fault.Body)

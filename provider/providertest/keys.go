@@ -7,8 +7,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	_ "crypto/sha256" // SHA-256 for SignBytes
+	_ "crypto/sha512" // SHA-384 and SHA-512 for SignBytes
+	"encoding/asn1"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"sync"
@@ -162,4 +167,63 @@ func Sign(alg jose.SignatureAlgorithm, key crypto.Signer, kid string, headers ma
 		panic(fmt.Sprintf("providertest: signing: %v", err))
 	}
 	return token
+}
+
+// SignRaw returns header.payload.signature: the given header and payload
+// bytes, as they are (duplicate members, odd spellings, anything),
+// encoded in unpadded base64url and signed with the current key as RFC
+// 7518 defines its algorithm. The header must name "alg" (and "kid")
+// itself: see Current. Tests use it for tokens a JOSE library would
+// refuse to build.
+func (k *Keys) SignRaw(header, payload []byte) string {
+	k.mu.Lock()
+	cur := k.keys[len(k.keys)-1]
+	k.mu.Unlock()
+	signing := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(SignBytes(cur.alg, cur.key, []byte(signing)))
+}
+
+// SignBytes returns the RFC 7518 signature of msg by key with alg: PKCS #1
+// v1.5, PSS with a salt as long as the hash, ECDSA as fixed-size r||s, or
+// Ed25519.
+func SignBytes(alg jose.SignatureAlgorithm, key crypto.Signer, msg []byte) []byte {
+	var h crypto.Hash
+	switch alg {
+	case jose.RS256, jose.PS256, jose.ES256:
+		h = crypto.SHA256
+	case jose.RS384, jose.PS384, jose.ES384:
+		h = crypto.SHA384
+	case jose.RS512, jose.PS512, jose.ES512:
+		h = crypto.SHA512
+	case jose.EdDSA:
+		sig, err := key.Sign(rand.Reader, msg, crypto.Hash(0))
+		if err != nil {
+			panic(fmt.Sprintf("providertest: signing: %v", err))
+		}
+		return sig
+	default:
+		panic(fmt.Sprintf("providertest: cannot sign with %q", alg))
+	}
+	w := h.New()
+	w.Write(msg)
+	digest := w.Sum(nil)
+	var opts crypto.SignerOpts = h
+	if alg == jose.PS256 || alg == jose.PS384 || alg == jose.PS512 {
+		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}
+	}
+	sig, err := key.Sign(rand.Reader, digest, opts)
+	if err != nil {
+		panic(fmt.Sprintf("providertest: signing: %v", err))
+	}
+	if ec, ok := key.Public().(*ecdsa.PublicKey); ok {
+		var parsed struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(sig, &parsed); err != nil {
+			panic(fmt.Sprintf("providertest: ECDSA signature: %v", err))
+		}
+		size := (ec.Curve.Params().BitSize + 7) / 8
+		sig = make([]byte, 2*size)
+		parsed.R.FillBytes(sig[:size])
+		parsed.S.FillBytes(sig[size:])
+	}
+	return sig
 }

@@ -20,7 +20,9 @@ import (
 // Plurality is a loopback fake of Plurality's validate API
 // (GET {URL}/user/validate with Basic client credentials and a JSON body
 // {"token": ...}). It issues HS256 JWTs shaped like Plurality's (claims id,
-// uniqueSessionId, iat, exp) and answers:
+// uniqueSessionId, iat, exp), reads tokens as leniently as many upstreams
+// do (base64url with any trailing bits, JSON where the last of duplicate
+// members wins), and answers:
 //
 //   - 200 {"valid": true} (plus Profile's fields) for a token it issued
 //     that has not expired and was not revoked;
@@ -89,13 +91,32 @@ func (f *Plurality) SetFault(fault Fault) { f.faults.set(fault) }
 // Issue returns a token for userID that expires after ttl, as Plurality's
 // widget would hand one to the frontend.
 func (f *Plurality) Issue(userID string, ttl time.Duration) string {
+	return f.IssueWith(userID, ttl, nil)
+}
+
+// IssueWith is Issue with extra claims in the payload, which may override
+// any of Issue's ("exp" included) to test what a provider makes of odd
+// tokens the fake still accepts.
+func (f *Plurality) IssueWith(userID string, ttl time.Duration, extra map[string]any) string {
 	now := time.Now()
-	return f.sign(map[string]any{
+	claims := map[string]any{
 		"id":              userID,
 		"uniqueSessionId": randomUUID(),
 		"iat":             now.Unix(),
 		"exp":             now.Add(ttl).Unix(),
-	})
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	return f.sign(claims)
+}
+
+// IssueRaw returns a token whose payload is exactly payload (duplicate
+// members, odd names, anything), signed as Issue's are. The fake accepts
+// it if its own lenient reading finds an "id" and a live "exp".
+func (f *Plurality) IssueRaw(payload []byte) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	return f.signInput(header + "." + base64.RawURLEncoding.EncodeToString(payload))
 }
 
 // Revoke makes the fake reject token from now on, as if the user signed out
@@ -147,9 +168,12 @@ func (f *Plurality) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Plurality) sign(claims map[string]any) string {
-	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
 	payload, _ := json.Marshal(claims)
-	signing := header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	return f.IssueRaw(payload)
+}
+
+// signInput appends the HS256 signature of signing.
+func (f *Plurality) signInput(signing string) string {
 	mac := hmac.New(sha256.New, f.key)
 	mac.Write([]byte(signing))
 	return signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))

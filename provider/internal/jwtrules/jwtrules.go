@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -117,11 +119,107 @@ type rule struct {
 }
 
 var rules = []rule{
-	{"a valid token names its subject and expiry", func(t *testing.T, e *env) {
+	{"a valid token names its subject, its expiry plus the leeway, and its credential", func(t *testing.T, e *env) {
 		claims := e.valid("user-1")
 		id := e.accepted(e.Keys.Sign(claims), "user-1")
-		assert.Equal(t, claims["exp"], id.Expiry.Unix(), "the session must be capped at the token's exp")
+		exp := time.Unix(claims["exp"].(int64), 0)
+		assert.Equal(t, exp.Add(provider.DefaultLeeway), id.Expiry.Local(), "Expiry is exp plus the one leeway")
+		assert.NotEmpty(t, id.TokenID)
 		assert.EqualValues(t, 1, e.Keys.Calls())
+	}, false},
+	{"expired at exactly exp plus the leeway is refused", func(t *testing.T, e *env) {
+		now := e.clock.Now().Truncate(time.Second)
+		e.refused(e.Keys.Sign(e.Claims("u", now.Add(-time.Hour), now.Add(-provider.DefaultLeeway))), "expired")
+		e.accepted(e.Keys.Sign(e.Claims("u", now.Add(-time.Hour), now.Add(time.Second-provider.DefaultLeeway))), "u")
+	}, false},
+	{"every other spelling of a token is refused before any key fetch", func(t *testing.T, e *env) {
+		token := e.Keys.Sign(e.valid("u"))
+		spellings := otherSpellings(token)
+		require.NotEmpty(t, spellings, "an RS256 signature always has trailing bits")
+		for _, s := range spellings {
+			e.refused(s, "malformed")
+		}
+		assert.Zero(t, e.Keys.Calls(), "a non-canonical token caused a key fetch")
+		e.accepted(token, "u")
+	}, false},
+	{"another valid ECDSA signature of the same claims is the same credential", func(t *testing.T, e *env) {
+		e.Keys.Rotate("ES256")
+		claims := e.valid("u")
+		token := e.Keys.Sign(claims)
+		twin := negateS(t, token)
+		require.NotEqual(t, token, twin)
+		a, b := e.accepted(token, "u"), e.accepted(twin, "u")
+		assert.Equal(t, a.TokenID, b.TokenID, "(r, n-s) verifies: it must name the same credential")
+		claims["sub"] = "v"
+		if _, ok := claims["data"]; ok {
+			claims["data"].(map[string]any)["userId"] = "v"
+		}
+		other := e.accepted(e.Keys.Sign(claims), "v")
+		assert.NotEqual(t, a.TokenID, other.TokenID, "other claims are another credential")
+	}, false},
+	{"registered claims are read exactly as named", func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		future, past := now.Add(time.Hour).Unix(), now.Add(-time.Hour).Unix()
+		claims := e.valid("u")
+		delete(claims, "exp")
+		claims["EXP"] = future
+		e.refused(e.Keys.Sign(claims), `no "exp"`)
+
+		claims = e.valid("u")
+		aud := claims["aud"]
+		delete(claims, "aud")
+		claims["AUD"] = aud
+		e.refused(e.Keys.Sign(claims), "audience")
+
+		claims = e.valid("u")
+		delete(claims, "exp")
+		raw, err := json.Marshal(claims)
+		require.NoError(t, err)
+		// encoding/json into a struct: case-insensitive, last match wins.
+		payload := fmt.Sprintf(`{"exp": %d, %s, "Exp": %d}`, past, raw[1:len(raw)-1], future)
+		e.refused(e.Keys.Sign([]byte(payload)), "expired")
+	}, false},
+	{"duplicate member names are refused", func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		claims := e.valid("u")
+		delete(claims, "exp")
+		raw, err := json.Marshal(claims)
+		require.NoError(t, err)
+		body := string(raw[1 : len(raw)-1])
+		kid, alg := e.Keys.Current()
+		valid, err := json.Marshal(e.valid("u"))
+		require.NoError(t, err)
+		for _, header := range []string{
+			fmt.Sprintf(`{"alg": %q, "kid": %q, "alg": "none"}`, alg, kid),
+			fmt.Sprintf(`{"alg": %q, "kid": "unknown", "kid": %q}`, alg, kid),
+		} {
+			e.refused(e.Keys.SignRaw([]byte(header), valid), "malformed")
+		}
+		assert.Zero(t, e.Keys.Calls(), "a duplicate header member caused a key fetch")
+		for _, payload := range []string{
+			fmt.Sprintf(`{"exp": %d, %s, "exp": %d}`, now.Add(-time.Hour).Unix(), body, now.Add(time.Hour).Unix()),
+			fmt.Sprintf(`{"exp": %d, %s, "\u0065xp": %d}`, now.Add(time.Hour).Unix(), body, now.Add(time.Hour).Unix()),
+			fmt.Sprintf(`{"exp": %d, %s, "x": {"a": 1, "a": 2}}`, now.Add(time.Hour).Unix(), body),
+			fmt.Sprintf(`{"exp": %d, %s, "x": [{"a": 1, "a": 2}]}`, now.Add(time.Hour).Unix(), body),
+		} {
+			e.refused(e.Keys.Sign([]byte(payload)), "")
+		}
+		e.accepted(e.Keys.SignRaw([]byte(fmt.Sprintf(`{"alg": %q, "kid": %q}`, alg, kid)), valid), "u")
+	}, false},
+	{"time claims out of range are refused", func(t *testing.T, e *env) {
+		for name, v := range map[string]any{
+			"exp": 1e16, "nbf": 1e16, "iat": -5, "auth_time": 1e300,
+		} {
+			claims := e.valid("u")
+			claims[name] = v
+			e.refused(e.Keys.Sign(claims), name)
+		}
+		claims := e.valid("u")
+		claims["exp"] = float64(provider.MaxTime.Unix()) + 1
+		e.refused(e.Keys.Sign(claims), "exp")
+		claims["exp"] = provider.MaxTime.Unix()
+		id := e.accepted(e.Keys.Sign(claims), "u")
+		assert.False(t, id.Expiry.After(provider.MaxTime), "Expiry is never after MaxTime")
 	}, false},
 	{"expired beyond the leeway is refused", func(t *testing.T, e *env) {
 		now := e.clock.Now()
@@ -210,13 +308,23 @@ var rules = []rule{
 		e.accepted(e.Keys.Sign(e.valid("u")), "u")
 		require.EqualValues(t, 1, e.Keys.Calls())
 		attacker := rsaKey(t)
+		// Each is refused after a fetch that completed after it arrived, or
+		// is "cannot verify now" (503) while the refetch is throttled.
 		flood := func() {
 			var wg sync.WaitGroup
 			for i := range 50 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					e.refused(providertest.Sign(jose.RS256, attacker, "unknown-"+string(rune('a'+i%26)), nil, e.valid("u")), "")
+					id, err := e.validate(providertest.Sign(jose.RS256, attacker, "unknown-"+string(rune('a'+i%26)), nil, e.valid("u")))
+					require.Error(t, err, "accepted: %+v", id)
+					var ue *provider.UnavailableError
+					if errors.As(err, &ue) {
+						assert.Positive(t, ue.RetryAfter, "a throttled refetch says when to retry")
+						assert.LessOrEqual(t, ue.RetryAfter, refresh)
+					} else {
+						assert.ErrorIs(t, err, provider.ErrInvalidToken)
+					}
 				}()
 			}
 			wg.Wait()
@@ -253,10 +361,23 @@ var rules = []rule{
 		e.Keys.Rotate("ES256")
 		e.accepted(e.Keys.Sign(e.valid("u")), "u")
 		assert.EqualValues(t, 2, e.Keys.Calls())
-		e.Keys.Rotate("EdDSA")
-		e.refused(e.Keys.Sign(e.valid("u")), "key")
-		e.clock.Advance(refresh)
+	}, false},
+	{"a key rotated after a throttled refetch is unavailable until the interval passes, never invalid", func(t *testing.T, e *env) {
 		e.accepted(e.Keys.Sign(e.valid("u")), "u")
+		e.refused(providertest.Sign(jose.RS256, rsaKey(t), "unknown", nil, e.valid("u")), "key")
+		require.EqualValues(t, 2, e.Keys.Calls(), "the unknown kid caused one refetch")
+		e.clock.Advance(time.Minute)
+		e.Keys.Rotate("EdDSA")
+		genuine := e.Keys.Sign(e.valid("u"))
+		_, err := e.validate(genuine)
+		var ue *provider.UnavailableError
+		require.ErrorAs(t, err, &ue, "a genuine token signed with a new key must not be refused as invalid")
+		assert.NotErrorIs(t, err, provider.ErrInvalidToken)
+		assert.Equal(t, refresh-time.Minute, ue.RetryAfter, "RetryAfter is the time until a refetch is allowed")
+		assert.NotContains(t, err.Error(), genuine)
+		assert.EqualValues(t, 2, e.Keys.Calls(), "the throttle held")
+		e.clock.Advance(ue.RetryAfter)
+		e.accepted(genuine, "u")
 		assert.EqualValues(t, 3, e.Keys.Calls())
 	}, false},
 	{"a token without kid is tried against fitting keys", func(t *testing.T, e *env) {
@@ -317,6 +438,53 @@ var rules = []rule{
 			e.refused(e.Keys.Sign([]byte(payload)), "")
 		}
 	}, false},
+}
+
+// otherSpellings returns the non-canonical spellings of token that a
+// lenient base64url decoder reads as the same bytes: each part's last
+// character with its unused low bits changed, and "=" padding.
+func otherSpellings(token string) []string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	parts := strings.Split(token, ".")
+	var out []string
+	for i, part := range parts {
+		want, err := base64.RawURLEncoding.DecodeString(part)
+		if err != nil || len(part) == 0 {
+			continue
+		}
+		last := strings.IndexByte(alphabet, part[len(part)-1])
+		for _, flip := range []int{1, 2, 3} {
+			variant := part[:len(part)-1] + string(alphabet[last^flip])
+			if got, err := base64.RawURLEncoding.DecodeString(variant); err == nil && string(got) == string(want) {
+				out = append(out, join(parts, i, variant))
+			}
+		}
+		if len(part)%4 != 0 {
+			out = append(out, join(parts, i, part+strings.Repeat("=", 4-len(part)%4)))
+		}
+	}
+	return out
+}
+
+// join returns parts joined by dots, with part i replaced by with.
+func join(parts []string, i int, with string) string {
+	p := append([]string(nil), parts...)
+	p[i] = with
+	return strings.Join(p, ".")
+}
+
+// negateS returns an ES256 token with its signature (r, s) replaced by
+// (r, n-s), which verifies as well.
+func negateS(t *testing.T, token string) string {
+	t.Helper()
+	dot := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	require.NoError(t, err)
+	require.Len(t, sig, 64)
+	n := elliptic.P256().Params().N
+	s := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:]))
+	s.FillBytes(sig[32:])
+	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // unsigned returns header.payload.signature with base64url parts.
