@@ -34,7 +34,7 @@ func TestExchangeMintsASession(t *testing.T) {
 		assert.True(t, c.Secure, "Secure by default")
 		assert.Equal(t, http.SameSiteLaxMode, c.SameSite)
 		assert.Equal(t, "/", c.Path)
-		assert.InDelta(t, time.Hour.Seconds(), c.MaxAge, 5, "capped at the token's expiry, not the 24 h lifetime")
+		assert.InDelta(t, (time.Hour + provider.DefaultLeeway).Seconds(), c.MaxAge, 5, "capped at the token's expiry (with the one leeway), not the 24 h lifetime")
 		assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
 		assert.NotContains(t, r.body, c.Value, "the body never carries the token")
 		assert.NotContains(t, r.body, token)
@@ -279,7 +279,7 @@ func TestSessionLifetimeIsCappedByTheToken(t *testing.T) {
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: token})
 	require.Equal(t, http.StatusCreated, r.StatusCode)
 	session := r.sessionCookie().Value
-	assert.InDelta(t, 600, r.sessionCookie().MaxAge, 5)
+	assert.InDelta(t, (10*time.Minute + provider.DefaultLeeway).Seconds(), r.sessionCookie().MaxAge, 5, "the token's exp and the one leeway")
 	e.clock.Advance(9 * time.Minute)
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: session}).StatusCode)
 	e.clock.Advance(2 * time.Minute)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
@@ -93,7 +94,7 @@ func TestProcessWithPara(t *testing.T) {
 				assert.Equal(t, "para", s.Provider)
 				assert.Equal(t, wantID, s.UserID)
 				if mode == "parajwt" {
-					assert.WithinDuration(t, time.Now().Add(30*time.Minute), s.Expires, 5*time.Second, "a session never outlives its Para JWT")
+					assert.WithinDuration(t, time.Now().Add(30*time.Minute+provider.DefaultLeeway), s.Expires, 5*time.Second, "a session never outlives its Para JWT (and the one leeway)")
 				}
 			}
 			others := app.do(call{method: "DELETE", path: "/auth/sessions/others", cookie: first.session})
