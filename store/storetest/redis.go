@@ -210,16 +210,19 @@ func (s *Server) answers(pid int) bool {
 	return false
 }
 
-// nextPort is candidatePort; tests of this package replace it to hand
-// Start a port that is already taken.
-var nextPort = candidatePort
+// nextPort is FreePort; tests of this package replace it to hand Start a
+// port that is already taken.
+var nextPort = FreePort
 
-// candidatePort returns a loopback port that is free now. It draws from
-// below the kernel's ephemeral range, which the ports of 127.0.0.1:0
-// listeners and of outgoing connections come from, so other tests do not
-// take it before redis-server binds it (other redis-servers still may:
-// Start then tries again).
-func candidatePort(t testing.TB) int {
+// FreePort returns a loopback port that is free now, for a server a test
+// starts as another process. It draws at random from below the kernel's
+// ephemeral range, which the ports of 127.0.0.1:0 listeners and of
+// outgoing connections come from, so other tests do not take it before
+// the server binds it (a server started elsewhere on a port of its own
+// choosing still may: the caller should detect the failed bind and try
+// again with another port, as Start does). Where the ephemeral range
+// leaves no room below it, the kernel picks the port.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	low, high := 16384, 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {

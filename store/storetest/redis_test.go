@@ -18,10 +18,10 @@ import (
 // handOut makes Start try ports, in order, before any port of its own.
 func handOut(t *testing.T, ports ...int) {
 	t.Helper()
-	t.Cleanup(func() { nextPort = candidatePort })
+	t.Cleanup(func() { nextPort = FreePort })
 	nextPort = func(tb testing.TB) int {
 		if len(ports) == 0 {
-			return candidatePort(tb)
+			return FreePort(tb)
 		}
 		p := ports[0]
 		ports = ports[1:]
