@@ -97,7 +97,9 @@ func (p *process) start() {
 // process exited first, and fails the test when neither happens.
 func (p *process) healthy() bool {
 	p.t.Helper()
-	client := &http.Client{Timeout: appPatience}
+	// A short timeout per poll: whatever holds the port may never answer
+	// (it decides nothing, the next poll asks again).
+	client := &http.Client{Timeout: time.Second}
 	deadline := time.NewTimer(appPatience)
 	defer deadline.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)

@@ -191,9 +191,13 @@ func (s *Server) start() bool {
 }
 
 // answers reports whether the redis-server answering on s.Addr is the
-// process pid, not another one that holds the port.
+// process pid, not another one that holds the port. Its timeouts are
+// short because whatever holds the port may never answer (a listener that
+// is not Redis); they decide nothing: start asks again until its own
+// generous deadline.
 func (s *Server) answers(pid int) bool {
-	conn, err := redis.Dial("tcp", s.Addr, redis.DialConnectTimeout(time.Second), redis.DialReadTimeout(30*time.Second))
+	conn, err := redis.Dial("tcp", s.Addr, redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(time.Second), redis.DialWriteTimeout(time.Second))
 	if err != nil {
 		return false
 	}
