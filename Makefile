@@ -1,6 +1,8 @@
 # sessiongate: `make run` starts the example (memory store, dev provider,
-# no network); `make test` runs vet, the race-enabled tests and a short
-# fuzz of every untrusted-input parser.
+# no network); `make test` runs vet, a short fuzz of every untrusted-input
+# parser and the race-enabled tests, whole: it needs redis-server (and
+# installs it when it can), unless SKIP_REDIS=1 says to skip the Redis
+# tests.
 GO ?= go
 # bash with pipefail: a recipe that filters go test's output still fails
 # when the tests do.
@@ -11,18 +13,42 @@ SHELL := bash
 # deadline races an in-flight input (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10000x
 
-.PHONY: run test vet fuzz fuzz-short bench e2e load
+.PHONY: run test vet redis-server fuzz fuzz-short bench e2e load
 
 run:
 	$(GO) run ./examples/chi-app
 
-test: vet
-	$(GO) test -race -count=1 ./...
-	$(MAKE) --no-print-directory fuzz-short
+# SKIP_REDIS=1 skips every test that needs Redis (store/storetest reads it);
+# the summary at the end lists each skipped test with its reason.
+SKIP_REDIS ?=
+skip_redis := $(filter-out 0 false,$(SKIP_REDIS))
+
+# The tests as go test -json, summarised by .ci/testsummary: a line per
+# package, the output of what failed, then "skipped: PKG TEST (reason)"
+# for every skipped test and a last line "N passed, N failed, N skipped".
+test: vet redis-server fuzz-short
+	SKIP_REDIS=$(skip_redis) $(GO) test -race -count=1 -json ./... | $(GO) run ./.ci/testsummary
 
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
+	$(GO) vet ./... ./.ci/testsummary
+
+# redis-server must be on PATH for make test: as root with apt-get, it is
+# installed (and said so); otherwise make test stops and says what to do.
+redis-server:
+	@if [ -n "$(skip_redis)" ]; then \
+	  echo "SKIP_REDIS=$(SKIP_REDIS): the tests that need Redis will be skipped"; \
+	elif command -v redis-server >/dev/null; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "redis-server is not installed: installing it (apt-get update; apt-get install redis-server)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	  command -v redis-server >/dev/null; \
+	else \
+	  echo "make test: redis-server is not installed and cannot be installed here (needs root and apt-get)." >&2; \
+	  echo "Install it (sudo apt-get install redis-server), or skip the Redis tests: make test SKIP_REDIS=1" >&2; \
+	  exit 1; \
+	fi
 
 # Every Fuzz target, each for FUZZTIME inputs (make fuzz for longer). A
 # failure prints that run's own output, with the failing input's path.

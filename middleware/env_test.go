@@ -29,10 +29,11 @@ import (
 
 const testSecret = "test-secret-0123456789abcdef"
 
-// testProviderTimeout bounds each upstream call in these tests: short
-// enough to prove a hung upstream is cut off, long enough that 200
-// concurrent TLS clients under -race on two cores never trip it.
-const testProviderTimeout = 3 * time.Second
+// testProviderTimeout bounds each upstream call in these tests: generous,
+// so that no healthy call is ever cut, even with 200 concurrent TLS
+// clients under -race on a busy two-core machine. Tests of a hanging
+// upstream cut calls sooner with env.impatient.
+const testProviderTimeout = 30 * time.Second
 
 // env is one middleware under test: a fake Plurality, a store, the
 // middleware on a chi router served over TLS, a clock and captured logs.
@@ -45,6 +46,8 @@ type env struct {
 	redis *storetest.Server
 	clock *clock
 	logs  *syncBuffer
+	// upstreamDeadline, when set (ns), ends each upstream call after it.
+	upstreamDeadline atomic.Int64
 	// entered and release hold a request open in /api/hold.
 	entered, release chan struct{}
 }
@@ -91,14 +94,15 @@ func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middlewa
 	e.sm = store.NewManager(st)
 	cfg := middleware.Config{
 		Sessions: e.sm,
-		Provider: plurality.New(plurality.Config{
+		Provider: deadlined{plurality.New(plurality.Config{
 			BaseURL: e.fake.URL, ClientID: e.fake.ClientID, ClientSecret: provider.Secret(e.fake.ClientSecret),
 			Timeout: testProviderTimeout, Now: e.clock.Now,
-		}),
+		}), &e.upstreamDeadline},
 		Secret: testSecret,
 		Now:    e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	cfg.ExchangeTimeout = 2 * testProviderTimeout // a healthy exchange is never cut either
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -285,4 +289,23 @@ func httptestRecorder(h http.Handler, method, path string, hdr map[string]string
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// impatient makes every later upstream call give up after d: for tests of
+// a hanging upstream, where only this timeout can end the call.
+func (e *env) impatient(d time.Duration) { e.upstreamDeadline.Store(int64(d)) }
+
+// deadlined is a provider whose calls end after *d, when it is set.
+type deadlined struct {
+	provider.Provider
+	d *atomic.Int64
+}
+
+func (p deadlined) Validate(ctx context.Context, token string) (*provider.Identity, error) {
+	if d := time.Duration(p.d.Load()); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return p.Provider.Validate(ctx, token)
 }

@@ -46,7 +46,7 @@ func TestProviderUnavailableRow(t *testing.T) {
 		retryAfter string
 	}{
 		"down":         {providertest.Fault{Down: true}, "5"},
-		"slow":         {providertest.Fault{Delay: 2 * testProviderTimeout}, "5"},
+		"slow":         {providertest.Fault{Delay: time.Hour}, "5"}, // only the provider timeout ends it
 		"5xx":          {providertest.Fault{Status: 500}, "5"},
 		"429":          {providertest.Fault{Status: 429, RetryAfter: "7"}, "7"},
 		"garbage":      {providertest.Fault{Body: []byte("<html>")}, "5"},
@@ -58,9 +58,8 @@ func TestProviderUnavailableRow(t *testing.T) {
 			e := newEnv(t, "memory")
 			_, existing := e.signIn("olga")
 			e.fake.SetFault(c.fault)
-			start := time.Now()
+			e.impatient(time.Second)
 			r := e.do(req{path: "/api/me", bearer: e.fake.Issue("olga", time.Hour)})
-			assert.Less(t, time.Since(start), testProviderTimeout+time.Second, "bounded by the provider timeout")
 			assert.Equal(t, http.StatusServiceUnavailable, r.StatusCode)
 			assert.Equal(t, "provider_unavailable", r.json(t)["error"])
 			assert.Equal(t, c.retryAfter, r.Header.Get("Retry-After"))
@@ -90,7 +89,7 @@ func TestSessionStoreUnavailableRow(t *testing.T) {
 	e.redis.Restart()
 	assert.Eventually(t, func() bool {
 		return e.do(req{path: "/api/me", bearer: e.fake.Issue("paul", time.Hour)}).StatusCode == http.StatusOK
-	}, 5*time.Second, 50*time.Millisecond, "recovers by itself")
+	}, time.Minute, 50*time.Millisecond, "recovers by itself")
 }
 
 func TestCrossOriginUnsafeRequestWithCookie(t *testing.T) {

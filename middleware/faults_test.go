@@ -70,14 +70,27 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
+	// answered counts the requests that started after since and have
+	// been answered; the test waits for counts, never for a duration.
+	answered := func(since time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, o := range outcomes {
+			if o.start.After(since) {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return answered(time.Time{}) >= 16 }, time.Minute, 10*time.Millisecond)
 	e.redis.Stop()
 	down := time.Now() // killed: no request started from now on can be answered from Redis
-	time.Sleep(time.Second)
+	require.Eventually(t, func() bool { return answered(down) >= 16 }, time.Minute, 10*time.Millisecond)
 	restarting := time.Now()
 	e.redis.Restart()
 	up := time.Now() // answering PING
-	time.Sleep(2500 * time.Millisecond)
+	require.Eventually(t, func() bool { return answered(up) >= 64 }, time.Minute, 10*time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
 
@@ -85,7 +98,6 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	for _, o := range outcomes {
 		assert.NotEqual(t, http.StatusInternalServerError, o.status, "never a 500")
 		assert.NotZero(t, o.status, "always an answer")
-		assert.Less(t, o.elapsed, 3*time.Second, "an answer within the store's timeouts")
 		switch {
 		case o.start.After(down) && o.start.Add(o.elapsed).Before(restarting):
 			during = append(during, o)
@@ -99,7 +111,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	require.GreaterOrEqual(t, first, 0, "the service came back")
 	recovered := after[first].start.Add(after[first].elapsed).Sub(up)
 	t.Logf("%d requests; %d while Redis was down (all 503); first 200 %v after Redis restarted", len(outcomes), len(during), recovered.Round(time.Millisecond))
-	assert.Less(t, recovered, 2*time.Second, "recovers by itself within 2 s, the app never restarted")
+	assert.Zero(t, first, "the first request after Redis answers again succeeds: recovered by itself, the app never restarted")
 	for _, o := range after[first:] {
 		assert.Equal(t, http.StatusOK, o.status, "and stays recovered")
 	}
@@ -228,8 +240,10 @@ func TestLoadRunWithFaults(t *testing.T) {
 		windows[len(windows)-1].to = time.Now().Add(grace)
 		mu.Unlock()
 	}
-	// Requests that start in a window (or within its grace after) may fail;
-	// the grace is the recovery time the checks above allow.
+	// Requests that start in a window (or within its grace after) may fail.
+	// The grace is 0: the service must recover at the first request after
+	// the fault ends, however slow the machine, not within some time.
+	// Sign-outs are held a little longer (settle), which asserts nothing.
 	open := func() {
 		faulting.Store(true)
 		mu.Lock()
@@ -241,7 +255,7 @@ func TestLoadRunWithFaults(t *testing.T) {
 		faulting.Store(false)
 	}
 	start := time.Now()
-	fault(d/3, time.Second, 2*time.Second, func() {
+	fault(d/3, time.Second, 0, func() {
 		open()
 		mu.Lock()
 		crossed = len(live)
@@ -249,7 +263,7 @@ func TestLoadRunWithFaults(t *testing.T) {
 		e.redis.Stop()
 	}, e.redis.Restart)
 	settle(2 * time.Second)
-	fault(2*d/3-time.Since(start), 2*time.Second, time.Second,
+	fault(2*d/3-time.Since(start), 2*time.Second, 0,
 		func() { open(); e.fake.SetFault(providertest.Fault{Down: true}) }, func() { e.fake.SetFault(providertest.Fault{}) })
 	settle(time.Second)
 	time.Sleep(time.Until(start.Add(d)))
@@ -273,5 +287,6 @@ func TestLoadRunWithFaults(t *testing.T) {
 		d, served.Load(), in.Load(), out5xx.Load(), lost, crossed, counts)
 	assert.Zero(t, out5xx.Load(), "5xx outside the fault windows")
 	assert.Zero(t, lost, "sessions lost")
-	assert.Greater(t, served.Load(), int64(1000))
+	assert.Positive(t, served.Load())
+	assert.Positive(t, crossed, "sessions were live across the Redis restart: the no-loss check was not vacuous")
 }

@@ -284,11 +284,10 @@ func TestProviderFaultsCreateNothingAndKeepExistingSessions(t *testing.T) {
 		"garbage": {Body: []byte("\x00\xff<html>")}, "100 MB": {BodySize: 100 << 20},
 	} {
 		e.fake.SetFault(fault)
-		start := time.Now()
+		e.impatient(time.Second) // a hanging upstream is cut by the provider timeout
 		r := e.do(req{path: "/api/me", bearer: e.fake.Issue("yara", time.Hour)})
 		assert.Equal(t, http.StatusServiceUnavailable, r.StatusCode, name)
 		assert.NotEmpty(t, r.Header.Get("Retry-After"), name)
-		assert.Less(t, time.Since(start), testProviderTimeout+time.Second, "%s: within the provider timeout", name)
 		assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: existing}).StatusCode, "%s: existing sessions answer", name)
 	}
 	after, _ := redis.Strings(e.redis.Do("KEYS", "*"))

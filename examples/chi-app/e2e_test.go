@@ -15,6 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// e2eStepPatience bounds one step of the browser test: generous, since
+// Chromium on a busy two-core machine can take many seconds to draw.
+const e2eStepPatience = 60 * time.Second
+
 // TestBrowserSignOutOtherDevices drives the demo page in a real headless
 // Chromium, as two devices of one user: separate browser contexts, each
 // with its own cookie jar. It runs under make e2e (SESSIONGATE_E2E=1),
@@ -52,7 +56,7 @@ func TestBrowserSignOutOtherDevices(t *testing.T) {
 	shot := func(ctx context.Context, name string) {
 		t.Helper()
 		step++
-		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, e2eStepPatience)
 		defer cancel()
 		// Headless Chromium draws only the tab in front.
 		_, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (cdp.Empty, error) {
@@ -66,7 +70,7 @@ func TestBrowserSignOutOtherDevices(t *testing.T) {
 	// do runs steps on one device, bounded in time.
 	do := func(ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, e2eStepPatience)
 		defer cancel()
 		require.NoError(t, chromedp.Do(ctx, steps...), what)
 	}

@@ -17,8 +17,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,12 +82,7 @@ func run(log *slog.Logger) error {
 	}
 	defer a.Close()
 
-	srv := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := newServer(cfg.Addr, a.handler, productionLimits)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -99,4 +97,97 @@ func run(log *slog.Logger) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// serverLimits bound what one client can hold of the server: how long it
+// may take to send a request and to take its answer, how long an idle
+// connection stays open, and how large a request may be. Each slow or
+// oversized client costs a connection, a goroutine and a file descriptor
+// until a limit ends it.
+type serverLimits struct {
+	ReadHeader     time.Duration // to send the request line and headers
+	Read           time.Duration // to send the whole request, body included
+	Write          time.Duration // from the end of the headers to the end of the answer
+	Idle           time.Duration // a keep-alive connection between requests
+	MaxHeaderBytes int           // request line and headers; more gets 431
+	MaxBodyBytes   int64         // request body; more gets 413
+}
+
+// productionLimits are the example's limits. No route of the app takes a
+// body (tokens come in headers), and headers carry at most an 8 KiB
+// frontend token and a session cookie, so honest requests are small and
+// quick; what a slow or bloated client would hold is cut early.
+var productionLimits = serverLimits{
+	// A client on a poor network sends a few hundred bytes of headers
+	// well within 5 s.
+	ReadHeader: 5 * time.Second,
+	// The whole request: headers plus a body of at most MaxBodyBytes. A
+	// client trickling a body (one byte every 2 s held a connection for
+	// 46 s, and 1,100 of them exhausted the app's file descriptors) is
+	// cut off here.
+	Read: 10 * time.Second,
+	// An exchange may wait for the upstream for up to the middleware's
+	// ExchangeTimeout (10 s) plus a store round trip; the answer must
+	// still get out after that, and a client that does not read it is
+	// dropped.
+	Write: 20 * time.Second,
+	// Browsers reuse a connection within seconds; an idle one costs a
+	// file descriptor for as long as it is kept.
+	Idle: 60 * time.Second,
+	// An 8 KiB token, a session cookie and ordinary browser headers fit
+	// with room to spare; net/http's default is 1 MiB.
+	MaxHeaderBytes: 32 << 10,
+	// No route reads a body: 4 KiB leaves room for a small JSON body on a
+	// route an integrator adds, and nothing more is read.
+	MaxBodyBytes: 4 << 10,
+}
+
+// newServer is the app's HTTP server on addr: h behind the body limit, and
+// the timeouts and header limit of l.
+func newServer(addr string, h http.Handler, l serverLimits) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           limitBody(l.MaxBodyBytes, h),
+		ReadHeaderTimeout: l.ReadHeader,
+		ReadTimeout:       l.Read,
+		WriteTimeout:      l.Write,
+		IdleTimeout:       l.Idle,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
+}
+
+// limitBody answers 413 to a request whose body is over max bytes, before
+// next sees it, and closes its connection (the rest of the body is never
+// read). A declared Content-Length is checked at once; a body of unknown
+// length (chunked) is read ahead, at most max+1 bytes, and handed to next
+// from memory; one that cannot be read (malformed, cut off, or slower
+// than the read timeout) gets 400.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.ContentLength > max:
+			tooLarge(w, max)
+			return
+		case r.ContentLength < 0:
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+			if tooBig := new(http.MaxBytesError); errors.As(err, &tooBig) {
+				tooLarge(w, max)
+				return
+			} else if err != nil {
+				w.Header().Set("Connection", "close")
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "the request body could not be read"})
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(w http.ResponseWriter, max int64) {
+	w.Header().Set("Connection", "close")
+	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+		"error":   "request_too_large",
+		"message": fmt.Sprintf("request bodies are limited to %d bytes", max),
+	})
 }

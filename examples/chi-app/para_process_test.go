@@ -66,10 +66,12 @@ func TestProcessWithPara(t *testing.T) {
 			// Two devices sign in; each token is validated once. (Two Para
 			// JWTs for one user issued in the same second with the same
 			// lifetime are the same token: give them different lifetimes.)
+			issued := time.Now() // the JWTs' exp is issue time (in whole seconds) plus lifetime
 			first := app.do(call{method: "POST", path: "/auth/session", bearer: issue(30 * time.Minute)})
 			require.Equal(t, http.StatusCreated, first.status, first.body)
 			second := app.do(call{method: "POST", path: "/auth/session", bearer: issue(30*time.Minute - 2*time.Second)})
 			require.Equal(t, http.StatusCreated, second.status, second.body)
+			issuedBy := time.Now()
 			for range 10 {
 				me := app.do(call{path: "/api/me", cookie: first.session})
 				require.Equal(t, http.StatusOK, me.status)
@@ -94,7 +96,9 @@ func TestProcessWithPara(t *testing.T) {
 				assert.Equal(t, "para", s.Provider)
 				assert.Equal(t, wantID, s.UserID)
 				if mode == "parajwt" {
-					assert.WithinDuration(t, time.Now().Add(30*time.Minute+provider.DefaultLeeway), s.Expires, 5*time.Second, "a session never outlives its Para JWT (and the one leeway)")
+					lee := provider.DefaultLeeway
+					assert.False(t, s.Expires.After(issuedBy.Add(30*time.Minute+lee)), "a session never outlives its Para JWT (and the one leeway)")
+					assert.False(t, s.Expires.Before(issued.Truncate(time.Second).Add(30*time.Minute+lee-2*time.Second)), "and lives as long as it")
 				}
 			}
 			others := app.do(call{method: "DELETE", path: "/auth/sessions/others", cookie: first.session})

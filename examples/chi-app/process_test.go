@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,22 +41,22 @@ func TestMain(m *testing.M) {
 
 // process is one running chi-app.
 type process struct {
-	t    *testing.T
-	URL  string
-	env  []string
-	cmd  *exec.Cmd
-	logs *strings.Builder
-	mu   sync.Mutex
+	t      *testing.T
+	URL    string
+	env    []string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited
+	logs   *strings.Builder
 }
+
+// appPatience bounds how long a test waits for chi-app to start answering:
+// generous, since it only ends a test whose app is broken.
+const appPatience = 60 * time.Second
 
 // startApp runs chi-app with env (plus a free ADDR) and waits for /healthz.
 func startApp(t *testing.T, env map[string]string) *process {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	l.Close()
-	p := &process{t: t, URL: "http://" + addr, env: []string{"ADDR=" + addr, "PATH=" + os.Getenv("PATH")}}
+	p := &process{t: t}
 	for k, v := range env {
 		p.env = append(p.env, k+"="+v)
 	}
@@ -66,32 +65,69 @@ func startApp(t *testing.T, env map[string]string) *process {
 	return p
 }
 
+// start runs the binary on a free port and waits until it is healthy. A
+// port taken by another process between its choice and the app's bind
+// makes the app exit with "address already in use": start then tries
+// another port, so p.URL may change.
 func (p *process) start() {
 	p.t.Helper()
-	p.logs = &strings.Builder{}
-	p.cmd = exec.Command(binary)
-	p.cmd.Env = p.env
-	p.cmd.Stdout = p.logs
-	p.cmd.Stderr = p.logs
-	require.NoError(p.t, p.cmd.Start())
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get(p.URL + "/healthz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
+	for range 20 {
+		addr := fmt.Sprintf("127.0.0.1:%d", storetest.FreePort(p.t))
+		p.URL = "http://" + addr
+		p.logs = &strings.Builder{}
+		p.cmd = exec.Command(binary)
+		p.cmd.Env = append([]string{"ADDR=" + addr, "PATH=" + os.Getenv("PATH")}, p.env...)
+		p.cmd.Stdout = p.logs
+		p.cmd.Stderr = p.logs
+		require.NoError(p.t, p.cmd.Start())
+		exited := make(chan struct{})
+		go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(p.cmd)
+		p.exited = exited
+		if p.healthy() {
+			return
+		}
+		if !strings.Contains(p.logs.String(), "address already in use") {
+			p.t.Fatalf("chi-app exited:\n%s", p.logs)
+		}
+	}
+	p.t.Fatal("chi-app: every port tried was taken before the app could bind it")
+}
+
+// healthy waits for /healthz to answer 200. It returns false when the
+// process exited first, and fails the test when neither happens.
+func (p *process) healthy() bool {
+	p.t.Helper()
+	// A short timeout per poll: whatever holds the port may never answer
+	// (it decides nothing, the next poll asks again).
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.NewTimer(appPatience)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case <-p.exited:
+			return false
+		case <-deadline.C:
+			p.stop()
+			p.t.Fatalf("chi-app did not become healthy:\n%s", p.logs)
+		case <-poll.C:
+			if res, err := client.Get(p.URL + "/healthz"); err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					return true
+				}
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	p.stop()
-	p.t.Fatalf("chi-app did not become healthy:\n%s", p.logs)
 }
 
 func (p *process) stop() {
-	if p.cmd.ProcessState == nil {
+	select {
+	case <-p.exited:
+	default:
 		p.cmd.Process.Kill()
-		p.cmd.Wait()
+		<-p.exited
 	}
 }
 
@@ -337,4 +373,31 @@ func TestProcessesManageSessions(t *testing.T) {
 			assert.Equal(t, http.StatusUnauthorized, app.do(call{path: "/api/me", bearer: tokens[i]}).status, "frontend tokens replayed stay 401")
 		}
 	}
+}
+
+// TestProcessRefusesOversizedRequests: the binary runs with
+// productionLimits: a body over 4 KiB gets 413 and headers over 32 KiB get
+// 431 (net/http's defaults take 1 MiB of headers and any body), and the
+// app goes on answering.
+func TestProcessRefusesOversizedRequests(t *testing.T) {
+	t.Parallel()
+	app := startApp(t, map[string]string{})
+	client := &http.Client{Timeout: appPatience}
+
+	body := strings.NewReader(strings.Repeat("x", int(productionLimits.MaxBodyBytes)+1))
+	res, err := client.Post(app.URL+"/auth/session", "application/json", body)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
+	assert.Contains(t, string(b), `"error":"request_too_large"`)
+
+	req, _ := http.NewRequest(http.MethodGet, app.URL+"/healthz", nil)
+	req.Header.Set("X-Pad", strings.Repeat("p", productionLimits.MaxHeaderBytes+8<<10))
+	res, err = client.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
+
+	assert.Equal(t, http.StatusOK, app.do(call{path: "/healthz"}).status)
 }
