@@ -42,7 +42,7 @@ func FuzzCredentials(f *testing.F) {
 	f.Cleanup(fake.Close)
 	auth := New(Config{
 		Sessions:   store.NewManager(store.NewMemory()),
-		Provider:   plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret), Timeout: time.Second}),
+		Provider:   plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret), Timeout: 30 * time.Second}),
 		Secret:     "fuzz-secret-0123456789abcdef",
 		GuessBurst: -1,
 		Logger:     slog.New(slog.DiscardHandler),
