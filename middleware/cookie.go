@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -13,20 +14,18 @@ func (a *Auth) writeSession(w http.ResponseWriter, token string, s *Session) {
 		c.MaxAge = max(1, int(s.Expires.Sub(a.cfg.Now())/time.Second))
 	}
 	http.SetCookie(w, c)
-	h := w.Header()
-	h.Set(a.cfg.SessionHeader, token)
-	h.Set("Cache-Control", "no-store")
-	h.Add("Vary", "Cookie")
-	h.Add("Vary", "Authorization")
+	w.Header().Set(a.cfg.SessionHeader, token)
+	a.noStore(w.Header())
 }
 
-// clearSession tells the client to drop its session cookie.
+// clearSession tells the client to drop its session cookie, on a response
+// that must not be cached.
 func (a *Auth) clearSession(w http.ResponseWriter) {
 	c := a.cookie("")
 	c.MaxAge = -1
 	c.Expires = time.Unix(1, 0)
 	http.SetCookie(w, c)
-	w.Header().Set("Cache-Control", "no-store")
+	a.noStore(w.Header())
 }
 
 func (a *Auth) cookie(value string) *http.Cookie {
@@ -40,4 +39,45 @@ func (a *Auth) cookie(value string) *http.Cookie {
 		HttpOnly: sc.HttpOnly,
 		SameSite: sc.SameSite,
 	}
+}
+
+// noStore marks h as the header of a response that sets or clears the
+// session: Cache-Control: no-store, whatever was there, and Vary on the
+// request headers that carry credentials, merged into any Vary already
+// set. Calling it again changes nothing.
+func (a *Auth) noStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h["Vary"] = mergeVary(h["Vary"], a.vary)
+}
+
+// mergeVary returns the Vary values have plus the header names in add,
+// each once (names compare regardless of case), as one value; "*" alone
+// stays "*", which already varies on everything.
+func mergeVary(have, add []string) []string {
+	names := make([]string, 0, len(have)+len(add))
+	seen := func(name string) bool {
+		for _, n := range names {
+			if strings.EqualFold(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range have {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "*" {
+				return []string{"*"}
+			}
+			if name != "" && !seen(name) {
+				names = append(names, name)
+			}
+		}
+	}
+	for _, name := range add {
+		if !seen(name) {
+			names = append(names, name)
+		}
+	}
+	return []string{strings.Join(names, ", ")}
 }

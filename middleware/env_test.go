@@ -29,6 +29,10 @@ import (
 
 const testSecret = "test-secret-0123456789abcdef"
 
+// cookieName is the session cookie's name in these tests: NewManager's
+// default, Secure.
+const cookieName = store.DefaultCookieName
+
 // testProviderTimeout bounds each upstream call in these tests: short
 // enough to prove a hung upstream is cut off, long enough that 200
 // concurrent TLS clients under -race on two cores never trip it.
@@ -160,10 +164,21 @@ func (r resp) json(t *testing.T) map[string]any {
 	return m
 }
 
+// varyNames returns the header names of r's Vary, each as sent.
+func varyNames(r *http.Response) []string {
+	var names []string
+	for _, v := range r.Header.Values("Vary") {
+		for name := range strings.SplitSeq(v, ",") {
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	return names
+}
+
 // sessionCookie returns the session cookie the response set, or nil.
 func (r resp) sessionCookie() *http.Cookie {
 	for _, c := range r.Cookies() {
-		if c.Name == "session" {
+		if c.Name == cookieName {
 			return c
 		}
 	}
@@ -192,7 +207,7 @@ func (e *env) try(q req) (resp, error) {
 		hr.Header.Set("Authorization", "Bearer "+q.bearer)
 	}
 	if q.cookie != "" {
-		hr.AddCookie(&http.Cookie{Name: "session", Value: q.cookie})
+		hr.AddCookie(&http.Cookie{Name: cookieName, Value: q.cookie})
 	}
 	if q.header != "" {
 		hr.Header.Set("X-Session-Token", q.header)
