@@ -148,6 +148,7 @@ type req struct {
 	cookie       string // session cookie value
 	header       string // X-Session-Token value
 	hdr          map[string]string
+	extra        http.Header // set as is, after hdr
 	ctx          context.Context
 }
 
@@ -192,6 +193,16 @@ func (e *env) do(q req) resp {
 	return r
 }
 
+// tryHeader is try with extra header values, each sent as given (several
+// values of one header are sent as several lines).
+func (e *env) tryHeader(q req, hdr http.Header) (resp, error) {
+	if q.hdr == nil {
+		q.hdr = map[string]string{}
+	}
+	q.extra = hdr
+	return e.try(q)
+}
+
 func (e *env) try(q req) (resp, error) {
 	if q.method == "" {
 		q.method = http.MethodGet
@@ -215,6 +226,9 @@ func (e *env) try(q req) (resp, error) {
 	for k, v := range q.hdr {
 		hr.Header.Set(k, v)
 	}
+	for k, v := range q.extra {
+		hr.Header[http.CanonicalHeaderKey(k)] = v
+	}
 	res, err := e.srv.Client().Do(hr)
 	if err != nil {
 		return resp{}, err
@@ -229,6 +243,15 @@ func (e *env) signInAs(user, agent string) (frontend, session string) {
 	e.t.Helper()
 	frontend = e.fake.Issue(user, time.Hour)
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend, hdr: map[string]string{"User-Agent": agent}})
+	require.Equal(e.t, http.StatusCreated, r.StatusCode, r.body)
+	return frontend, r.sessionCookie().Value
+}
+
+// signInFrom is signIn with extra request headers.
+func (e *env) signInFrom(user string, hdr map[string]string) (frontend, session string) {
+	e.t.Helper()
+	frontend = e.fake.Issue(user, time.Hour)
+	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend, hdr: hdr})
 	require.Equal(e.t, http.StatusCreated, r.StatusCode, r.body)
 	return frontend, r.sessionCookie().Value
 }
