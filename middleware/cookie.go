@@ -28,6 +28,36 @@ func (a *Auth) clearSession(w http.ResponseWriter) {
 	a.noStore(w.Header())
 }
 
+// clearEnded answers a request whose own session was just ended (signed
+// out, revoked): the response is not cached, no longer hands out the
+// session if this request's exchange had, and clears the session cookie
+// if the browser can hold no other live one under this name. A clearing
+// Set-Cookie deletes whichever cookie the browser keeps for this name,
+// path and domain, so it is sent only when every session cookie the
+// request carried was the ended session's; a client that sent only the
+// session header gets none.
+func (a *Auth) clearEnded(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	a.noStore(h)
+	handedOut := h.Get(a.cfg.SessionHeader) != ""
+	h.Del(a.cfg.SessionHeader)
+	st := stateFrom(r.Context())
+	c := a.sessionCandidates(r)
+	if handedOut {
+		a.clearSession(w) // overrides the Set-Cookie of this very response
+		return
+	}
+	if st == nil || c.cookies == 0 || c.dropped {
+		return
+	}
+	for i := range c.n {
+		if c.fromCookie[i] && c.token[i] != st.token {
+			return
+		}
+	}
+	a.clearSession(w)
+}
+
 func (a *Auth) cookie(value string) *http.Cookie {
 	sc := a.sm.Cookie
 	return &http.Cookie{

@@ -209,3 +209,37 @@ func panicMessage(t *testing.T, fn func()) (msg string) {
 	fn()
 	return ""
 }
+
+// Signing out clears the cookie only when the cookie the browser holds can
+// only be the session that ended.
+func TestSignOutClearsOnlyTheEndedSessionsCookie(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory")
+	del := func(hdr http.Header, bearer string) resp {
+		t.Helper()
+		r, err := e.tryHeader(req{method: http.MethodDelete, path: "/auth/session", bearer: bearer}, hdr)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNoContent, r.StatusCode, r.body)
+		assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
+		assert.Empty(t, r.Header.Get("X-Session-Token"), "no token of an ended session is handed out")
+		return r
+	}
+	cleared := func(r resp) bool {
+		cs := setCookies(r, cookieName)
+		return len(cs) > 0 && cs[len(cs)-1].Value == "" && cs[len(cs)-1].MaxAge < 0
+	}
+
+	_, s1 := e.signIn("kai")
+	_, s2 := e.signIn("kai")
+	r := del(http.Header{"X-Session-Token": {s1}, "Cookie": {cookieName + "=" + s2}}, "")
+	assert.Empty(t, setCookies(r, cookieName), "the cookie holds another live session")
+	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: s2}).StatusCode)
+
+	_, s3 := e.signIn("kai")
+	assert.Empty(t, setCookies(del(http.Header{"X-Session-Token": {s3}}, ""), cookieName), "a header client has no cookie to clear")
+
+	assert.True(t, cleared(del(http.Header{"Cookie": {cookieName + "=" + s2}}, "")), "the cookie was the ended session's")
+
+	frontend := e.fake.Issue("kai", time.Hour)
+	assert.True(t, cleared(del(nil, frontend)), "the cookie this response set is taken back")
+}
