@@ -155,20 +155,6 @@ func (a *Auth) mintedFromTokenCookie(r *http.Request, key string) bool {
 	return false
 }
 
-// cookieValue returns the value of the first cookie called name in h's
-// Cookie headers, without its optional quotes. Unlike http.Request.Cookie
-// it allocates nothing and does not check the value: callers check it.
-func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			if v, ok := cookiePair(part, name); ok {
-				return v, true
-			}
-		}
-	}
-	return "", false
-}
-
 // cookiePair returns the value of part, one name=value pair of a Cookie
 // header, without its optional quotes, if the pair is called name.
 func cookiePair(part, name string) (string, bool) {
