@@ -45,7 +45,7 @@ func (s *scaled) steady(b *testing.B) {
 		}
 	})))
 	r := httptest.NewRequest("GET", "/", nil)
-	r.AddCookie(&http.Cookie{Name: "session", Value: s.cookie})
+	r.AddCookie(&http.Cookie{Name: cookieName, Value: s.cookie})
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {

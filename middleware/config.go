@@ -18,8 +18,10 @@ type Config struct {
 	// store.NewManager. Its Lifetime is the longest a session lives (it is
 	// also capped by the frontend token's expiry), and its Cookie fields
 	// name and shape the session cookie, except Secure (see
-	// InsecureCookie). Handlers may Put and Get their own values in it;
-	// sessiongate commits them after the handler returns.
+	// InsecureCookie; New says how the default name is adapted). Handlers
+	// may Put and Get their own values in it on any request behind the
+	// middleware; sessiongate commits them after the handler returns when
+	// the request has a session, and drops them when it has none.
 	Sessions *scs.SessionManager
 
 	// Provider validates frontend tokens.
@@ -38,7 +40,10 @@ type Config struct {
 	TokenHeader string
 
 	// TokenCookie, when set, is a cookie that carries the frontend token,
-	// read when TokenHeader is absent.
+	// read when TokenHeader is absent; among several cookies of that name
+	// the first well-formed one is taken, unless another is the token of
+	// the request's live session. Give it a __Host- name, so that no
+	// sibling subdomain can set it.
 	TokenCookie string
 
 	// SessionHeader is the request header that carries the session token
@@ -47,8 +52,9 @@ type Config struct {
 	SessionHeader string
 
 	// InsecureCookie drops the Secure attribute from the session cookie,
-	// for local development over plain http. Default false: the cookie is
-	// always Secure, whatever Sessions.Cookie.Secure says.
+	// for local development over plain http, and with it the default
+	// name's __Host- prefix (see New). Default false: the cookie is always
+	// Secure, whatever Sessions.Cookie.Secure says.
 	InsecureCookie bool
 
 	// IdleTimeout ends a session after this long without recorded
@@ -69,16 +75,31 @@ type Config struct {
 	// negative disables the cache. Upstream errors are never cached.
 	NegativeCacheTTL time.Duration
 
-	// GuessBurst and GuessInterval limit guessing. A client (by ClientIP;
-	// IPv6 by its /64) whose credentials fail (a session token with no
-	// session, a frontend token that is malformed, rejected or signed out)
-	// may fail GuessBurst times, then once per GuessInterval. Past that,
-	// its requests that carry credentials get 429 rate_limited with
-	// Retry-After before any store read or upstream call; requests without
-	// credentials are still served. A browser's dead session cookie is
-	// cleared on its first failure, so it does not count twice. Default 20
-	// and 3 s; a negative GuessBurst turns the limit off. The count is per
-	// process. Behind a proxy, set ClientIP, or every client shares one.
+	// GuessBurst and GuessInterval limit guessing, per client address
+	// (ClientIP; an IPv6 address by its /64). Each credential that fails
+	// counts: a well-formed session token with no live session, and a
+	// frontend token that is malformed or newly rejected upstream (a
+	// repeat of a recent rejection, or the token of a signed-out session,
+	// does not). A client may fail GuessBurst times, then once per
+	// GuessInterval; past that it is limited, which costs it only what
+	// its failures cost us:
+	//
+	//   - its session tokens are still looked up (one store read, as for
+	//     anyone): a live session is served, a dead one gets 429
+	//     rate_limited with Retry-After, and a dead cookie is cleared;
+	//   - its frontend tokens still find their existing sessions (one
+	//     store read); a new one is validated upstream in turn, one at a
+	//     time per client, while its request waits (at most
+	//     ExchangeTimeout, then 429). A flood of bad tokens thus keeps one
+	//     upstream call busy, while a valid token from the same address (a
+	//     colleague behind one NAT) is validated rather than refused.
+	//
+	// Requests without credentials and credentials that work are never
+	// refused. A lockout is logged once (WARN, with the address or /64),
+	// not once per 429. Default 20 and 3 s; a negative GuessBurst turns
+	// the limit off. The count is per process and tracks at most 100,000
+	// addresses (past that, new ones are not limited: it fails open).
+	// Behind a proxy, set ClientIP, or every client shares one address.
 	GuessBurst    int
 	GuessInterval time.Duration // see GuessBurst
 
@@ -100,14 +121,15 @@ type Config struct {
 	// headers decide; requests without them (non-browser clients) pass.
 	CrossOrigin *http.CrossOriginProtection
 
-	// ClientIP returns the address recorded in a session as its client's
-	// IP. Default: the host of r.RemoteAddr. Behind a proxy, supply one
-	// that trusts only your proxy's header; it is recorded for display and
-	// never decides access.
+	// ClientIP returns the client's address: recorded in a session for
+	// display, and the key of the guess limit (GuessBurst); it never
+	// decides who a request is. Default: the host of r.RemoteAddr. Behind
+	// a proxy, supply one that trusts only your proxy's header.
 	ClientIP func(r *http.Request) string
 
 	// Logger receives the middleware's events: session minted, reused
-	// (debug), ended, validation failed, upstream or store unavailable.
+	// (debug), ended, validation failed, upstream or store unavailable,
+	// a client rate limited (once per lockout).
 	// Events carry public session ids and user ids, never a token, a
 	// cookie or a secret. Default slog.Default().
 	Logger *slog.Logger

@@ -29,6 +29,10 @@ import (
 
 const testSecret = "test-secret-0123456789abcdef"
 
+// cookieName is the session cookie's name in these tests: NewManager's
+// default, Secure.
+const cookieName = store.DefaultCookieName
+
 // testProviderTimeout bounds each upstream call in these tests: generous,
 // so that no healthy call is ever cut, even with 200 concurrent TLS
 // clients under -race on a busy two-core machine. Tests of a hanging
@@ -148,6 +152,7 @@ type req struct {
 	cookie       string // session cookie value
 	header       string // X-Session-Token value
 	hdr          map[string]string
+	extra        http.Header // set as is, after hdr
 	ctx          context.Context
 }
 
@@ -164,10 +169,21 @@ func (r resp) json(t *testing.T) map[string]any {
 	return m
 }
 
+// varyNames returns the header names of r's Vary, each as sent.
+func varyNames(r *http.Response) []string {
+	var names []string
+	for _, v := range r.Header.Values("Vary") {
+		for name := range strings.SplitSeq(v, ",") {
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	return names
+}
+
 // sessionCookie returns the session cookie the response set, or nil.
 func (r resp) sessionCookie() *http.Cookie {
 	for _, c := range r.Cookies() {
-		if c.Name == "session" {
+		if c.Name == cookieName {
 			return c
 		}
 	}
@@ -179,6 +195,16 @@ func (e *env) do(q req) resp {
 	r, err := e.try(q)
 	require.NoError(e.t, err)
 	return r
+}
+
+// tryHeader is try with extra header values, each sent as given (several
+// values of one header are sent as several lines).
+func (e *env) tryHeader(q req, hdr http.Header) (resp, error) {
+	if q.hdr == nil {
+		q.hdr = map[string]string{}
+	}
+	q.extra = hdr
+	return e.try(q)
 }
 
 func (e *env) try(q req) (resp, error) {
@@ -196,13 +222,16 @@ func (e *env) try(q req) (resp, error) {
 		hr.Header.Set("Authorization", "Bearer "+q.bearer)
 	}
 	if q.cookie != "" {
-		hr.AddCookie(&http.Cookie{Name: "session", Value: q.cookie})
+		hr.AddCookie(&http.Cookie{Name: cookieName, Value: q.cookie})
 	}
 	if q.header != "" {
 		hr.Header.Set("X-Session-Token", q.header)
 	}
 	for k, v := range q.hdr {
 		hr.Header.Set(k, v)
+	}
+	for k, v := range q.extra {
+		hr.Header[http.CanonicalHeaderKey(k)] = v
 	}
 	res, err := e.srv.Client().Do(hr)
 	if err != nil {
@@ -218,6 +247,15 @@ func (e *env) signInAs(user, agent string) (frontend, session string) {
 	e.t.Helper()
 	frontend = e.fake.Issue(user, time.Hour)
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend, hdr: map[string]string{"User-Agent": agent}})
+	require.Equal(e.t, http.StatusCreated, r.StatusCode, r.body)
+	return frontend, r.sessionCookie().Value
+}
+
+// signInFrom is signIn with extra request headers.
+func (e *env) signInFrom(user string, hdr map[string]string) (frontend, session string) {
+	e.t.Helper()
+	frontend = e.fake.Issue(user, time.Hour)
+	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend, hdr: hdr})
 	require.Equal(e.t, http.StatusCreated, r.StatusCode, r.body)
 	return frontend, r.sessionCookie().Value
 }

@@ -136,6 +136,11 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 		return flightResult{token: res.token}, nil
 	}
 
+	release, err := a.upstreamTurn(ctx) // a limited client's validations go one at a time
+	if err != nil {
+		return flightResult{}, err
+	}
+	defer release()
 	start := time.Now()
 	id, err := a.validate(ctx, frontToken)
 	a.counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))

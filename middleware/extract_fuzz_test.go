@@ -14,21 +14,49 @@ import (
 	"github.com/sessiongate/sessiongate/store"
 )
 
-func FuzzCookieValue(f *testing.F) {
-	f.Add("session=abc; other=1", "session")
-	f.Add(`a=1;session="quoted"`, "session")
-	f.Add("session", "session")
-	f.Add(";;= ;session=;", "session")
-	f.Fuzz(func(t *testing.T, header, name string) {
-		v, ok := cookieValue(http.Header{"Cookie": {header}}, name)
-		if !ok {
-			if v != "" {
-				t.Fatalf("not found but %q", v)
-			}
-			return
+// FuzzSessionCandidates parses arbitrary Cookie and session headers: every
+// candidate is a well-formed token the request carried, distinct, at most
+// maxSessionCandidates of them, and the cookie may be cleared only when
+// none was left untried.
+func FuzzSessionCandidates(f *testing.F) {
+	tok := strings.Repeat("A", 43)
+	f.Add("session=abc; other=1", "session", "")
+	f.Add(`a=1;session="`+tok+`"`, "session", tok)
+	f.Add("session", "session", "")
+	f.Add(";;= ;session=;", "session", "x")
+	f.Add("s="+tok+"; s="+tok+"; s=B"+tok[1:]+"; s=C"+tok[1:]+"; s=D"+tok[1:], "s", "E"+tok[1:])
+	f.Fuzz(func(t *testing.T, cookie, name, header string) {
+		a := &Auth{cookieName: name, sessionHeader: "X-Session-Token"}
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["Cookie"] = []string{cookie}
+		r.Header["X-Session-Token"] = []string{header}
+		c := a.sessionCandidates(r)
+		if c.n > maxSessionCandidates || c.n < 0 {
+			t.Fatalf("%d candidates", c.n)
 		}
-		if !strings.Contains(header, name+"=") || !strings.Contains(header, v) {
-			t.Fatalf("%q from %q is not a value of %q", v, header, name)
+		fromCookie := 0
+		for i := range c.n {
+			v := c.token[i]
+			if !validSessionToken(v) {
+				t.Fatalf("candidate %q is not a session token", v)
+			}
+			if !strings.Contains(cookie, v) && v != header {
+				t.Fatalf("candidate %q is not in the request", v)
+			}
+			for j := range i {
+				if c.token[j] == v {
+					t.Fatalf("candidate %q twice", v)
+				}
+			}
+			if c.fromCookie[i] {
+				fromCookie++
+			}
+		}
+		if fromCookie > c.cookies {
+			t.Fatalf("%d cookie candidates from %d cookies", fromCookie, c.cookies)
+		}
+		if c.clearable() && c.dropped {
+			t.Fatal("clearable with untried candidates")
 		}
 	})
 }

@@ -97,7 +97,7 @@ func (a *Auth) serveSignOut(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, err)
 		return
 	}
-	a.clearSession(w)
+	a.clearEnded(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -107,7 +107,7 @@ func (a *Auth) serveSignOutAll(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, err)
 		return
 	}
-	a.clearSession(w)
+	a.clearEnded(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -133,7 +133,7 @@ func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s, _ := SessionFrom(r.Context()); sameKey(s.ID, id) {
-		a.clearSession(w)
+		a.clearEnded(w, r)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -128,12 +128,12 @@ func TestClientHeadersNeverDecide(t *testing.T) {
 
 func TestHostPrefixedCookie(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "memory", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Host-session" })
+	e := newEnv(t, "memory", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Host-sid" })
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("rosa", time.Hour)})
 	require.Equal(t, http.StatusCreated, r.StatusCode)
 	var c *http.Cookie
 	for _, k := range r.Cookies() {
-		if k.Name == "__Host-session" {
+		if k.Name == "__Host-sid" {
 			c = k
 		}
 	}
@@ -141,7 +141,7 @@ func TestHostPrefixedCookie(t *testing.T) {
 	assert.True(t, c.Secure)
 	assert.Equal(t, "/", c.Path)
 	assert.Empty(t, c.Domain)
-	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", hdr: map[string]string{"Cookie": "__Host-session=" + c.Value}}).StatusCode)
+	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", hdr: map[string]string{"Cookie": "__Host-sid=" + c.Value}}).StatusCode)
 
 	for name, mod := range map[string]func(*middleware.Config){
 		"insecure": func(c *middleware.Config) { c.InsecureCookie = true },
@@ -149,7 +149,7 @@ func TestHostPrefixedCookie(t *testing.T) {
 		"path":     func(c *middleware.Config) { c.Sessions.Cookie.Path = "/app" },
 	} {
 		assert.Panics(t, func() {
-			newEnv(t, "memory", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Host-session" }, mod)
+			newEnv(t, "memory", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Host-sid" }, mod)
 		}, name)
 	}
 }
@@ -161,7 +161,7 @@ func TestResponsesThatSetTheSessionAreNotCached(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.StatusCode)
 	require.NotNil(t, r.sessionCookie())
 	assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
-	assert.Subset(t, r.Header.Values("Vary"), []string{"Cookie", "Authorization"})
+	assert.Subset(t, varyNames(r.Response), []string{"Cookie", "Authorization"})
 	out := e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: r.sessionCookie().Value})
 	assert.Equal(t, "no-store", out.Header.Get("Cache-Control"), "nor those that clear it")
 }
@@ -195,7 +195,7 @@ func TestGuessingSessionTokensIsRateLimited(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, r.StatusCode)
 	assert.Equal(t, "rate_limited", r.json(t)["error"])
 	assert.Equal(t, "3", r.Header.Get("Retry-After"))
-	assert.Equal(t, reads, e.commandCalls()["get"], "refused before any store read")
+	assert.Equal(t, reads+1, e.commandCalls()["get"], "one store read, as for any request: a live session would be served")
 	assert.Equal(t, "hello anonymous", e.do(req{path: "/public", hdr: guesser}).body, "requests without credentials are served")
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", header: mine, hdr: map[string]string{"X-Test-Client": "198.51.100.1"}}).StatusCode,
 		"other clients are not affected")
@@ -222,12 +222,12 @@ func TestGuessingFrontendTokensIsRateLimited(t *testing.T) {
 	}
 	calls := e.fake.Calls()
 	r := e.do(req{path: "/api/me", bearer: e.fake.Issue("victim", time.Hour)})
-	assert.Equal(t, http.StatusTooManyRequests, r.StatusCode, "even a good token, from a client that has been guessing")
-	assert.Equal(t, calls, e.fake.Calls(), "refused before any upstream call")
+	assert.Equal(t, http.StatusOK, r.StatusCode, "a good token from a client that has been guessing is validated, not refused")
+	assert.Equal(t, calls+1, e.fake.Calls(), "once")
 	for range 5 {
-		e.do(req{path: "/api/me", bearer: "not a token"})
+		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: "not a token"}).StatusCode)
 	}
-	assert.Equal(t, calls, e.fake.Calls())
+	assert.Equal(t, calls+1, e.fake.Calls(), "malformed tokens never reach the provider")
 
 	// A repeated rejected token (the negative cache answers it) and a
 	// signed-out one are not guesses: a retrying client is not locked out.

@@ -263,7 +263,7 @@ func TestMalformedTokensNeverReachUpstreamOrStore(t *testing.T) {
 	h := e.auth.RequireSession(http.NotFoundHandler())
 	for _, hdr := range []map[string]string{
 		{"Authorization": "Bearer tok\x00en"}, {"X-Session-Token": strings.Repeat("A", 42) + "\x00"},
-		{"Cookie": "session=" + strings.Repeat("A", 42) + "\x00"},
+		{"Cookie": cookieName + "=" + strings.Repeat("A", 42) + "\x00"},
 	} {
 		assert.Equal(t, http.StatusUnauthorized, httptestRecorder(h, "GET", "/", hdr).Code, "NUL bytes: %q", hdr)
 	}

@@ -152,19 +152,29 @@ var ErrUnsupported = errors.New("store: not supported by sessiongate: end sessio
 // that is merely absent.
 var ErrUnavailable = errors.New("store: unavailable")
 
+// DefaultCookieName is the session cookie's name in a manager made by
+// NewManager. The __Host- prefix makes browsers accept the cookie only
+// when it is Secure, has Path / and no Domain, so a sibling subdomain or a
+// plain-http page cannot set or shadow it. sessiongate's middleware keeps
+// the prefix only where a browser would accept it: it names the cookie
+// "__Secure-session" when Domain is set or Path is not "/", and "session"
+// under Config.InsecureCookie (plain http in development).
+const DefaultCookieName = "__Host-session"
+
 // NewManager returns an scs session manager that keeps its sessions in st,
 // ready for sessiongate: the compact Codec, tokens split by the store
 // (HashTokenInStore off: the store never keeps a token), no scs idle
 // timeout (sessiongate's middleware enforces its own, without a write per
-// request), and a Secure, HttpOnly, SameSite=Lax cookie named "session" on
-// path "/". Change Lifetime or Cookie fields as with any scs manager.
+// request), and a Secure, HttpOnly, SameSite=Lax cookie named
+// DefaultCookieName ("__Host-session") on path "/". Change Lifetime or
+// Cookie fields as with any scs manager.
 func NewManager(st Store) *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = st
 	sm.Codec = Codec{}
 	sm.HashTokenInStore = false
 	sm.IdleTimeout = 0
-	sm.Cookie.Name = "session"
+	sm.Cookie.Name = DefaultCookieName
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Secure = true
 	sm.Cookie.SameSite = http.SameSiteLaxMode

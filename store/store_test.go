@@ -293,6 +293,9 @@ func TestNewManager(t *testing.T) {
 	assert.IsType(t, store.Codec{}, sm.Codec)
 	assert.True(t, sm.Cookie.Secure)
 	assert.True(t, sm.Cookie.HttpOnly)
+	assert.Equal(t, "__Host-session", sm.Cookie.Name, "a sibling subdomain cannot set a __Host- cookie")
+	assert.Equal(t, "/", sm.Cookie.Path)
+	assert.Empty(t, sm.Cookie.Domain)
 	assert.Zero(t, sm.IdleTimeout)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/provider/providertest"
+	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -159,7 +160,9 @@ func (p *process) try(ctx context.Context, c call) (answer, error) {
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}
 	if c.cookie != "" {
+		// "session" in dev mode (plain http), "__Host-session" when Secure.
 		req.AddCookie(&http.Cookie{Name: "session", Value: c.cookie})
+		req.AddCookie(&http.Cookie{Name: store.DefaultCookieName, Value: c.cookie})
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -169,7 +172,7 @@ func (p *process) try(ctx context.Context, c call) (answer, error) {
 	b, _ := io.ReadAll(res.Body)
 	a := answer{status: res.StatusCode, body: string(b)}
 	for _, ck := range res.Cookies() {
-		if ck.Name == "session" {
+		if ck.Name == "session" || ck.Name == store.DefaultCookieName {
 			a.session = ck.Value
 		}
 	}
