@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -132,6 +133,12 @@ func (r *Redis) with(ctx context.Context, op func(conn redis.Conn) error) error 
 		}
 	}
 	if err != nil {
+		var netErr net.Error
+		if deadline, _ := ctx.Deadline(); errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(deadline) {
+			// The socket's read deadline, never before the operation's,
+			// fired first.
+			err = context.DeadlineExceeded
+		}
 		return unavailable(err)
 	}
 	return nil
