@@ -2,6 +2,10 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
@@ -126,4 +131,30 @@ func fillRedis(t testing.TB, srv *storetest.Server) {
 	require.Greater(t, used, 2<<20)
 	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction", "maxmemory", used-(1<<20))
 	require.NoError(t, err)
+}
+
+// Check at start-up, and as the readiness probe: 503 with the reason
+// when the store cannot do what sign-in and sign-out need.
+func ExampleAuth_Check() {
+	auth := middleware.New(middleware.Config{
+		Sessions: store.NewManager(store.NewMemory()), // store.NewRedis(pool) in production
+		Provider: plurality.New(plurality.Config{ClientID: "id", ClientSecret: "secret"}),
+		Secret:   "a shared secret of at least 16 bytes",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := auth.Check(ctx); errors.Is(err, store.ErrSecretMismatch) {
+		log.Fatal("SESSION_SECRET differs from the other processes' on this Redis")
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := auth.Check(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable) // says why; holds no secret
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	fmt.Println(auth.Check(ctx))
+	// Output: <nil>
 }
