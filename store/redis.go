@@ -50,8 +50,8 @@ func NewRedis(pool *redis.Pool) *Redis {
 }
 
 // NewRedisWith returns a store that keeps sessions in the Redis behind
-// pool. Call it before the pool is used, once per pool: it wraps the
-// pool's dial and its TestOnBorrowContext.
+// pool. Call it before the pool is used: it wraps the pool's dial and its
+// TestOnBorrowContext (stores that share a pool each add their checks).
 //
 //   - Every new connection is checked before its first use: a Sentinel, a
 //     cluster node, or (unless opts.InsecureAllowEviction) a
