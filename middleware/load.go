@@ -88,7 +88,9 @@ func (a *Auth) save(ctx context.Context, st *state) {
 	if a.sm.Status(ctx) != scs.Modified {
 		return
 	}
-	switch _, _, err := a.sm.Commit(ctx); {
+	// The handler's values are written even if its client has left; the
+	// store's own deadline bounds the write.
+	switch _, _, err := a.sm.Commit(context.WithoutCancel(ctx)); {
 	case errors.Is(err, store.ErrNotLive):
 		a.cfg.Logger.Debug("sessiongate: session values not saved: the session ended meanwhile", "session", s.ID)
 	case err != nil:

@@ -30,6 +30,21 @@ func ExampleNewRedis() {
 	_ = sm // middleware.Config{Sessions: sm, ...}
 }
 
+// NewRedisWith takes options: here a deadline of 1 s per operation. A
+// pool capped at 32 connections makes operations wait their turn, within
+// that deadline.
+func ExampleNewRedisWith() {
+	pool, err := store.NewRedisPool("redis://127.0.0.1:6379/0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	pool.MaxActive = 32 // Wait is set: beyond 32, operations queue
+	st := store.NewRedisWith(pool, store.RedisOptions{Timeout: time.Second})
+	sm := store.NewManager(st)
+	_ = sm // middleware.Config{Sessions: sm, ...}; then auth.Check(ctx) at start
+}
+
 // Codec encodes what handlers put in the session; common types have a
 // compact form of their own.
 func ExampleCodec() {

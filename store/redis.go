@@ -3,107 +3,193 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/gomodule/redigo/redis"
 )
 
-// Redis is a Store in Redis (7.0 or later), through scs's redisstore and a
-// redigo pool. Keys:
+// Redis is a Store in Redis (7.0 or later), on a redigo pool. Keys:
 //
-//	sg:s:<Key>   a session (framed with its validator's hash), or the mark of an ended one, with its expiry
-//	sg:u:<user>  sorted set of the user's session keys scored by expiry (ms)
+//	sg:s:<Key>      a session (framed with its validator's hash), or the mark of an ended one, with its expiry
+//	sg:u:<user>     sorted set of the user's session keys scored by expiry (ms)
+//	sg:fingerprint  the fingerprint of the secret of the processes that share the store (Check)
 //
 // A session with a typical identity takes under 400 bytes of Redis memory,
 // index included. Writes that belong together run in one round trip (a
-// script or MULTI/EXEC). Nothing scans the keyspace: no KEYS, no SCAN. It
-// is safe for concurrent use.
+// script or MULTI/EXEC). Nothing scans the keyspace: no KEYS, no SCAN.
+//
+// Each operation holds at most one pooled connection at a time, and runs
+// under one deadline (RedisOptions.Timeout, or the caller's when earlier)
+// that covers its wait for a connection, its commands and its one retry.
+// Its errors wrap ErrUnavailable and carry a short reason ("timeout",
+// "connection refused", "READONLY: ..."), never Redis's reply text, a
+// command's arguments, a key or the URL. It is safe for concurrent use.
 type Redis struct {
 	pool *redis.Pool
-	scs  *redisstore.RedisStore
+	opts RedisOptions
 	// droppedAt is when (unix ns) a connection was last found dead: pooled
 	// connections idle since before then are checked before reuse.
 	droppedAt atomic.Int64
 }
 
 const (
-	sessionPrefix = "sg:s:"
-	userPrefix    = "sg:u:"
+	sessionPrefix  = "sg:s:"
+	userPrefix     = "sg:u:"
+	fingerprintKey = "sg:fingerprint"
 )
 
-// NewRedis returns a store that keeps sessions in the Redis behind pool.
-// Call it before the pool is used: it wraps pool.TestOnBorrow so that,
-// once a connection has been found dead (Redis restarted, a network
-// blip), every pooled connection idle since then is checked with a PING
-// before reuse. With that, and one retry of an operation whose connection
-// was dead, the store recovers from a Redis restart at the first request
-// after it, without restarting the app.
+// NewRedis returns a store that keeps sessions in the Redis behind pool,
+// with the default RedisOptions: NewRedisWith(pool, RedisOptions{}).
 func NewRedis(pool *redis.Pool) *Redis {
-	r := &Redis{pool: pool, scs: redisstore.NewWithPrefix(pool, sessionPrefix)}
-	next := pool.TestOnBorrow
-	pool.TestOnBorrow = func(c redis.Conn, idleSince time.Time) error {
-		if idleSince.UnixNano() <= r.droppedAt.Load() {
-			_, err := c.Do("PING")
+	return NewRedisWith(pool, RedisOptions{})
+}
+
+// NewRedisWith returns a store that keeps sessions in the Redis behind
+// pool. Call it before the pool is used: it wraps the pool's dial and its
+// TestOnBorrowContext (stores that share a pool each add their checks).
+//
+//   - Every new connection is checked before its first use: a Sentinel, a
+//     cluster node, or (unless opts.InsecureAllowEviction) a
+//     maxmemory-policy other than noeviction make it fail with
+//     ErrMisconfigured, which every operation then returns.
+//   - Once a connection has been found dead (Redis restarted, CLIENT KILL,
+//     a network blip), every pooled connection idle since then is checked
+//     with a PING before reuse, and an operation that met a dead connection
+//     runs once more, with a PING on any pooled connection it borrows. With
+//     that, the store recovers from a Redis restart at the first request
+//     after it, without restarting the app. Every operation of this store
+//     is safe to repeat (reads, or writes that are conditional or
+//     idempotent).
+//
+// The pool's MaxActive (0: no limit) caps the connections; with Wait set,
+// as NewRedisPool sets it, an operation waits for a free one within its
+// deadline, else it fails at once with "connection pool exhausted".
+func NewRedisWith(pool *redis.Pool, opts RedisOptions) *Redis {
+	r := &Redis{pool: pool, opts: opts.withDefaults()}
+	dial := pool.DialContext
+	if dial == nil {
+		plain := pool.Dial
+		dial = func(context.Context) (redis.Conn, error) { return plain() }
+	}
+	pool.DialContext = func(ctx context.Context) (redis.Conn, error) {
+		c, err := dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.vet(ctx, c); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	next := pool.TestOnBorrowContext
+	pool.TestOnBorrowContext = func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
+		if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= r.droppedAt.Load() {
+			_, err := redis.DoContext(c, ctx, "PING")
 			return err
 		}
 		if next != nil {
-			return next(c, idleSince)
+			return next(ctx, c, idleSince)
 		}
 		return nil
 	}
 	return r
 }
 
-// with runs op on a pooled connection. If the connection turns out to be
-// dead (not an error Redis answered), it runs op once more on another
-// (pooled ones idle since then are checked first, or a new one is dialled):
-// every operation of this store is safe to repeat (reads, or writes that
-// are conditional or idempotent).
+// retryKey marks the context of an operation's retry: every pooled
+// connection it borrows is checked with a PING first.
+type retryKey struct{}
+
+// with runs op on one pooled connection, under the operation's deadline:
+// RedisOptions.Timeout from now, or ctx's deadline when earlier. If the
+// connection turns out to be dead (closed or reset, not an answer or a
+// timeout), it runs op once more, within the same deadline, on a
+// connection checked with a PING or newly dialled. op must not take
+// another connection, and must issue its commands on conn: each of them
+// runs under the operation's context, whatever context op passes.
 func (r *Redis) with(ctx context.Context, op func(conn redis.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		var conn redis.Conn
-		if conn, err = r.pool.GetContext(ctx); err != nil {
-			break // no connection to be had: retrying would only wait twice
+		if attempt > 0 {
+			ctx = context.WithValue(ctx, retryKey{}, true)
 		}
-		err = op(conn)
-		conn.Close()
+		var conn redis.Conn
+		if conn, err = r.pool.GetContext(ctx); err == nil {
+			err = op(opConn{Conn: conn, ctx: ctx})
+			conn.Close()
+		}
+		// A dial that failed to connect is not retried: Redis is down, and
+		// retrying would only wait twice. A connection that died (during
+		// its dial's checks, or under op) is.
 		if err == nil || !r.dropped(ctx, err) {
 			break
 		}
 	}
 	if err != nil {
+		var netErr net.Error
+		if deadline, _ := ctx.Deadline(); errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(deadline) {
+			// The socket's read deadline, never before the operation's,
+			// fired first.
+			err = context.DeadlineExceeded
+		}
 		return unavailable(err)
 	}
 	return nil
 }
 
-// dropped reports whether err is a dead connection rather than an answer,
-// and notes the time.
+// dropped reports whether err is a connection that died rather than an
+// answer, a timeout or a refusal, and notes the time.
 func (r *Redis) dropped(ctx context.Context, err error) bool {
-	var answered redis.Error
-	if ctx.Err() != nil || errors.As(err, &answered) || errors.Is(err, redis.ErrNil) {
+	if ctx.Err() != nil || !dead(err) {
 		return false
 	}
 	r.droppedAt.Store(time.Now().UnixNano())
 	return true
 }
 
+// opConn is the connection an operation runs on: each command runs under
+// the operation's context, whichever context the caller passes (it is
+// the operation's own or its parent), and Do too.
+type opConn struct {
+	redis.Conn
+	ctx context.Context
+}
+
+func (c opConn) Do(cmd string, args ...any) (any, error) {
+	return redis.DoContext(c.Conn, c.ctx, cmd, args...)
+}
+
+func (c opConn) DoContext(_ context.Context, cmd string, args ...any) (any, error) {
+	return redis.DoContext(c.Conn, c.ctx, cmd, args...)
+}
+
+func (c opConn) Receive() (any, error) {
+	return redis.ReceiveContext(c.Conn, c.ctx)
+}
+
+func (c opConn) ReceiveContext(context.Context) (any, error) {
+	return redis.ReceiveContext(c.Conn, c.ctx)
+}
+
 // NewRedisPool returns a redigo pool for a redis:// or rediss:// URL
-// (redis://[:password@]host:port/db), with the timeouts a request path
-// needs: 2 s to connect, 2 s per read or write, idle connections checked
-// after a minute. The URL is checked here; no connection is made yet. The
-// error never contains the URL's password.
+// (redis://[user:password@]host[:port][/db]), with the timeouts a
+// request path needs: 2 s to connect, 2 s per read or write, idle
+// connections checked with a PING after a minute, no limit on
+// connections (MaxActive 0) and Wait set, so that a MaxActive you set
+// makes operations wait their turn within their deadline. The URL is
+// checked here; no connection is made yet. An error never shows any part
+// of the URL: only what is wrong with it. Sentinel and Cluster URLs
+// (query parameters) are not supported yet.
 func NewRedisPool(rawURL string) (*redis.Pool, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, fmt.Errorf("store: %q is not a redis:// URL", redactURL(rawURL))
+	if err := checkRedisURL(rawURL); err != nil {
+		return nil, err
 	}
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(2 * time.Second),
@@ -113,17 +199,51 @@ func NewRedisPool(rawURL string) (*redis.Pool, error) {
 	return &redis.Pool{
 		MaxIdle:     64,
 		IdleTimeout: 4 * time.Minute,
+		Wait:        true,
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			return redis.DialURLContext(ctx, rawURL, opts...)
 		},
-		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
 			if time.Since(idleSince) < time.Minute {
 				return nil
 			}
-			_, err := c.Do("PING")
+			_, err := redis.DoContext(c, ctx, "PING")
 			return err
 		},
 	}, nil
+}
+
+// checkRedisURL returns what is wrong with a Redis URL, in words that
+// quote none of it: a URL that fails to parse may hold its password
+// anywhere.
+func checkRedisURL(rawURL string) error {
+	const want = "; want redis://[user:password@]host[:port][/db] or rediss://..."
+	u, err := url.Parse(rawURL)
+	switch {
+	case err != nil:
+		return errors.New("store: the Redis URL cannot be parsed" + want)
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return errors.New("store: the Redis URL's scheme is not redis:// or rediss://" + want)
+	case u.Opaque != "" || u.Host == "":
+		return errors.New("store: the Redis URL has no host" + want)
+	case u.Hostname() == "":
+		return errors.New("store: the Redis URL has no host name" + want)
+	case u.RawQuery != "" || u.ForceQuery:
+		return errors.New("store: the Redis URL has query parameters: Sentinel and Cluster URLs are not supported yet" + want)
+	case u.Fragment != "":
+		return errors.New("store: the Redis URL has a fragment (#...)" + want)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("store: the Redis URL's port is not a number from 1 to 65535" + want)
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 || strings.TrimLeft(db, "0123456789") != "" {
+			return errors.New("store: the Redis URL's path is not a database number such as /0" + want)
+		}
+	}
+	return nil
 }
 
 // Find returns the data of token's session if token's validator opens
@@ -135,8 +255,12 @@ func (r *Redis) Find(token string) ([]byte, bool, error) {
 // FindCtx is Find; a context from Prefetched answers without a read.
 func (r *Redis) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
 	return find(ctx, token, func(key [keyLen]byte) (raw []byte, found bool, err error) {
-		err = r.with(ctx, func(redis.Conn) (err error) {
-			raw, found, err = r.scs.Find(string(key[:])) // redisstore takes its own connection
+		err = r.with(ctx, func(conn redis.Conn) (err error) {
+			raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+string(key[:])))
+			if errors.Is(err, redis.ErrNil) {
+				return nil
+			}
+			found = err == nil
 			return err
 		})
 		return raw, found, err
@@ -165,14 +289,21 @@ else
 end
 return 1`))
 
-// Commit replaces the scs values and expiry of token's session if token's
-// validator still opens it, in one round trip; ErrNotLive otherwise.
+// Commit is CommitCtx without a caller's context: the store's Timeout
+// bounds it.
 func (r *Redis) Commit(token string, data []byte, expires time.Time) error {
+	return r.CommitCtx(context.Background(), token, data, expires)
+}
+
+// CommitCtx replaces the scs values and expiry of token's session if
+// token's validator still opens it, in one round trip; ErrNotLive
+// otherwise. scs's Commit calls it with the request's context.
+func (r *Redis) CommitCtx(ctx context.Context, token string, data []byte, expires time.Time) error {
 	ttl := r.ttl(expires)
 	if ttl <= 0 {
 		return nil // scs commits an expired session: it is gone anyway
 	}
-	return r.update(context.Background(), token, "v", data, ttl)
+	return r.update(ctx, token, "v", data, ttl)
 }
 
 // Touch replaces the record of token's live session, keeping its scs
@@ -403,16 +534,4 @@ func (r *Redis) ttl(t time.Time) int64 {
 		return 0
 	}
 	return max(d.Milliseconds(), 1)
-}
-
-func unavailable(err error) error {
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
-}
-
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable)"
-	}
-	return u.Redacted()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -53,23 +54,19 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	auth := middleware.New(middleware.Config{
 		Sessions:       sm,
 		Provider:       p,
-		Secret:         cfg.Secret,
+		Secret:         cfg.Secret, // empty: the middleware draws one for this process alone
 		InsecureCookie: !cfg.CookieSecure,
 		IdleTimeout:    cfg.IdleTimeout,
 		Logger:         log,
 	})
+	if err := startupCheck(auth, log); err != nil {
+		a.Close()
+		return nil, err
+	}
 
 	r := chi.NewRouter()
 	r.Use(auth.Handler)
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := st.Ping(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "session store unavailable"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	r.Get("/healthz", healthz(auth))
 	r.With(auth.RequireSession).Get("/api/me", func(w http.ResponseWriter, r *http.Request) {
 		user, _ := middleware.UserFrom(r.Context())
 		writeJSON(w, http.StatusOK, map[string]any{"user": map[string]string{"id": user.UserID, "provider": user.Provider}})
@@ -120,6 +117,42 @@ func newProvider(cfg config, a *app, log *slog.Logger) (provider.Provider, *prov
 		return routes[0].Provider, nil
 	}
 	return provider.NewMulti(routes...), nil
+}
+
+// startupCheck runs the store's checks once before the app serves. A
+// SESSION_SECRET that differs from the one of the other processes on the
+// same Redis stops the app: each would mint its own session for one
+// token, and a sign-out in one would not stop the other. Any other
+// problem is logged and left to /healthz, since Redis may still be
+// starting or failing over.
+func startupCheck(auth *middleware.Auth, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := auth.Check(ctx)
+	switch {
+	case errors.Is(err, store.ErrSecretMismatch):
+		return errors.New("SESSION_SECRET is not the secret of the other processes on this Redis: " +
+			"every process that shares a Redis must have the same SESSION_SECRET " +
+			"(to change it, stop them all, delete the key sg:fingerprint, and start them with the new one)")
+	case err != nil:
+		log.Error("the session store cannot keep sessions yet; /healthz says why until it can", "error", err)
+	}
+	return nil
+}
+
+// healthz is GET /healthz: 200 {"status": "ok"} when the store can do
+// what sign-in and sign-out need (Auth.Check), else 503 {"status":
+// "unavailable", "reason": ...}; the reason holds no secret.
+func healthz(auth *middleware.Auth) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := auth.Check(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
 }
 
 func openStore(cfg config, a *app) (store.Store, error) {

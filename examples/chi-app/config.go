@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/url"
 	"slices"
@@ -104,9 +102,8 @@ func configFrom(getenv func(string) string) (config, error) {
 		}
 	}
 	if c.Secret == "" {
-		b := make([]byte, 32)
-		rand.Read(b)
-		c.Secret = provider.Secret(base64.RawURLEncoding.EncodeToString(b))
+		// The middleware draws a random one, which it never records as the
+		// store's fingerprint: it belongs to this process alone.
 		c.SecretWasDefault = true
 	} else if len(c.Secret) < 16 {
 		return c, fmt.Errorf("SESSION_SECRET: want at least 16 bytes")

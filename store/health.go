@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Checker is a Store that can tell whether it can do what sign-in and
+// sign-out need, for a start-up check and a readiness probe. Both stores
+// of this package implement it; middleware's Auth.Check calls it.
+type Checker interface {
+	// Check returns nil when the store answers and can keep sessions, else
+	// an error that says why in words safe to show: no secret, token, key
+	// or server text. Errors for a store that cannot serve wrap
+	// ErrUnavailable, and ErrMisconfigured too when its setup is at fault.
+	//
+	// fingerprint identifies the caller's secret without revealing it (an
+	// HMAC of a fixed text under the secret). With claim set, a store that
+	// holds no fingerprint records this one; without, it is only compared
+	// (for a process whose secret is its own, drawn at random). A store
+	// that holds another fingerprint gives ErrSecretMismatch.
+	Check(ctx context.Context, fingerprint []byte, claim bool) error
+}
+
+// Check always succeeds: a memory store belongs to one process, and so
+// does its secret.
+func (m *Memory) Check(context.Context, []byte, bool) error { return nil }
+
+// Check reports whether this Redis can keep sessions, in one round trip
+// plus one write: it must be a Redis server (not a Sentinel), not in
+// cluster mode (not supported yet), a primary (a replica refuses the
+// writes of sign-in and sign-out), with maxmemory-policy noeviction
+// (unless RedisOptions.InsecureAllowEviction), and not full (with
+// noeviction, a full Redis refuses sign-ins and sign-outs). It then
+// compares the secret's fingerprint with the one kept at sg:fingerprint,
+// which the first process to claim it records (SET NX, no expiry): to
+// change the secret of every process, stop them all and delete that key.
+// The Redis user needs INFO for the first checks; without it, the write
+// still tells a replica or a full Redis.
+func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error {
+	var problem error
+	err := r.with(ctx, func(conn redis.Conn) error {
+		info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
+		if err != nil && !isReply(err) {
+			return err
+		}
+		if problem = r.problemOf(info); problem != nil {
+			return nil
+		}
+		var stored []byte
+		if claim {
+			stored, err = redis.Bytes(redis.DoContext(conn, ctx, "SET", fingerprintKey, fingerprint, "NX", "GET"))
+		} else {
+			stored, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", fingerprintKey))
+		}
+		switch {
+		case errors.Is(err, redis.ErrNil):
+			return nil // recorded now, or none to compare with
+		case isReply(err, "READONLY"):
+			problem = errReplica
+		case isReply(err, "OOM"):
+			problem = errFull
+		case err != nil:
+			return err
+		case !hmac.Equal(stored, fingerprint):
+			problem = ErrSecretMismatch
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return problem
+}
+
+var (
+	errSentinel = misconfigured("the server is a Redis Sentinel, which is not supported yet: point the store at the primary")
+	errCluster  = misconfigured("the server runs in cluster mode, which is not supported yet " +
+		"(a session and its user's index are written by one script, so they must live on one node)")
+	errReplica = misconfigured("the server is a read-only replica: sign-in and sign-out write, so point the store at the primary")
+	errFull    = &redisError{
+		msg: "store: unavailable: redis: Redis is full (used memory above maxmemory, policy noeviction): " +
+			"sign-ins and sign-outs fail until memory is freed or maxmemory raised",
+		kind: []error{ErrUnavailable},
+	}
+)
+
+// problemOf returns what INFO's fields say is wrong with the server for
+// sessions, or nil. Fields INFO did not report are not judged.
+func (r *Redis) problemOf(info string) error {
+	switch mode, _ := infoField(info, "redis_mode"); mode {
+	case "sentinel":
+		return errSentinel
+	case "cluster":
+		return errCluster
+	}
+	if enabled, _ := infoField(info, "cluster_enabled"); enabled == "1" {
+		return errCluster
+	}
+	if role, ok := infoField(info, "role"); ok && role != "master" {
+		return errReplica
+	}
+	if policy, ok := infoField(info, "maxmemory_policy"); ok && !r.opts.InsecureAllowEviction {
+		if err := evictionProblem(policy); err != nil {
+			return err
+		}
+	}
+	limit, _ := strconv.ParseInt(infoValue(info, "maxmemory"), 10, 64)
+	used, _ := strconv.ParseInt(infoValue(info, "used_memory"), 10, 64)
+	uncounted, _ := strconv.ParseInt(infoValue(info, "mem_not_counted_for_evict"), 10, 64)
+	if limit > 0 && used-uncounted > limit {
+		return errFull
+	}
+	return nil
+}
+
+// vet checks a new connection before its first use: a Sentinel or a
+// cluster node is refused, and so is (unless InsecureAllowEviction) a
+// maxmemory-policy that may evict, or one that cannot be read (INFO
+// memory, or CONFIG GET when INFO is refused). An error that is not
+// Redis's answer is returned as it is, for with to judge.
+func (r *Redis) vet(ctx context.Context, c redis.Conn) error {
+	info, err := redis.String(redis.DoContext(c, ctx, "INFO", "server", "memory"))
+	switch {
+	case isReply(err):
+		return r.vetPolicy(ctx, c)
+	case err != nil:
+		return err
+	}
+	switch mode, _ := infoField(info, "redis_mode"); mode {
+	case "sentinel":
+		return errSentinel
+	case "cluster":
+		return errCluster
+	}
+	if r.opts.InsecureAllowEviction {
+		return nil
+	}
+	policy, _ := infoField(info, "maxmemory_policy")
+	return evictionProblem(policy)
+}
+
+// vetPolicy reads the eviction policy with CONFIG GET, for a Redis user
+// that may not run INFO.
+func (r *Redis) vetPolicy(ctx context.Context, c redis.Conn) error {
+	if r.opts.InsecureAllowEviction {
+		return nil
+	}
+	reply, err := redis.Strings(redis.DoContext(c, ctx, "CONFIG", "GET", "maxmemory-policy"))
+	switch {
+	case isReply(err):
+		return misconfigured("maxmemory-policy cannot be read: the Redis user may run neither INFO nor CONFIG GET; " +
+			"allow one of them, or set RedisOptions.InsecureAllowEviction")
+	case err != nil:
+		return err
+	}
+	policy := ""
+	if len(reply) == 2 {
+		policy = reply[1]
+	}
+	return evictionProblem(policy)
+}
+
+// evictionPolicies are Redis's maxmemory-policy values that may evict.
+var evictionPolicies = []string{
+	"volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random", "allkeys-random", "volatile-ttl",
+}
+
+// evictionProblem returns nil for noeviction, and for any other policy an
+// error that says it must be noeviction. Only known policy names are
+// quoted.
+func evictionProblem(policy string) error {
+	if policy == "noeviction" {
+		return nil
+	}
+	is := "cannot be read"
+	if slices.Contains(evictionPolicies, policy) {
+		is = "is " + policy
+	}
+	return misconfigured("maxmemory-policy " + is + ", but it must be noeviction: an evicting Redis forgets sessions " +
+		"and the marks that keep signed-out tokens from signing in again (or set RedisOptions.InsecureAllowEviction)")
+}
+
+// isReply reports whether err is an error Redis answered, with one of
+// codes as its error code when any are given.
+func isReply(err error, codes ...string) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	code, _, _ := strings.Cut(string(reply), " ")
+	return len(codes) == 0 || slices.Contains(codes, code)
+}
+
+// infoField returns the value of a field of an INFO reply.
+func infoField(info, name string) (string, bool) {
+	for line := range strings.Lines(info) {
+		if k, v, ok := strings.Cut(strings.TrimRight(line, "\r\n"), ":"); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// infoValue is infoField's value alone.
+func infoValue(info, name string) string {
+	v, _ := infoField(info, name)
+	return v
+}

@@ -1,0 +1,36 @@
+package store
+
+import "time"
+
+// RedisOptions configures NewRedisWith. The zero value is the default.
+type RedisOptions struct {
+	// Timeout bounds one store operation from start to end: waiting for a
+	// pooled connection (when the pool's MaxActive is reached), dialling
+	// one, its commands, and its one retry on a fresh connection. A
+	// caller's context deadline that comes first bounds it too. When it
+	// passes, the operation fails with ErrUnavailable ("timeout"), and the
+	// middleware answers 503. Default 2 s.
+	Timeout time.Duration
+
+	// InsecureAllowEviction lets the store run on a Redis whose
+	// maxmemory-policy may evict keys (anything but noeviction). Redis
+	// would then forget sessions, and the marks that stop signed-out
+	// frontend tokens from minting again, when it is full: a token signed
+	// out could sign in again. Default false: every new connection reads
+	// the policy (INFO memory, or CONFIG GET when INFO is not allowed), and
+	// each operation on a Redis whose policy may evict, or whose policy
+	// cannot be read, fails with ErrMisconfigured saying that the policy
+	// must be noeviction.
+	InsecureAllowEviction bool
+}
+
+// defaultRedisTimeout is RedisOptions.Timeout's default.
+const defaultRedisTimeout = 2 * time.Second
+
+// withDefaults returns a copy of o with every unset field filled.
+func (o RedisOptions) withDefaults() RedisOptions {
+	if o.Timeout <= 0 {
+		o.Timeout = defaultRedisTimeout
+	}
+	return o
+}
