@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"crypto/elliptic"
 	"encoding/base64"
 	"math/big"
@@ -13,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/introspect"
 	"github.com/sessiongate/sessiongate/provider/jwks"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 )
@@ -111,4 +114,31 @@ func TestCannotVerifyNowIs503NotInvalid(t *testing.T) {
 	}
 	e.clock.Advance(jwks.DefaultRefreshInterval)
 	assert.Equal(t, http.StatusCreated, e.exchange(rotated).StatusCode, "never negative-cached: verified once the keys can be fetched")
+}
+
+// An introspection upstream that accepts two spellings of one token names
+// the same jti for both: a sign-out of one refuses the other, and RevokeUser
+// refuses every spelling.
+func TestIntrospectedSpellingsShareTheSignOut(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, kind string) {
+		fake := providertest.NewIntrospection()
+		t.Cleanup(fake.Close)
+		e := newEnv(t, kind, func(c *middleware.Config) {
+			c.Provider = introspect.New(introspect.Config{URL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret), Timeout: testProviderTimeout})
+		})
+		one := fake.Issue("ida", time.Hour, map[string]any{"jti": "t-1"})
+		two := fake.Issue("ida", time.Hour, map[string]any{"jti": "t-1"})
+		r := e.exchange(one)
+		require.Equal(t, http.StatusCreated, r.StatusCode, r.body)
+		require.Equal(t, http.StatusNoContent, e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: r.sessionCookie().Value}).StatusCode)
+		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: two}).StatusCode, "the other spelling is the same credential")
+
+		three := fake.Issue("ida", time.Hour, map[string]any{"jti": "t-2"})
+		four := fake.Issue("ida", time.Hour, map[string]any{"jti": "t-2"})
+		require.Equal(t, http.StatusCreated, e.exchange(three).StatusCode)
+		_, err := e.auth.RevokeUser(context.Background(), "introspect", "ida")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: four}).StatusCode, "revoked for every spelling")
+	})
 }
