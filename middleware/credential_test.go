@@ -216,3 +216,27 @@ func TestScsAPIDoesNotSeeSessiongatesRecord(t *testing.T) {
 		assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", header: s}).StatusCode, "Clear did not sign the user out, nor did Destroy or RenewToken")
 	})
 }
+
+// panickyStore is a memory store whose reads panic, as a store with a bug
+// would.
+type panickyStore struct{ *store.Memory }
+
+func (panickyStore) Lookup(context.Context, string) (store.Stored, error) { panic("a store bug") }
+
+func TestPanickingStoreFailsOneRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory", func(c *middleware.Config) {
+		c.Sessions = store.NewManager(panickyStore{store.NewMemory()})
+	})
+	for _, q := range []req{
+		{path: "/api/me", header: strings.Repeat("A", 43)},
+		{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("hal", time.Hour)},
+	} {
+		r := e.do(q)
+		assert.Equal(t, http.StatusServiceUnavailable, r.StatusCode, r.body)
+		assert.Contains(t, r.body, "session_store_unavailable")
+	}
+	assert.Equal(t, 2, strings.Count(e.logs.String(), "recovered from a panic"))
+	assert.NotContains(t, e.logs.String(), "a store bug", "a panic's own message is not logged: it could hold a token")
+	assert.Equal(t, http.StatusOK, e.do(req{path: "/public"}).StatusCode)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -49,7 +50,8 @@ func isGuess(err error) bool {
 // current is the live session the request carried, if any, and
 // currentCtx the context it was loaded in: a new session of the same user
 // continues it (see continuation).
-func (a *Auth) exchange(r *http.Request, frontToken string, current *Session, currentCtx context.Context) (*exchanged, error) {
+func (a *Auth) exchange(r *http.Request, frontToken string, current *Session, currentCtx context.Context) (_ *exchanged, err error) {
+	defer a.recoverInto(&err, "store")
 	a.counters.exchanges.Add(1)
 	base := r.Context()
 	sel := a.selector(frontToken)
@@ -253,14 +255,25 @@ func (a *Auth) validate(ctx context.Context, token string) (_ *provider.Identity
 	return a.cfg.Provider.Validate(ctx, token)
 }
 
-// recoverInto turns a panic into *err, an ErrUnavailable of the provider,
-// and logs it once with its stack. Use it deferred.
+// recoverInto turns a panic into *err and logs it once with its stack:
+// an ErrUnavailable of the provider, or of the store when where is
+// "store". Use it deferred. The panic's value is logged only when it is a
+// runtime error (a nil map, an index out of range): another value, a
+// provider's own message, could hold a token.
 func (a *Auth) recoverInto(err *error, where string) {
 	v := recover()
 	if v == nil {
 		return
 	}
-	a.cfg.Logger.Error("sessiongate: recovered from a panic; the request fails with 503", "in", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	what := fmt.Sprintf("a %T", v)
+	if re, ok := v.(runtime.Error); ok {
+		what = re.Error()
+	}
+	a.cfg.Logger.Error("sessiongate: recovered from a panic; the request fails with 503", "in", where, "panic", what, "stack", string(debug.Stack()))
+	if where == "store" {
+		*err = fmt.Errorf("%w: the store panicked (see the log)", store.ErrUnavailable)
+		return
+	}
 	*err = &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "panicked (see the log)"}
 }
 
@@ -337,7 +350,8 @@ const (
 // token expires, so a signed-out token cannot mint again; a replaced one
 // is removed. The write runs detached from ctx's cancellation (a client
 // that leaves does not undo its sign-out), bounded by ExchangeTimeout.
-func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) error {
+func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) (err error) {
+	defer a.recoverInto(&err, "store")
 	ctx, cancel := a.detached(ctx)
 	defer cancel()
 	ends := make([]store.End, len(sessions))
@@ -348,7 +362,7 @@ func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) err
 		}
 		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: until, Mark: a.markKey(s), Replaced: why == endReplaced}
 	}
-	if err := a.store.End(ctx, ends...); err != nil {
+	if err = a.store.End(ctx, ends...); err != nil {
 		a.counters.storeErrors.Add(1)
 		a.cfg.Logger.Error("sessiongate: ending sessions failed", "why", string(why), "error", err)
 		return err

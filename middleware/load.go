@@ -14,7 +14,8 @@ import (
 // the stored record is the one decoded last time. A token with no live
 // session gives a nil Session and no error; the error is for a store that
 // cannot answer.
-func (a *Auth) load(ctx context.Context, token string) (context.Context, *Session, error) {
+func (a *Auth) load(ctx context.Context, token string) (_ context.Context, _ *Session, err error) {
+	defer a.recoverInto(&err, "store")
 	st, err := store.Open(ctx, a.store, token)
 	if err != nil {
 		a.counters.storeErrors.Add(1)

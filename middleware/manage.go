@@ -20,7 +20,8 @@ var ErrNotFound = errors.New("sessiongate/middleware: no such session")
 // Sessions returns the live sessions of one user of one provider, newest
 // first, read through the user's index: the cost grows with that user's
 // sessions only. When ctx carries a session, it is flagged Current.
-func (a *Auth) Sessions(ctx context.Context, providerName, userID string) ([]*Session, error) {
+func (a *Auth) Sessions(ctx context.Context, providerName, userID string) (_ []*Session, err error) {
+	defer a.recoverInto(&err, "store")
 	entries, err := a.store.Sessions(ctx, indexKey(provider.Identity{Provider: providerName, UserID: userID}))
 	if err != nil {
 		a.counters.storeErrors.Add(1)
