@@ -73,22 +73,30 @@ func (s *keySet) keysFor(ctx context.Context, kid, alg string) ([]jose.JSONWebKe
 		}
 		return found, nil
 	}
-	f, wait := s.start(missing)
-	if f == nil {
-		if found, _ = s.lookup(kid, alg); len(found) > 0 {
-			return found, nil // a fetch completed between the two lookups
+	for {
+		f, wait, joined := s.start(missing)
+		if f == nil {
+			if found, _ = s.lookup(kid, alg); len(found) > 0 {
+				return found, nil // a fetch completed between the two lookups
+			}
+			return nil, s.throttled(wait)
 		}
-		return nil, s.throttled(wait)
+		err := s.wait(ctx, f)
+		if found, _ = s.lookup(kid, alg); len(found) > 0 {
+			return found, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !joined {
+			break
+		}
+		// f was in flight already: its request may predate the token and
+		// so the key. Ask again: a fetch started now is after the token
+		// (or the throttle answers 503).
 	}
-	err := s.wait(ctx, f)
-	if found, _ = s.lookup(kid, alg); len(found) > 0 {
-		return found, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	// f completed after this call began waiting on it, so after the token
-	// arrived: the issuer does not publish the key.
+	// A fetch this call started, so after the token arrived, lacks the key:
+	// the issuer does not publish it.
 	return nil, &provider.InvalidTokenError{Provider: s.name, Reason: "signed with a key the issuer does not publish"}
 }
 
@@ -135,35 +143,35 @@ const (
 	stale
 )
 
-// start returns the fetch in progress, or begins one unless its reason's
-// throttle says not yet: then it returns nil and how long until the
-// throttle allows one.
-func (s *keySet) start(why fetchReason) (*flight, time.Duration) {
+// start returns the fetch in progress (joined: it began before this call),
+// or begins one unless its reason's throttle says not yet: then it returns
+// nil and how long until the throttle allows one.
+func (s *keySet) start(why fetchReason) (_ *flight, wait time.Duration, joined bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.flight != nil {
-		return s.flight, 0
+		return s.flight, 0, true
 	}
 	now := s.now()
 	switch {
 	case why == stale:
 		if now.Sub(s.tried) < s.refresh {
-			return nil, s.tried.Add(s.refresh).Sub(now)
+			return nil, s.tried.Add(s.refresh).Sub(now), false
 		}
 	case s.fetched.IsZero():
 		if !s.tried.IsZero() && now.Sub(s.tried) < firstFetchRetry {
-			return nil, s.tried.Add(firstFetchRetry).Sub(now)
+			return nil, s.tried.Add(firstFetchRetry).Sub(now), false
 		}
 	default:
 		if !s.missed.IsZero() && now.Sub(s.missed) < s.refresh {
-			return nil, s.missed.Add(s.refresh).Sub(now)
+			return nil, s.missed.Add(s.refresh).Sub(now), false
 		}
 		s.missed = now
 	}
 	s.tried = now
 	s.flight = &flight{done: make(chan struct{})}
 	go s.fetch(s.flight)
-	return s.flight, 0
+	return s.flight, 0, false
 }
 
 // wait waits for f or for ctx.
