@@ -47,16 +47,23 @@ func isGuess(err error) bool {
 // token. Concurrent exchanges of one token share a single validation and
 // mint, detached from any one client's cancellation; processes that share
 // a store and a secret mint at most one session per token between them.
-// current is the live session the request carried, if any, and
-// currentCtx the context it was loaded in: a new session of the same user
-// continues it (see continuation).
-func (a *Auth) exchange(r *http.Request, frontToken string, current *Session, currentCtx context.Context) (_ *exchanged, err error) {
+// current is the live session the request carried, if any (nil when
+// none): a new session of the same user continues it (see continuation),
+// and a frontend token whose session it continued is answered with it,
+// with no upstream call.
+func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) (_ *exchanged, err error) {
 	defer a.recoverInto(&err, "store")
 	a.counters.exchanges.Add(1)
 	base := r.Context()
 	sel := a.selector(frontToken)
 	key := store.KeyOf(sel)
-	if res, _, err := a.linked(base, frontToken, sel, key); err != nil || res != nil {
+	res, seen, err := a.linked(base, frontToken, sel, key)
+	if err == nil && res == nil && current != nil && movedTo(seen, current.session) {
+		// This token's session was continued by the one the request
+		// carries (two tabs, a refreshed token): the same device.
+		res = current
+	}
+	if err != nil || res != nil {
 		if res != nil {
 			a.counters.reused.Add(1)
 		}
@@ -68,7 +75,7 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *Session, cu
 	}
 
 	client := clientOf(r, a.cfg.ClientIP)
-	cont := a.continuation(currentCtx, current)
+	cont := a.continuation(current)
 	ch := a.flights.DoChan(key, func() (_ any, err error) {
 		// A panic in the provider or the store fails this exchange (and
 		// its waiters) alone: singleflight would re-panic it on a goroutine
@@ -211,9 +218,10 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 		ClientIP:  c.ip,
 		UserAgent: c.userAgent,
 		key:       store.KeyOf(sel),
+		nonce:     nonce,
 		cred:      a.credential(id),
 	}
-	s.ID = publicID(s.key)
+	s.ID = publicID(s.key, nonce)
 	values := map[string]any{}
 	if cont != nil && cont.sameUser(id) {
 		s.ID, s.Created, values = cont.id, cont.created, cont.values
@@ -290,15 +298,23 @@ type continued struct {
 // of the same user and provider (a refreshed token, a second tab) continues
 // that session as the same device, with a fresh session token. nil when
 // there is no current session.
-func (a *Auth) continuation(ctx context.Context, current *Session) *continued {
+func (a *Auth) continuation(current *exchanged) *continued {
 	if current == nil {
 		return nil
 	}
-	c := &continued{provider: current.Identity.Provider, user: current.Identity.UserID, id: current.ID, created: current.Created, values: map[string]any{}}
-	for _, k := range a.sm.Keys(ctx) {
-		c.values[k] = a.sm.Get(ctx, k)
+	s := current.session
+	c := &continued{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, values: map[string]any{}}
+	for _, k := range a.sm.Keys(current.ctx) {
+		c.values[k] = a.sm.Get(current.ctx, k)
 	}
 	return c
+}
+
+// movedTo reports whether seen, what a frontend token's key holds, is the
+// mark of a session that s continues.
+func movedTo(seen store.Stored, s *Session) bool {
+	id, ok := publicIDBytes(s.ID)
+	return ok && seen.MovedTo != nil && string(seen.MovedTo) == string(id[:])
 }
 
 // sameUser reports whether id is the user of the continued session.
@@ -345,23 +361,53 @@ const (
 	endReplaced        endReason = "replaced"
 )
 
-// end ends sessions. A sign-out or revocation keeps the mark of an ended
-// session on each key (and each credential's mark) until its frontend
-// token expires, so a signed-out token cannot mint again; a replaced one
-// is removed. The write runs detached from ctx's cancellation (a client
-// that leaves does not undo its sign-out), bounded by ExchangeTimeout.
+// end ends sessions, signed out or revoked: each keeps the mark of an
+// ended session on its key (and its credential's mark) until its frontend
+// token expires (see markUntil), so a signed-out token cannot mint again.
+// The write runs detached from ctx's cancellation (a client that leaves
+// does not undo its sign-out), bounded by ExchangeTimeout.
 func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) (err error) {
+	ends := make([]store.End, len(sessions))
+	for i, s := range sessions {
+		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: a.markUntil(s), Mark: a.markKey(s)}
+	}
+	return a.endAll(ctx, why, ends, sessions)
+}
+
+// replace ends old, replaced by by (a new sign-in on the same device or
+// of another user): without a sign-out mark, so old's token may sign in
+// again, and only if old is still the session it was (a concurrent
+// sign-out's mark stays). When by continues old, old's key remembers by's
+// public id, so that old's token sent with by is by, with no upstream
+// call.
+func (a *Auth) replace(ctx context.Context, old, by *Session) error {
+	e := store.End{Key: old.key, User: indexKey(old.Identity), Until: a.markUntil(old), Replaced: true, Nonce: old.nonce}
+	if id, ok := publicIDBytes(by.ID); ok && by.ID == old.ID {
+		e.MovedTo = id[:]
+	}
+	return a.endAll(ctx, endReplaced, []store.End{e}, []*Session{old})
+}
+
+// markUntil is how long a session's marks last: until its frontend token
+// expires (Identity.Expiry, the provider's exp plus its leeway). A
+// provider that says nothing of the expiry gets the longest the session
+// could have lived from now: sm.Lifetime.
+func (a *Auth) markUntil(s *Session) time.Time {
+	if !s.Identity.Expiry.IsZero() {
+		return s.Identity.Expiry
+	}
+	if until := a.cfg.Now().Add(a.sm.Lifetime); until.After(s.Expires) {
+		return until
+	}
+	return s.Expires
+}
+
+// endAll writes ends, the ends of sessions, detached from ctx's
+// cancellation, and logs and counts them.
+func (a *Auth) endAll(ctx context.Context, why endReason, ends []store.End, sessions []*Session) (err error) {
 	defer a.recoverInto(&err, "store")
 	ctx, cancel := a.detached(ctx)
 	defer cancel()
-	ends := make([]store.End, len(sessions))
-	for i, s := range sessions {
-		until := s.Identity.Expiry
-		if until.IsZero() || until.Before(s.Expires) {
-			until = s.Expires
-		}
-		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: until, Mark: a.markKey(s), Replaced: why == endReplaced}
-	}
 	if err = a.store.End(ctx, ends...); err != nil {
 		a.counters.storeErrors.Add(1)
 		a.cfg.Logger.Error("sessiongate: ending sessions failed", "why", string(why), "error", err)

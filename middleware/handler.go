@@ -138,7 +138,11 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 			r = r.WithContext(a.guesses.queued(base, ip))
 		}
 	}
-	res, err := a.exchange(r, frontToken, current, ctx)
+	var carried *exchanged
+	if current != nil {
+		carried = &exchanged{token: sessionToken, session: current, ctx: ctx}
+	}
+	res, err := a.exchange(r, frontToken, carried)
 	if err != nil {
 		switch {
 		case errors.Is(err, errNoTurn):
@@ -152,7 +156,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		return
 	}
 	if current != nil && current.key != res.session.key {
-		a.end(base, endReplaced, current)
+		a.replace(base, current, res.session)
 	}
 	if res.token != sessionToken {
 		a.writeSession(w, res.token, res.session)

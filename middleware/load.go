@@ -37,7 +37,7 @@ func (a *Auth) loadStored(ctx context.Context, token string, st store.Stored) (c
 	} else {
 		a.counters.cacheMisses.Add(1)
 		var err error
-		if s, err = decodeRecord(store.Key(token), st.Record); err != nil {
+		if s, err = decodeRecord(store.Key(token), st.Nonce, st.Record); err != nil {
 			a.cfg.Logger.Warn("sessiongate: undecodable session record ignored")
 			return ctx, nil, nil
 		}

@@ -49,7 +49,7 @@ func (a *Auth) SignOut(ctx context.Context) error {
 	if !ok {
 		return ErrNoSession
 	}
-	return a.end(ctx, endSignedOut, s)
+	return a.signOut(ctx, endSignedOut, s)
 }
 
 // SignOutAll ends every session of the current request's user, the
@@ -69,7 +69,7 @@ func (a *Auth) SignOutAll(ctx context.Context) (int, error) {
 	if !slices.ContainsFunc(all, func(o *Session) bool { return o.key == s.key }) {
 		all = append(all, s)
 	}
-	return len(all), a.end(ctx, endSignedOutAll, all...)
+	return len(all), a.signOut(ctx, endSignedOutAll, all...)
 }
 
 // SignOutOthers ends every session of the current request's user except
@@ -127,12 +127,45 @@ func (a *Auth) endWhere(ctx context.Context, why endReason, providerName, userID
 	if len(matched) == 0 {
 		return 0, nil
 	}
-	return len(matched), a.end(ctx, why, matched...)
+	return len(matched), a.signOut(ctx, why, matched...)
+}
+
+// signOut ends sessions of one user with their marks (end), then the
+// user's other live sessions minted from the same credentials: a session
+// of another spelling of a credential minted while the first end was on
+// its way (before the credential's mark) ends too, so a sign-out never
+// answers while a session of its credential lives. Every mint after the
+// mark meets it.
+func (a *Auth) signOut(ctx context.Context, why endReason, sessions ...*Session) error {
+	if err := a.end(ctx, why, sessions...); err != nil {
+		return err
+	}
+	creds := map[[store.CredentialLen]byte]bool{}
+	for _, s := range sessions {
+		if s.cred != ([store.CredentialLen]byte{}) {
+			creds[s.cred] = true
+		}
+	}
+	if len(creds) == 0 {
+		return nil
+	}
+	ctx, cancel := a.detached(ctx)
+	defer cancel()
+	id := sessions[0].Identity
+	rest, err := a.Sessions(ctx, id.Provider, id.UserID)
+	if err != nil {
+		return err
+	}
+	twins := slices.DeleteFunc(rest, func(o *Session) bool { return !creds[o.cred] })
+	if len(twins) == 0 {
+		return nil
+	}
+	return a.end(ctx, why, twins...)
 }
 
 // decodeEntry decodes one stored session, nil when it is not one of ours.
 func (a *Auth) decodeEntry(e store.Entry) *Session {
-	s, err := decodeRecord(e.Key, e.Record)
+	s, err := decodeRecord(e.Key, e.Nonce, e.Record)
 	if err != nil {
 		return nil
 	}

@@ -56,7 +56,7 @@ func encodeRecord(s *Session) []byte {
 		flags |= flagTokenExpiry
 	}
 	ownID, continued := publicIDBytes(s.ID)
-	if continued = continued && s.ID != publicID(s.key); continued {
+	if continued = continued && s.ID != publicID(s.key, s.nonce); continued {
 		flags |= flagPublicID
 	}
 	b = append(b, flags)
@@ -75,18 +75,19 @@ func encodeRecord(s *Session) []byte {
 	return c.appendMap(b, id.Claims, 0)
 }
 
-func decodeRecord(key string, data []byte) (*Session, error) {
+func decodeRecord(key string, nonce, data []byte) (*Session, error) {
 	d := reader{wire.Reader{B: data}}
 	if d.Byte() != recordVersion {
 		return nil, errRecord
 	}
 	created := int64(d.Uvarint())
 	s := &Session{
-		ID:       publicID(key),
+		ID:       publicID(key, nonce),
 		Created:  time.UnixMilli(created),
 		LastSeen: time.UnixMilli(created + d.Varint()),
 		Expires:  time.UnixMilli(created + d.Varint()),
 		key:      key,
+		nonce:    nonce,
 	}
 	flags := d.Byte()
 	if flags&flagTokenExpiry != 0 {

@@ -19,7 +19,7 @@ func typicalSession() *Session {
 	created := time.UnixMilli(1_790_000_000_123)
 	exp := time.Unix(1_790_003_600, 0)
 	return &Session{
-		ID: publicID("key"),
+		ID: publicID("key", nil),
 		Identity: provider.Identity{
 			UserID:    "8f14e45f-ceea-467f-a0d6-5f8c1c1e0a11",
 			Provider:  "plurality",
@@ -60,7 +60,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	} {
 		s := typicalSession()
 		mutate(s)
-		got, err := decodeRecord("key", encodeRecord(s))
+		got, err := decodeRecord("key", nil, encodeRecord(s))
 		require.NoError(t, err, name)
 		for _, ts := range []*time.Time{&s.Created, &s.LastSeen, &s.Expires, &s.Identity.Expiry, &got.Created, &got.LastSeen, &got.Expires, &got.Identity.Expiry} {
 			if !ts.IsZero() {
@@ -86,7 +86,7 @@ func TestDeepClaimsAreKeptAsJSON(t *testing.T) {
 		deep = map[string]any{"d": deep}
 	}
 	s.Identity.Claims = map[string]any{"deep": deep, "odd": struct{ A int }{7}}
-	got, err := decodeRecord("key", encodeRecord(s))
+	got, err := decodeRecord("key", nil, encodeRecord(s))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"A": float64(7)}, got.Identity.Claims["odd"], "another type comes back as JSON would")
 	d := got.Identity.Claims["deep"]
@@ -100,11 +100,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(typicalSession()))
 	f.Add([]byte{recordVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := decodeRecord("key", b)
+		s, err := decodeRecord("key", nil, b)
 		if err != nil {
 			return
 		}
-		again, err := decodeRecord("key", encodeRecord(s))
+		again, err := decodeRecord("key", nil, encodeRecord(s))
 		if err != nil {
 			t.Fatalf("decoded %q but not its encoding: %v", b, err)
 		}

@@ -33,8 +33,9 @@ type Session struct {
 	// Current is true when this is the session of the request at hand.
 	Current bool
 
-	key  string                    // store key
-	cred [store.CredentialLen]byte // credential id (store.Mint.Credential)
+	key   string                    // store key
+	nonce []byte                    // the nonce it was minted with (store.Mint.Nonce)
+	cred  [store.CredentialLen]byte // credential id (store.Mint.Credential)
 }
 
 // MarshalJSON encodes the public view of the session: its public id, the
@@ -69,12 +70,13 @@ type sessionView struct {
 	Current   bool      `json:"current"`
 }
 
-// publicID derives a session's public id from its store key: one more
-// one-way hash, 128 bits, so neither the token nor the store key can be
-// recovered from it. A session that continues another keeps that one's
-// public id instead (see record.go).
-func publicID(key string) string {
-	sum := sha256.Sum256([]byte("sessiongate public id\x00" + key))
+// publicID derives a session's public id from its store key and the nonce
+// it was minted with: one more one-way hash, 128 bits, so neither the
+// token nor the store key can be recovered from it, and a session minted
+// again from the same frontend token has another id. A session that
+// continues another keeps that one's public id instead (see record.go).
+func publicID(key string, nonce []byte) string {
+	sum := sha256.Sum256([]byte("sessiongate public id\x00" + key + "\x00" + string(nonce)))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 

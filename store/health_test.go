@@ -262,3 +262,22 @@ func sentinel(t *testing.T) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A policy changed at runtime, on a Redis the store already uses, is
+// refused within RecheckInterval: pooled connections are checked again.
+func TestRedisPolicyChangedAtRuntime(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t)
+	st := store.NewRedisWith(redisPool(t, srv, nil, nil), store.RedisOptions{RecheckInterval: time.Millisecond})
+	ctx := context.Background()
+	require.NoError(t, st.Ping(ctx), "noeviction")
+	_, err := srv.Do("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return errors.Is(st.Ping(ctx), store.ErrMisconfigured) }, time.Minute, 5*time.Millisecond,
+		"the pooled connection is checked again")
+	_, err = st.Lookup(ctx, store.Key(token("x", "v")))
+	assert.ErrorContains(t, err, "must be noeviction", "and every operation fails, saying why")
+	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return st.Ping(ctx) == nil }, time.Minute, 5*time.Millisecond, "fixed: served again")
+}

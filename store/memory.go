@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -160,7 +161,17 @@ func (m *Memory) End(_ context.Context, ends ...End) error {
 	defer m.mu.Unlock()
 	for _, e := range ends {
 		switch {
-		case e.Replaced || !now.Before(e.Until):
+		case e.Replaced:
+			it, found := m.sessions[e.Key]
+			if !found || !bytes.Equal(stored(it.raw).Nonce, padNonce(e.Nonce)) || !stored(it.raw).Live() {
+				continue // ended or minted anew meanwhile: not this session
+			}
+			if len(e.MovedTo) == MovedLen && now.Before(e.Until) {
+				m.sessions[e.Key] = item{raw: append([]byte{frameMoved}, e.MovedTo...), expires: e.Until}
+			} else {
+				delete(m.sessions, e.Key)
+			}
+		case !now.Before(e.Until):
 			delete(m.sessions, e.Key)
 		default:
 			m.sessions[e.Key] = item{raw: ended, expires: e.Until}
@@ -192,7 +203,7 @@ func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
 			delete(idx, key)
 			continue
 		}
-		entries = append(entries, Entry{Key: key, Record: s.Record, Data: s.Data, Credential: s.Credential})
+		entries = append(entries, Entry{Key: key, Record: s.Record, Data: s.Data, Nonce: s.Nonce, Credential: s.Credential})
 	}
 	if idx != nil && len(idx) == 0 {
 		delete(m.users, user)

@@ -35,6 +35,9 @@ type Redis struct {
 	// droppedAt is when (unix ns) a connection was last found dead: pooled
 	// connections idle since before then are checked before reuse.
 	droppedAt atomic.Int64
+	// vettedAt is when (unix ns) a connection was last vetted (see
+	// revet); 0 after a vet failed.
+	vettedAt atomic.Int64
 }
 
 const (
@@ -85,10 +88,14 @@ func NewRedisWith(pool *redis.Pool, opts RedisOptions) *Redis {
 			c.Close()
 			return nil, err
 		}
+		r.vettedAt.Store(time.Now().UnixNano())
 		return c, nil
 	}
 	next := pool.TestOnBorrowContext
 	pool.TestOnBorrowContext = func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
+		if err := r.revet(ctx, c); err != nil {
+			return err
+		}
 		if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= r.droppedAt.Load() {
 			_, err := redis.DoContext(c, ctx, "PING")
 			return err
@@ -99,6 +106,23 @@ func NewRedisWith(pool *redis.Pool, opts RedisOptions) *Redis {
 		return nil
 	}
 	return r
+}
+
+// revet vets c when no connection was vetted for RecheckInterval: one
+// borrower at a time, one INFO per interval. A failure makes every
+// following borrow vet again, so every operation fails until Redis is
+// fixed.
+func (r *Redis) revet(ctx context.Context, c redis.Conn) error {
+	now := time.Now().UnixNano()
+	last := r.vettedAt.Load()
+	if now-last < int64(r.opts.RecheckInterval) || !r.vettedAt.CompareAndSwap(last, now) {
+		return nil
+	}
+	if err := r.vet(ctx, c); err != nil {
+		r.vettedAt.Store(0)
+		return err
+	}
+	return nil
 }
 
 // retryKey marks the context of an operation's retry: every pooled
@@ -386,6 +410,21 @@ redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'NX')
 redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'GT')
 return 1`))
 
+// replaceScript ends a replaced session (KEYS[1]) if it still holds the
+// live session minted with nonce ARGV[1]: the key then holds ARGV[3] (the
+// moved mark) for ARGV[4] ms, or is deleted when ARGV[3] is empty, and the
+// session (ARGV[2]) leaves its user's index (KEYS[2]).
+var replaceScript = redis.NewScript(2, luaFrame(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 1, 1) ~= LIVE or string.sub(cur, NONCE_AT + 1, CRED_AT) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('DEL', KEYS[1])
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1`))
+
 // luaFrame replaces the frame's names in a script by their values, so that
 // the scripts and the Go code read one layout (see token.go).
 func luaFrame(script string) string {
@@ -449,7 +488,16 @@ func (r *Redis) End(ctx context.Context, ends ...End) error {
 	}
 	return r.transaction(ctx, func(conn redis.Conn) {
 		for _, e := range ends {
-			if ttl := r.ttl(e.Until); ttl > 0 && !e.Replaced {
+			if e.Replaced {
+				var moved []byte
+				ttl := r.ttl(e.Until)
+				if len(e.MovedTo) == MovedLen && ttl > 0 {
+					moved = append([]byte{frameMoved}, e.MovedTo...)
+				}
+				replaceScript.Send(conn, sessionPrefix+e.Key, userPrefix+e.User, padNonce(e.Nonce), e.Key, moved, ttl)
+				continue
+			}
+			if ttl := r.ttl(e.Until); ttl > 0 {
 				conn.Send("SET", sessionPrefix+e.Key, ended, "PX", ttl)
 				if e.Mark != "" {
 					conn.Send("SET", sessionPrefix+e.Mark, ended, "PX", ttl)
@@ -495,7 +543,7 @@ func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
 			gone = append(gone, keys[i])
 			continue
 		}
-		entries = append(entries, Entry{Key: keys[i], Record: s.Record, Data: s.Data, Credential: s.Credential})
+		entries = append(entries, Entry{Key: keys[i], Record: s.Record, Data: s.Data, Nonce: s.Nonce, Credential: s.Credential})
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.

@@ -20,9 +20,20 @@ type RedisOptions struct {
 	// the policy (INFO memory, or CONFIG GET when INFO is not allowed), and
 	// each operation on a Redis whose policy may evict, or whose policy
 	// cannot be read, fails with ErrMisconfigured saying that the policy
-	// must be noeviction.
+	// must be noeviction. A policy changed at runtime is seen within
+	// RecheckInterval.
 	InsecureAllowEviction bool
+
+	// RecheckInterval is how often the store checks again, on a pooled
+	// connection, what it checks on each new one (not a Sentinel or a
+	// cluster node; the eviction policy): a Redis reconfigured at runtime
+	// (CONFIG SET maxmemory-policy allkeys-lru) is refused within this
+	// long. It costs one INFO per interval. Default 5 s.
+	RecheckInterval time.Duration
 }
+
+// defaultRecheckInterval is RedisOptions.RecheckInterval's default.
+const defaultRecheckInterval = 5 * time.Second
 
 // defaultRedisTimeout is RedisOptions.Timeout's default.
 const defaultRedisTimeout = 2 * time.Second
@@ -31,6 +42,9 @@ const defaultRedisTimeout = 2 * time.Second
 func (o RedisOptions) withDefaults() RedisOptions {
 	if o.Timeout <= 0 {
 		o.Timeout = defaultRedisTimeout
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = defaultRecheckInterval
 	}
 	return o
 }

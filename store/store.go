@@ -104,11 +104,20 @@ type End struct {
 	// Mark, when set, is the key of the session's credential mark, which
 	// is marked ended too (see Mint.Mark).
 	Mark string
-	// Replaced ends the session without a mark: the key and its index
-	// entry are removed, and the frontend token it was minted from may
-	// mint again. For a session replaced by another (a new sign-in on the
-	// same device), not for a sign-out.
+	// Replaced ends the session without a sign-out mark, and only if the
+	// key still holds the live session minted with Nonce (a concurrent
+	// sign-out's mark, or a session minted anew, is left alone): the key
+	// is removed, or holds MovedTo, and the index entry goes. The frontend
+	// token it was minted from may mint again. For a session replaced by
+	// another (a new sign-in on the same device), not for a sign-out.
 	Replaced bool
+	// Nonce is the nonce of the session a Replaced end ends.
+	Nonce []byte
+	// MovedTo, with Replaced, is the public id of the session that
+	// continues this one: the key keeps it until Until (Lookup reports it
+	// as Moved), so that the frontend token this session was minted from,
+	// sent with that session, is known without another validation.
+	MovedTo []byte
 }
 
 // Entry is one session found through a user's index.
@@ -119,6 +128,8 @@ type Entry struct {
 	Record []byte
 	// Data is the session's scs values.
 	Data []byte
+	// Nonce is the nonce the session was minted with.
+	Nonce []byte
 	// Credential is the credential id the session was minted with.
 	Credential [CredentialLen]byte
 }

@@ -78,6 +78,8 @@ func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool
 //	       credential (CredentialLen bytes), record length (2 bytes, big
 //	       endian), record, scs values (the Codec's bytes)
 //	ended: frameEnded
+//	moved: frameMoved, the public id (MovedLen bytes) of the session that
+//	       continues the one that was here
 //
 // The record is sessiongate's own description of the session; the scs
 // values are the handler's. Keeping them apart is what keeps the record out
@@ -86,6 +88,7 @@ func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool
 const (
 	frameLive   = 0x01
 	frameEnded  = 0x00
+	frameMoved  = 0x02
 	verifierAt  = 1
 	nonceAt     = verifierAt + 16
 	credAt      = nonceAt + NonceLen
@@ -97,6 +100,9 @@ const (
 
 // CredentialLen is the size of the credential id a session keeps (Mint).
 const CredentialLen = 8
+
+// MovedLen is the size of End.MovedTo.
+const MovedLen = 16
 
 // ended is the value an ended session leaves at its key.
 var ended = []byte{frameEnded}
@@ -123,6 +129,14 @@ func frame(val [ValidatorLen]byte, nonce []byte, cred [CredentialLen]byte, recor
 	copy(out[recordAt:], record)
 	copy(out[recordAt+len(record):], values)
 	return out
+}
+
+// padNonce returns nonce as a frame keeps it: NonceLen bytes, padded with
+// zeros.
+func padNonce(nonce []byte) []byte {
+	var b [NonceLen]byte
+	copy(b[:], nonce)
+	return b[:]
 }
 
 // reframe returns raw (a live frame) with its record or its values
@@ -174,6 +188,9 @@ type Stored struct {
 	Credential [CredentialLen]byte
 	// Ended is true when the key holds the mark of an ended session.
 	Ended bool
+	// MovedTo is, when the key holds the mark of a session continued by
+	// another (End.MovedTo), that session's public id; nil otherwise.
+	MovedTo []byte
 
 	raw []byte
 }
@@ -192,6 +209,8 @@ func stored(raw []byte) Stored {
 		return Stored{}
 	case len(raw) == 1 && raw[0] == frameEnded:
 		return Stored{Ended: true, raw: raw}
+	case len(raw) == 1+MovedLen && raw[0] == frameMoved:
+		return Stored{MovedTo: raw[1:], raw: raw}
 	case len(raw) >= recordAt && raw[0] == frameLive:
 		n := int(raw[recordLenAt])<<8 | int(raw[recordLenAt+1])
 		if len(raw) < recordAt+n {
