@@ -77,14 +77,19 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 	client := clientOf(r, a.cfg.ClientIP)
 	cont := a.continuation(current)
 	ch := a.flights.DoChan(key, func() (_ any, err error) {
-		// A panic in the provider or the store fails this exchange (and
-		// its waiters) alone: singleflight would re-panic it on a goroutine
-		// of its own, where nothing could recover it.
-		defer a.recoverInto(&err, "exchange")
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(base), a.cfg.ExchangeTimeout)
-		defer cancel()
-		return a.validateAndMint(ctx, frontToken, sel, key, client, cont)
+		// A panic in the store fails this exchange (and its waiters)
+		// alone: singleflight would re-panic it on a goroutine of its own,
+		// where nothing could recover it. (validate recovers the
+		// provider's own.)
+		defer a.recoverInto(&err, "store")
+		return a.validateAndMint(context.WithoutCancel(base), frontToken, sel, key, client, cont)
 	})
+	// A waiter waits for its turn (a limited client's) and then for the
+	// exchange, each at most ExchangeTimeout, whatever the provider does
+	// (ignores its context, never returns): then it answers 503, and the
+	// next request with this token starts an exchange of its own.
+	wait := time.NewTimer(2 * a.cfg.ExchangeTimeout)
+	defer wait.Stop()
 	var fr flightResult
 	select {
 	case res := <-ch:
@@ -94,6 +99,10 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 		fr = res.Val.(flightResult)
 	case <-base.Done():
 		return nil, base.Err()
+	case <-wait.C:
+		a.flights.Forget(key)
+		a.cfg.Logger.Warn("sessiongate: an exchange did not finish in time; the provider ignores its context?", "provider", a.cfg.Provider.Name())
+		return nil, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "the exchange did not finish in time"}
 	}
 
 	ctx, s, err := a.load(base, fr.token)
@@ -101,8 +110,16 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 		return nil, err
 	}
 	if s == nil {
-		// Ended between the mint and now: signed out elsewhere.
-		return nil, errSignedOut
+		// Gone between the mint and now: signed out elsewhere, or
+		// replaced by a concurrent mint of another spelling of the same
+		// credential (then the token is fine: retry).
+		if st, err := a.store.Lookup(base, key); err != nil || st.Ended {
+			if err != nil {
+				return nil, err
+			}
+			return nil, errSignedOut
+		}
+		return nil, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
 	}
 	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted}, nil
 }
@@ -145,11 +162,17 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 		return flightResult{token: res.token}, nil
 	}
 
-	release, err := a.upstreamTurn(ctx) // a limited client's validations go one at a time
+	turn, cancel := context.WithTimeout(ctx, a.cfg.ExchangeTimeout)
+	release, err := a.upstreamTurn(turn) // a limited client's validations go one at a time
+	cancel()
 	if err != nil {
 		return flightResult{}, err
 	}
 	defer release()
+	// The validation and the mint get ExchangeTimeout of their own, from
+	// the turn on.
+	ctx, cancel = context.WithTimeout(ctx, a.cfg.ExchangeTimeout)
+	defer cancel()
 	start := time.Now()
 	id, err := a.validate(ctx, frontToken)
 	a.counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))

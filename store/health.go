@@ -53,12 +53,15 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 		if problem = r.problemOf(info); problem != nil {
 			return nil
 		}
-		var stored []byte
+		// One script, as sign-in and sign-out run theirs, that writes, as
+		// they do: whatever refuses either (no right to run scripts, a
+		// replica, a full Redis, too few replicas, a failed snapshot)
+		// refuses this check too.
+		flag := "0"
 		if claim {
-			stored, err = redis.Bytes(redis.DoContext(conn, ctx, "SET", fingerprintKey, fingerprint, "NX", "GET"))
-		} else {
-			stored, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", fingerprintKey))
+			flag = "1"
 		}
+		stored, err := redis.Bytes(checkScript.DoContext(ctx, conn, healthKey, fingerprintKey, flag, fingerprint))
 		switch {
 		case errors.Is(err, redis.ErrNil):
 			return nil // recorded now, or none to compare with
@@ -66,6 +69,11 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 			problem = errReplica
 		case isReply(err, "OOM"):
 			problem = errFull
+		case isReply(err, "NOPERM"):
+			problem = misconfigured("the Redis user may not run scripts (EVAL, EVALSHA) or write sg: keys, which sign-in and sign-out need")
+		case isReply(err, "NOREPLICAS", "MISCONF", "NOSCRIPT", "BUSY", "LOADING", "MASTERDOWN"):
+			code, _, _ := strings.Cut(err.Error(), " ")
+			problem = &redisError{msg: "store: unavailable: redis: Redis refuses writes now (" + code + "): sign-ins and sign-outs fail", kind: []error{ErrUnavailable}}
 		case err != nil:
 			return err
 		case !hmac.Equal(stored, fingerprint):
@@ -78,6 +86,17 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 	}
 	return problem
 }
+
+// healthKey is the key Check writes, to see that writes go through.
+const healthKey = "sg:health"
+
+// checkScript writes KEYS[1] (for a minute), then records the secret's
+// fingerprint ARGV[2] at KEYS[2] unless one is there (ARGV[1] = "1") and
+// answers the one that was there, or only reads it (ARGV[1] = "0").
+var checkScript = redis.NewScript(2, `
+redis.call('SET', KEYS[1], '1', 'PX', 60000)
+if ARGV[1] == '1' then return redis.call('SET', KEYS[2], ARGV[2], 'NX', 'GET') end
+return redis.call('GET', KEYS[2])`)
 
 var (
 	errSentinel = misconfigured("the server is a Redis Sentinel, which is not supported yet: point the store at the primary")

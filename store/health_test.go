@@ -281,3 +281,32 @@ func TestRedisPolicyChangedAtRuntime(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return st.Ping(ctx) == nil }, time.Minute, 5*time.Millisecond, "fixed: served again")
 }
+
+// Check writes with a script, as sign-in and sign-out do: a Redis user
+// that may not run scripts, and a Redis that refuses writes for want of
+// replicas, fail it (with or without a fingerprint to record).
+func TestCheckWritesAsSignInDoes(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t)
+	_, err := srv.Do("ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-eval", "-evalsha", "-script")
+	require.NoError(t, err)
+	pool, err := store.NewRedisPool(strings.Replace(srv.URL, "redis://", "redis://noscripts:pw@", 1))
+	require.NoError(t, err)
+	t.Cleanup(func() { pool.Close() })
+	ctx := context.Background()
+	for _, claim := range []bool{true, false} {
+		err = store.NewRedis(pool).Check(ctx, fingerprintA, claim)
+		assert.ErrorIs(t, err, store.ErrMisconfigured, "claim %v", claim)
+		assert.ErrorContains(t, err, "may not run scripts")
+	}
+
+	st := store.NewRedis(redisPool(t, srv, nil, nil))
+	require.NoError(t, st.Check(ctx, fingerprintA, true))
+	_, err = srv.Do("CONFIG", "SET", "min-replicas-to-write", "1")
+	require.NoError(t, err)
+	for _, claim := range []bool{true, false} {
+		err = st.Check(ctx, fingerprintA, claim)
+		assert.ErrorIs(t, err, store.ErrUnavailable, "claim %v", claim)
+		assert.ErrorContains(t, err, "refuses writes now (NOREPLICAS)")
+	}
+}
