@@ -21,7 +21,8 @@ run:
 # SKIP_REDIS=1 skips every test that needs Redis (store/storetest reads it);
 # the summary at the end lists each skipped test with its reason.
 SKIP_REDIS ?=
-skip_redis := $(filter-out 0 false,$(SKIP_REDIS))
+# The values Go's strconv.ParseBool reads as true, as storetest does.
+skip_redis := $(filter 1 t T TRUE true True,$(SKIP_REDIS))
 
 # The tests as go test -json, summarised by .ci/testsummary: a line per
 # package, the output of what failed, then "skipped: PKG TEST (reason)"

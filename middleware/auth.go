@@ -31,6 +31,9 @@ type Auth struct {
 	guesses  *guessLimiter
 	counters counters
 	flights  singleflight.Group
+	// storeDownLog and providerDownLog keep an outage from writing a log
+	// line per request.
+	storeDownLog, providerDownLog everySecond
 }
 
 // New returns the middleware for cfg. It copies cfg and fills its defaults;

@@ -181,7 +181,9 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 			a.negative.add(key)
 			a.cfg.Logger.Info("sessiongate: token rejected", "provider", a.cfg.Provider.Name(), "error", err)
 		} else {
-			a.cfg.Logger.Warn("sessiongate: provider unavailable", "provider", a.cfg.Provider.Name(), "error", err)
+			if n, ok := a.providerDownLog.due(a.cfg.Now()); ok {
+				a.cfg.Logger.Warn("sessiongate: provider unavailable; logged at most once a second", "provider", a.cfg.Provider.Name(), "error", err, "since_last_logged", n)
+			}
 		}
 		return flightResult{}, err
 	}

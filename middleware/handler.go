@@ -110,8 +110,11 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		// Session tokens that open nothing: guesses, or sessions that
 		// ended or expired. A browser is told to drop the cookie, if that
 		// cannot delete one that was not tried.
+		// A limited client's dead cookies get 429 (and are cleared). A dead
+		// session header gets its usual answer: nothing can clear it, so a
+		// 429 would keep the client retrying it instead of signing in again.
 		wait := a.failed(r, dead)
-		if wait > 0 {
+		if wait > 0 && !candidates.fromHeader() {
 			a.counters.rateLimited.Add(1)
 			if candidates.clearable() {
 				a.clearSession(w)
@@ -204,6 +207,8 @@ func (a *Auth) call(w http.ResponseWriter, r *http.Request, ctx context.Context,
 }
 
 func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {
-	a.cfg.Logger.Error("sessiongate: session store unavailable", "error", err)
+	if n, ok := a.storeDownLog.due(a.cfg.Now()); ok {
+		a.cfg.Logger.Error("sessiongate: session store unavailable; logged at most once a second", "error", err, "since_last_logged", n)
+	}
 	writeError(w, http.StatusServiceUnavailable, codeStoreDown, "the session store is unavailable; retry later", a.cfg.RetryAfter)
 }

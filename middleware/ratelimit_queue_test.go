@@ -120,13 +120,14 @@ func send(h http.Handler, ctx context.Context, client string, hdr map[string]str
 	return w.Code
 }
 
-// limit makes client limited: three dead session tokens with a burst of 2.
+// limit makes client limited: three dead session cookies with a burst of 2.
 func limit(t *testing.T, h http.Handler, client string) {
 	t.Helper()
+	dead := func() map[string]string { return map[string]string{"Cookie": store.DefaultCookieName + "=" + randomSessionToken()} }
 	for range 3 {
-		send(h, context.Background(), client, map[string]string{"X-Session-Token": randomSessionToken()})
+		send(h, context.Background(), client, dead())
 	}
-	require.Equal(t, http.StatusTooManyRequests, send(h, context.Background(), client, map[string]string{"X-Session-Token": randomSessionToken()}))
+	require.Equal(t, http.StatusTooManyRequests, send(h, context.Background(), client, dead()))
 }
 
 func bearer(token string) map[string]string {

@@ -61,7 +61,7 @@ func TestAWorkingCredentialIsNeverRefusedForItsAddress(t *testing.T) {
 		r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("jon", time.Hour), hdr: nat})
 		assert.Equal(t, http.StatusCreated, r.StatusCode, "a fresh valid sign-in from the address: %s", r.body)
 		assert.Equal(t, calls+1, e.fake.Calls())
-		assert.Equal(t, http.StatusTooManyRequests, e.do(req{path: "/api/me", header: randomToken(), hdr: nat}).StatusCode,
+		assert.Equal(t, http.StatusTooManyRequests, e.do(req{path: "/api/me", cookie: randomToken(), hdr: nat}).StatusCode,
 			"the dead token is still refused")
 	})
 }
@@ -107,7 +107,7 @@ func TestALockoutIsLoggedOnce(t *testing.T) {
 	lines := func() int { return strings.Count(e.logs.String(), "client rate limited") }
 	refused := 0
 	for range 200 {
-		if e.do(req{path: "/api/me", header: randomToken(), hdr: guesser}).StatusCode == http.StatusTooManyRequests {
+		if e.do(req{path: "/api/me", cookie: randomToken(), hdr: guesser}).StatusCode == http.StatusTooManyRequests {
 			refused++
 		}
 	}
@@ -118,7 +118,7 @@ func TestALockoutIsLoggedOnce(t *testing.T) {
 
 	e.clock.Advance(20 * 3 * time.Second) // the whole bucket back
 	for range 30 {
-		e.do(req{path: "/api/me", header: randomToken(), hdr: guesser})
+		e.do(req{path: "/api/me", cookie: randomToken(), hdr: guesser})
 	}
 	assert.Equal(t, 2, lines(), "a new lockout")
 }

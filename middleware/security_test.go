@@ -188,27 +188,29 @@ func TestGuessingSessionTokensIsRateLimited(t *testing.T) {
 	_, mine := e.signIn("uma")
 	guesser := map[string]string{"X-Test-Client": "203.0.113.9"}
 	for i := range 20 {
-		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", header: randomToken(), hdr: guesser}).StatusCode, "guess %d", i)
+		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: randomToken(), hdr: guesser}).StatusCode, "guess %d", i)
 	}
 	reads := e.commandCalls()["get"]
-	r := e.do(req{path: "/api/me", header: randomToken(), hdr: guesser})
+	r := e.do(req{path: "/api/me", cookie: randomToken(), hdr: guesser})
 	assert.Equal(t, http.StatusTooManyRequests, r.StatusCode)
 	assert.Equal(t, "rate_limited", r.json(t)["error"])
 	assert.Equal(t, "3", r.Header.Get("Retry-After"))
 	assert.Equal(t, reads+1, e.commandCalls()["get"], "one store read, as for any request: a live session would be served")
 	assert.Equal(t, "hello anonymous", e.do(req{path: "/public", hdr: guesser}).body, "requests without credentials are served")
+	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", header: randomToken(), hdr: guesser}).StatusCode,
+		"a dead session header, which no Set-Cookie can clear, gets its usual answer, so that its client signs in again")
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", header: mine, hdr: map[string]string{"X-Test-Client": "198.51.100.1"}}).StatusCode,
 		"other clients are not affected")
 
 	e.clock.Advance(3 * time.Second)
-	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", header: randomToken(), hdr: guesser}).StatusCode, "one more guess per interval")
-	assert.Equal(t, http.StatusTooManyRequests, e.do(req{path: "/api/me", header: randomToken(), hdr: guesser}).StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: randomToken(), hdr: guesser}).StatusCode, "one more guess per interval")
+	assert.Equal(t, http.StatusTooManyRequests, e.do(req{path: "/api/me", cookie: randomToken(), hdr: guesser}).StatusCode)
 
 	v6 := func(addr string) map[string]string { return map[string]string{"X-Test-Client": addr} }
 	for i := range 20 {
-		e.do(req{path: "/api/me", header: randomToken(), hdr: v6(fmt.Sprintf("2001:db8:1:2::%x", i+1))})
+		e.do(req{path: "/api/me", cookie: randomToken(), hdr: v6(fmt.Sprintf("2001:db8:1:2::%x", i+1))})
 	}
-	assert.Equal(t, http.StatusTooManyRequests, e.do(req{path: "/api/me", header: randomToken(), hdr: v6("2001:db8:1:2:ffff::1")}).StatusCode,
+	assert.Equal(t, http.StatusTooManyRequests, e.do(req{path: "/api/me", cookie: randomToken(), hdr: v6("2001:db8:1:2:ffff::1")}).StatusCode,
 		"IPv6 clients are counted by their /64")
 }
 

@@ -73,6 +73,17 @@ func (c *sessionCandidates) add(token string, fromCookie bool) {
 // (malformed) values alone are left alone, as they always were.
 func (c *sessionCandidates) clearable() bool { return c.cookies > 0 && !c.dropped }
 
+// fromHeader reports whether any candidate came from the session header
+// (a non-browser client, whose token no Set-Cookie can clear).
+func (c *sessionCandidates) fromHeader() bool {
+	for i := range c.n {
+		if !c.fromCookie[i] {
+			return true
+		}
+	}
+	return false
+}
+
 // sessionCandidates returns the request's session tokens. Values of the
 // wrong shape are ignored: they never reach the store.
 func (a *Auth) sessionCandidates(r *http.Request) sessionCandidates {

@@ -204,7 +204,10 @@ func (c opConn) ReceiveContext(context.Context) (any, error) {
 
 // NewRedisPool returns a redigo pool for a redis:// or rediss:// URL
 // (redis://[user:password@]host[:port][/db]), with the timeouts a
-// request path needs: 2 s to connect, 2 s per read or write, idle
+// request path needs: 2 s to connect; each operation bounded by the
+// store's RedisOptions.Timeout (default 2 s), the connection's own read
+// and write timeouts (30 s) being only a backstop, so that a Timeout above
+// 2 s is honoured; idle
 // connections checked with a PING after a minute, no limit on
 // connections (MaxActive 0) and Wait set, so that a MaxActive you set
 // makes operations wait their turn within their deadline. The URL is
@@ -217,8 +220,8 @@ func NewRedisPool(rawURL string) (*redis.Pool, error) {
 	}
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(2 * time.Second),
-		redis.DialReadTimeout(2 * time.Second),
-		redis.DialWriteTimeout(2 * time.Second),
+		redis.DialReadTimeout(30 * time.Second),
+		redis.DialWriteTimeout(30 * time.Second),
 	}
 	return &redis.Pool{
 		MaxIdle:     64,

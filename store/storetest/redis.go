@@ -202,16 +202,23 @@ func (s *Server) answers(pid int) bool {
 		return false
 	}
 	defer conn.Close()
-	info, err := redis.String(conn.Do("INFO", "server"))
+	// Ours, and done loading its data (a restart with persistence loads
+	// it first and answers LOADING meanwhile).
+	info, err := redis.String(conn.Do("INFO", "server", "persistence"))
 	if err != nil {
 		return false
 	}
+	ours, loaded := false, false
 	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			return v == strconv.Itoa(pid)
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			ours = v == strconv.Itoa(pid)
+		}
+		if v, ok := strings.CutPrefix(line, "loading:"); ok {
+			loaded = v == "0"
 		}
 	}
-	return false
+	return ours && loaded
 }
 
 // nextPort is FreePort; tests of this package replace it to hand Start a
