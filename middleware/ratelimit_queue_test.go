@@ -123,7 +123,9 @@ func send(h http.Handler, ctx context.Context, client string, hdr map[string]str
 // limit makes client limited: three dead session cookies with a burst of 2.
 func limit(t *testing.T, h http.Handler, client string) {
 	t.Helper()
-	dead := func() map[string]string { return map[string]string{"Cookie": store.DefaultCookieName + "=" + randomSessionToken()} }
+	dead := func() map[string]string {
+		return map[string]string{"Cookie": store.DefaultCookieName + "=" + randomSessionToken()}
+	}
 	for range 3 {
 		send(h, context.Background(), client, dead())
 	}
