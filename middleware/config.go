@@ -85,17 +85,21 @@ type Config struct {
 	// its failures cost us:
 	//
 	//   - its session tokens are still looked up (one store read, as for
-	//     anyone): a live session is served, a dead one gets 429
-	//     rate_limited with Retry-After, and a dead cookie is cleared;
+	//     anyone): a live session is served; a dead cookie gets 429
+	//     rate_limited with Retry-After and is cleared; a dead session
+	//     header gets its usual answer (nothing can clear it, and its
+	//     client must learn to sign in again);
 	//   - its frontend tokens still find their existing sessions (one
 	//     store read); a new one is validated upstream in turn, one at a
-	//     time per client, while its request waits (at most
-	//     ExchangeTimeout, then 429). A flood of bad tokens thus keeps one
-	//     upstream call busy, while a valid token from the same address (a
-	//     colleague behind one NAT) is validated rather than refused.
+	//     time per client, first come first served, its request waiting at
+	//     most ExchangeTimeout for its turn (then 429, not counted as a
+	//     provider failure). A flood of bad tokens thus keeps one upstream
+	//     call busy, and a valid token from the same address (a colleague
+	//     behind one NAT) is validated in its turn rather than refused;
+	//     under a flood longer than ExchangeTimeout's worth of
+	//     validations, it may get 429 and should retry after Retry-After.
 	//
-	// Requests without credentials and credentials that work are never
-	// refused. A lockout is logged once (WARN, with the address or /64),
+	// Requests without credentials and live sessions are never refused. A lockout is logged once (WARN, with the address or /64),
 	// not once per 429. Default 20 and 3 s; a negative GuessBurst turns
 	// the limit off. The count is per process and tracks at most 100,000
 	// addresses (past that, new ones are not limited: it fails open).
@@ -105,10 +109,13 @@ type Config struct {
 
 	// ExchangeTimeout bounds one exchange (validation and minting), which
 	// runs detached from any one client so that a client that leaves does
-	// not fail the others waiting on the same token; and likewise each
-	// sign-out or revocation (listing and ending), which runs detached
-	// from its client so that a client that disconnects does not undo it.
-	// Default 10 s.
+	// not fail the others waiting on the same token; a limited client's
+	// wait for its turn (see GuessBurst) has its own ExchangeTimeout, so
+	// a request waits at most twice this long, whatever the provider does
+	// (one that ignores its context gets 503 then). It bounds likewise
+	// each sign-out or revocation (listing and ending), which runs
+	// detached from its client so that a client that disconnects does not
+	// undo it. Default 10 s.
 	ExchangeTimeout time.Duration
 
 	// RetryAfter is the Retry-After sent with a 503 when the upstream did
