@@ -2,9 +2,6 @@ package middleware_test
 
 import (
 	"context"
-	"crypto/elliptic"
-	"encoding/base64"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,27 +59,11 @@ func TestOtherSpellingsOfASignedOutJWTAreRefused(t *testing.T) {
 		r = e.exchange(es)
 		require.Equal(t, http.StatusCreated, r.StatusCode, r.body)
 		require.Equal(t, http.StatusNoContent, e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: r.sessionCookie().Value}).StatusCode)
-		mall := malleate(t, es)
+		mall := providertest.NegateES256(es)
 		again := e.do(req{path: "/api/me", bearer: mall})
 		assert.Equal(t, http.StatusUnauthorized, again.StatusCode, "the malleated signature is the same credential: %s", again.body)
 		assert.Nil(t, again.sessionCookie())
 	})
-}
-
-// malleate returns an ES256 token with its signature (r, s) replaced by
-// (r, n-s).
-func malleate(t *testing.T, token string) string {
-	t.Helper()
-	dot := strings.LastIndexByte(token, '.')
-	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
-	require.NoError(t, err)
-	require.Len(t, sig, 64)
-	n := elliptic.P256().Params().N
-	s := new(big.Int).SetBytes(sig[32:])
-	s.Sub(n, s)
-	out := append([]byte{}, sig[:32]...)
-	out = append(out, s.FillBytes(make([]byte, 32))...)
-	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(out)
 }
 
 func TestOneLeewayEndToEnd(t *testing.T) {

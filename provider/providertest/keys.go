@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -226,4 +227,20 @@ func SignBytes(alg jose.SignatureAlgorithm, key crypto.Signer, msg []byte) []byt
 		parsed.S.FillBytes(sig[size:])
 	}
 	return sig
+}
+
+// NegateES256 returns an ES256 token with its signature (r, s) replaced
+// by (r, n-s): another valid signature of the same header and claims,
+// which anyone can compute (ECDSA's malleability). It panics if token is
+// not a compact JWS with a 64-byte signature.
+func NegateES256(token string) string {
+	dot := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	if dot < 0 || err != nil || len(sig) != 64 {
+		panic("providertest: NegateES256 needs an ES256 token")
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:]))
+	s.FillBytes(sig[32:])
+	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 }

@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -147,7 +146,7 @@ var rules = []rule{
 		e.Keys.Rotate("ES256")
 		claims := e.valid("u")
 		token := e.Keys.Sign(claims)
-		twin := negateS(t, token)
+		twin := providertest.NegateES256(token)
 		require.NotEqual(t, token, twin)
 		a, b := e.accepted(token, "u"), e.accepted(twin, "u")
 		assert.Equal(t, a.TokenID, b.TokenID, "(r, n-s) verifies: it must name the same credential")
@@ -472,20 +471,6 @@ func join(parts []string, i int, with string) string {
 	p := append([]string(nil), parts...)
 	p[i] = with
 	return strings.Join(p, ".")
-}
-
-// negateS returns an ES256 token with its signature (r, s) replaced by
-// (r, n-s), which verifies as well.
-func negateS(t *testing.T, token string) string {
-	t.Helper()
-	dot := strings.LastIndexByte(token, '.')
-	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
-	require.NoError(t, err)
-	require.Len(t, sig, 64)
-	n := elliptic.P256().Params().N
-	s := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:]))
-	s.FillBytes(sig[32:])
-	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // unsigned returns header.payload.signature with base64url parts.
