@@ -126,11 +126,11 @@ var productionLimits = serverLimits{
 	// 46 s, and 1,100 of them exhausted the app's file descriptors) is
 	// cut off here.
 	Read: 10 * time.Second,
-	// An exchange may wait for the upstream for up to the middleware's
-	// ExchangeTimeout (10 s) plus a store round trip; the answer must
-	// still get out after that, and a client that does not read it is
-	// dropped.
-	Write: 20 * time.Second,
+	// An exchange may wait for a limited client's turn and then for the
+	// upstream, each up to the middleware's ExchangeTimeout (10 s), plus a
+	// store round trip; the answer must still get out after that, and a
+	// client that does not read it is dropped.
+	Write: 30 * time.Second,
 	// Browsers reuse a connection within seconds; an idle one costs a
 	// file descriptor for as long as it is kept.
 	Idle: 60 * time.Second,
