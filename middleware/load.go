@@ -76,6 +76,13 @@ func (a *Auth) live(s *Session, now time.Time) bool {
 // the request's token still opens: a session signed out meanwhile is not
 // written back.
 func (a *Auth) save(ctx context.Context, st *state) {
+	var err error
+	defer func() {
+		if err != nil {
+			a.cfg.Logger.Error("sessiongate: saving the session failed", "session", st.session.ID, "error", err)
+		}
+	}()
+	defer a.recoverInto(&err, "store")
 	s := st.session
 	if a.cfg.IdleTimeout > 0 {
 		if now := a.cfg.Now(); now.Sub(s.LastSeen) >= a.cfg.KeepAliveInterval {
@@ -93,7 +100,10 @@ func (a *Auth) save(ctx context.Context, st *state) {
 	// store's own deadline bounds the write.
 	switch _, _, err := a.sm.Commit(context.WithoutCancel(ctx)); {
 	case errors.Is(err, store.ErrNotLive):
-		a.cfg.Logger.Debug("sessiongate: session values not saved: the session ended meanwhile", "session", s.ID)
+		// Signed out, or continued by a new sign-in of the same device,
+		// while the handler ran: its values are not written to a session
+		// that is no longer this token's.
+		a.cfg.Logger.Warn("sessiongate: session values not saved: the session ended or was continued meanwhile", "session", s.ID)
 	case err != nil:
 		a.cfg.Logger.Error("sessiongate: saving session values failed", "session", s.ID, "error", err)
 	}

@@ -61,7 +61,8 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 		if claim {
 			flag = "1"
 		}
-		stored, err := redis.Bytes(checkScript.DoContext(ctx, conn, healthKey, fingerprintKey, flag, fingerprint))
+		stored, err := redis.Bytes(checkScript.DoContext(ctx, conn, healthKey, sessionPrefix+healthMember, userPrefix+healthMember,
+			fingerprintKey, flag, fingerprint, healthMember))
 		switch {
 		case errors.Is(err, redis.ErrNil):
 			return nil // recorded now, or none to compare with
@@ -69,8 +70,9 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 			problem = errReplica
 		case isReply(err, "OOM"):
 			problem = errFull
-		case isReply(err, "NOPERM"):
-			problem = misconfigured("the Redis user may not run scripts (EVAL, EVALSHA) or write sg: keys, which sign-in and sign-out need")
+		case isReply(err, "NOPERM") || isReply(err, "ERR") && (strings.Contains(err.Error(), "user executing the script") || strings.Contains(err.Error(), "permission")):
+			// Redis 7.0 reports a script's forbidden command or key as ERR.
+			problem = misconfigured("the Redis user may not run a script, a command or write a key (sg:s:*, sg:u:*) that sign-in and sign-out need")
 		case isReply(err, "NOREPLICAS", "MISCONF", "NOSCRIPT", "BUSY", "LOADING", "MASTERDOWN"):
 			code, _, _ := strings.Cut(err.Error(), " ")
 			problem = &redisError{msg: "store: unavailable: redis: Redis refuses writes now (" + code + "): sign-ins and sign-outs fail", kind: []error{ErrUnavailable}}
@@ -87,16 +89,32 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 	return problem
 }
 
-// healthKey is the key Check writes, to see that writes go through.
-const healthKey = "sg:health"
+// healthKey is the key Check writes, to see that writes go through, and
+// healthMember the session key and user it writes in the keyspaces of
+// sessions and of users' indexes.
+const (
+	healthKey    = "sg:health"
+	healthMember = "health-check"
+)
 
-// checkScript writes KEYS[1] (for a minute), then records the secret's
-// fingerprint ARGV[2] at KEYS[2] unless one is there (ARGV[1] = "1") and
-// answers the one that was there, or only reads it (ARGV[1] = "0").
-var checkScript = redis.NewScript(2, `
+// checkScript writes what a mint and a sign-out write, with the commands
+// they use, on keys of the same patterns (KEYS[1] to KEYS[3], removed
+// again), so that a Redis user without the rights sign-in needs fails it;
+// then it records the secret's fingerprint ARGV[2] at KEYS[4] unless one
+// is there (ARGV[1] = "1") and answers the one that was there, or only
+// reads it (ARGV[1] = "0").
+var checkScript = redis.NewScript(4, `
 redis.call('SET', KEYS[1], '1', 'PX', 60000)
-if ARGV[1] == '1' then return redis.call('SET', KEYS[2], ARGV[2], 'NX', 'GET') end
-return redis.call('GET', KEYS[2])`)
+redis.call('SET', KEYS[2], '1', 'PX', 60000)
+redis.call('GETRANGE', KEYS[2], 0, 0)
+redis.call('ZADD', KEYS[3], 1, ARGV[3])
+redis.call('ZRANGE', KEYS[3], 0, '+inf', 'BYSCORE')
+redis.call('PEXPIREAT', KEYS[3], 1, 'GT')
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', 0)
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[2], KEYS[3])
+if ARGV[1] == '1' then return redis.call('SET', KEYS[4], ARGV[2], 'NX', 'GET') end
+return redis.call('GET', KEYS[4])`)
 
 var (
 	errSentinel = misconfigured("the server is a Redis Sentinel, which is not supported yet: point the store at the primary")

@@ -297,7 +297,20 @@ func TestCheckWritesAsSignInDoes(t *testing.T) {
 	for _, claim := range []bool{true, false} {
 		err = store.NewRedis(pool).Check(ctx, fingerprintA, claim)
 		assert.ErrorIs(t, err, store.ErrMisconfigured, "claim %v", claim)
-		assert.ErrorContains(t, err, "may not run scripts")
+		assert.ErrorContains(t, err, "may not run a script")
+	}
+	for user, rules := range map[string][]any{
+		"nozadd":      {"~*", "&*", "+@all", "-zadd"},
+		"nopexpire":   {"~*", "&*", "+@all", "-pexpireat"},
+		"noindexkeys": {"~sg:s:*", "~sg:health", "~sg:fingerprint", "&*", "+@all"},
+		"readsession": {"%R~sg:s:*", "~sg:u:*", "~sg:health", "~sg:fingerprint", "&*", "+@all"},
+	} {
+		_, err := srv.Do("ACL", append([]any{"SETUSER", user, "on", ">pw"}, rules...)...)
+		require.NoError(t, err)
+		p, err := store.NewRedisPool(strings.Replace(srv.URL, "redis://", "redis://"+user+":pw@", 1))
+		require.NoError(t, err)
+		t.Cleanup(func() { p.Close() })
+		assert.ErrorIs(t, store.NewRedis(p).Check(ctx, fingerprintA, true), store.ErrMisconfigured, "user %s cannot sign anyone in", user)
 	}
 
 	st := store.NewRedis(redisPool(t, srv, nil, nil))

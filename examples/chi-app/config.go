@@ -38,6 +38,8 @@ type config struct {
 const defaultAddr = "127.0.0.1:8080"
 
 func configFrom(getenv func(string) string) (config, error) {
+	// An empty variable is an unset one (docker compose passes ${X:-} as
+	// empty): the default applies.
 	get := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v

@@ -1,7 +1,7 @@
 // Package storetest starts real redis-server processes for tests.
 //
 // Start runs a fresh redis-server on a free loopback port for one test (or
-// uses REDIS_URL when it is set). A missing redis-server fails the test
+// never a Redis of yours). A missing redis-server fails the test
 // with a message saying how to get one: skipping the Redis tests is an
 // explicit choice, made by setting SKIP_REDIS=1 (make test SKIP_REDIS=1),
 // which skips them with a message naming the variable.
@@ -56,16 +56,16 @@ type Server struct {
 	dir     string
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd has exited
-	managed bool
 }
 
 // Start runs redis-server for t, stopped when t ends. extra are more
 // redis-server arguments, such as "--appendonly", "yes". Without them the
 // server persists nothing.
 //
-// Start skips t when SKIP_REDIS is set, uses REDIS_URL as is when it is set
-// and extra is empty, and otherwise fails t when redis-server is not on
-// PATH or does not start. A port taken between its choice and
+// Start skips t when SKIP_REDIS is set, and otherwise fails t when
+// redis-server is not on PATH or does not start. It never uses a Redis of
+// yours (REDIS_URL is the example app's, not the tests'): the tests run
+// FLUSHALL, CONFIG SET and ACL SETUSER on the servers they start. A port taken between its choice and
 // redis-server's bind is detected from redis-server exiting with "Address
 // already in use", and Start tries another port (up to 20).
 func Start(t testing.TB, extra ...string) *Server {
@@ -73,15 +73,12 @@ func Start(t testing.TB, extra ...string) *Server {
 	if skip, _ := strconv.ParseBool(os.Getenv(SkipEnv)); skip {
 		t.Skip("storetest: Redis test skipped because " + SkipEnv + " is set")
 	}
-	if url := os.Getenv("REDIS_URL"); url != "" && len(extra) == 0 {
-		return &Server{URL: url, t: t}
-	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatal("storetest: redis-server not found: install it (apt-get install redis-server), " +
-			"set REDIS_URL, or skip the Redis tests with " + SkipEnv + "=1")
+			"or skip the Redis tests with " + SkipEnv + "=1")
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), managed: true}
+	s := &Server{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(s.Stop)
 	for range bindAttempts {
 		port := nextPort(t)
@@ -120,9 +117,6 @@ func (s *Server) Stop() {
 // clients know only this address.
 func (s *Server) Restart() {
 	s.t.Helper()
-	if !s.managed {
-		s.t.Fatal("storetest: cannot restart a Redis given by REDIS_URL")
-	}
 	s.Stop()
 	if !s.start() {
 		s.t.Fatalf("storetest: restarting redis-server: another process took %s while it was stopped", s.Addr)
