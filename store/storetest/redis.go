@@ -50,12 +50,12 @@ type Server struct {
 	// Addr is its host:port.
 	Addr string
 
-	t       testing.TB
-	bin     string
-	args    []string
-	dir     string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once cmd has exited
+	t      testing.TB
+	bin    string
+	args   []string
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited
 }
 
 // Start runs redis-server for t, stopped when t ends. extra are more
