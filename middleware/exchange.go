@@ -20,12 +20,15 @@ type exchanged struct {
 	session *Session
 	ctx     context.Context
 	minted  bool
+	// continued is true when the mint continued the request's session,
+	// which then already ended (as one step with the mint).
+	continued bool
 }
 
 // flightResult is what one shared exchange hands every waiter.
 type flightResult struct {
-	token  string
-	minted bool
+	token             string
+	minted, continued bool
 }
 
 // errSignedOut is the answer for a token whose session was signed out:
@@ -58,7 +61,7 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 	sel := a.selector(frontToken)
 	key := store.KeyOf(sel)
 	res, seen, err := a.linked(base, frontToken, sel, key)
-	if err == nil && res == nil && current != nil && movedTo(seen, current.session) {
+	if err == nil && res == nil && current != nil && seen.MovedTo != "" && a.continuedBy(base, seen, current.session) {
 		// This token's session was continued by the one the request
 		// carries (two tabs, a refreshed token): the same device.
 		res = current
@@ -121,7 +124,7 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 		}
 		return nil, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
 	}
-	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted}, nil
+	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted, continued: fr.continued}, nil
 }
 
 // linked returns the live session minted from a frontend token (whose
@@ -136,6 +139,15 @@ func (a *Auth) linked(ctx context.Context, frontToken string, sel [store.Selecto
 		return nil, st, err
 	case st.Ended:
 		return nil, st, errSignedOut
+	case st.MovedTo != "":
+		// Continued by another session: signed out with it.
+		if _, last, err := a.follow(ctx, st); err != nil || last.Ended {
+			if err != nil {
+				return nil, st, err
+			}
+			return nil, st, errSignedOut
+		}
+		return nil, st, nil
 	case !st.Live():
 		return nil, st, nil
 	}
@@ -190,7 +202,7 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 	if id == nil || id.UserID == "" {
 		return flightResult{}, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "validated a token without naming its user"}
 	}
-	token, err := a.mint(ctx, frontToken, sel, *id, c, seen, cont)
+	token, continued, err := a.mint(ctx, frontToken, sel, *id, c, seen, cont)
 	if errors.Is(err, store.ErrSignedOut) {
 		// Another spelling of a credential that was signed out: refused
 		// like the spelling that was, and remembered.
@@ -210,13 +222,16 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 	if err != nil {
 		return flightResult{}, err
 	}
-	return flightResult{token: token, minted: true}, nil
+	return flightResult{token: token, minted: true, continued: continued}, nil
 }
 
 // mint creates a session for id, minted from frontToken, in place of what
-// the store held at its key (seen). With cont, the session continues the
-// one the request carried: same public id, created time and values.
-func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, id provider.Identity, c client, seen store.Stored, cont *continued) (string, error) {
+// the store held at its key (seen). With cont, a live session of the same
+// user that the request carried, the new session continues it as the same
+// device (same public id, created time and values) while the store, in
+// the same step, ends it; if it ended meanwhile (signed out, continued by
+// a concurrent mint), the new session is a session of its own.
+func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, id provider.Identity, c client, seen store.Stored, cont *continued) (token string, continued bool, err error) {
 	if id.Provider == "" {
 		id.Provider = a.cfg.Provider.Name()
 	}
@@ -226,7 +241,26 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 		id.Expiry = provider.MaxTime
 	}
 	now := a.cfg.Now()
-	expires := now.Add(a.sm.Lifetime)
+	if cont != nil && (!cont.sameUser(id) || !now.Before(cont.created.Add(a.sm.Lifetime))) {
+		cont = nil // another user, or a device past its absolute lifetime: a session of its own
+	}
+	for {
+		token, err = a.mintOnce(ctx, frontToken, sel, id, c, seen, cont, now)
+		if errors.Is(err, store.ErrNotContinued) {
+			cont = nil
+			continue
+		}
+		return token, cont != nil && err == nil, err
+	}
+}
+
+// mintOnce is one attempt of mint.
+func (a *Auth) mintOnce(ctx context.Context, frontToken string, sel [store.SelectorLen]byte, id provider.Identity, c client, seen store.Stored, cont *continued, now time.Time) (string, error) {
+	created := now
+	if cont != nil {
+		created = cont.created // the lifetime is absolute: counted from the device's first sign-in
+	}
+	expires := created.Add(a.sm.Lifetime)
 	if !id.Expiry.IsZero() && id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}
@@ -237,7 +271,7 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 	token := a.sessionTokenFor(frontToken, sel, nonce)
 	s := &Session{
 		Identity:  id,
-		Created:   now,
+		Created:   created,
 		LastSeen:  now,
 		Expires:   expires,
 		ClientIP:  c.ip,
@@ -248,8 +282,10 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 	}
 	s.ID = publicID(s.key, nonce)
 	values := map[string]any{}
-	if cont != nil && cont.sameUser(id) {
-		s.ID, s.Created, values = cont.id, cont.created, cont.values
+	var continues *store.Continue
+	if cont != nil {
+		s.ID, values = cont.id, cont.values
+		continues = &store.Continue{Key: cont.key, Nonce: cont.nonce, Until: cont.until}
 	}
 	data, err := a.sm.Codec.Encode(expires, values)
 	if err != nil {
@@ -269,6 +305,7 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 		Expires:    expires,
 		User:       indexKey(id),
 		Replace:    seen,
+		Continues:  continues,
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
@@ -277,7 +314,7 @@ func (a *Auth) mint(ctx context.Context, frontToken string, sel [store.SelectorL
 		return "", err
 	}
 	a.counters.minted.Add(1)
-	a.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", s.Created != now)
+	a.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", cont != nil)
 	return token, nil
 }
 
@@ -316,6 +353,11 @@ type continued struct {
 	id             string
 	created        time.Time
 	values         map[string]any
+	// key and nonce name the session continued; until is how long its
+	// key keeps the mark of a continued session (see store.Continue).
+	key   string
+	nonce []byte
+	until time.Time
 }
 
 // continuation returns what a new session minted for this request keeps
@@ -328,18 +370,46 @@ func (a *Auth) continuation(current *exchanged) *continued {
 		return nil
 	}
 	s := current.session
-	c := &continued{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, values: map[string]any{}}
+	c := &continued{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, values: map[string]any{},
+		key: s.key, nonce: s.nonce, until: a.markUntil(s)}
 	for _, k := range a.sm.Keys(current.ctx) {
 		c.values[k] = a.sm.Get(current.ctx, k)
 	}
 	return c
 }
 
-// movedTo reports whether seen, what a frontend token's key holds, is the
-// mark of a session that s continues.
-func movedTo(seen store.Stored, s *Session) bool {
-	id, ok := publicIDBytes(s.ID)
-	return ok && seen.MovedTo != nil && string(seen.MovedTo) == string(id[:])
+// maxMoves bounds how far a continued session's marks are followed: a
+// device that signed in again more often than this within one token's
+// life has its oldest tokens validated again.
+const maxMoves = 8
+
+// follow follows the marks of continued sessions from seen, what a
+// frontend token's key holds: the key and what is stored there of the
+// session that continues it now ("" when the chain ends in nothing).
+func (a *Auth) follow(ctx context.Context, seen store.Stored) (string, store.Stored, error) {
+	key, st := "", seen
+	for range maxMoves {
+		if st.MovedTo == "" {
+			break
+		}
+		next, err := a.store.Lookup(ctx, st.MovedTo)
+		if err != nil {
+			a.counters.storeErrors.Add(1)
+			return "", st, err
+		}
+		key, st = st.MovedTo, next
+	}
+	if st.MovedTo != "" {
+		return "", store.Stored{}, nil
+	}
+	return key, st, nil
+}
+
+// continuedBy reports whether s is the session that continues the one
+// seen names (the same device).
+func (a *Auth) continuedBy(ctx context.Context, seen store.Stored, s *Session) bool {
+	key, st, err := a.follow(ctx, seen)
+	return err == nil && st.Live() && key == s.key
 }
 
 // sameUser reports whether id is the user of the continued session.
@@ -399,17 +469,13 @@ func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) (er
 	return a.endAll(ctx, why, ends, sessions)
 }
 
-// replace ends old, replaced by by (a new sign-in on the same device or
-// of another user): without a sign-out mark, so old's token may sign in
+// replace ends old, replaced by another session that does not continue
+// it (another user's sign-in on the same device, or a session the token
+// already had): without a sign-out mark, so old's token may sign in
 // again, and only if old is still the session it was (a concurrent
-// sign-out's mark stays). When by continues old, old's key remembers by's
-// public id, so that old's token sent with by is by, with no upstream
-// call.
-func (a *Auth) replace(ctx context.Context, old, by *Session) error {
+// sign-out's mark stays). A continued session is ended by its mint.
+func (a *Auth) replace(ctx context.Context, old *Session) error {
 	e := store.End{Key: old.key, User: indexKey(old.Identity), Until: a.markUntil(old), Replaced: true, Nonce: old.nonce}
-	if id, ok := publicIDBytes(by.ID); ok && by.ID == old.ID {
-		e.MovedTo = id[:]
-	}
 	return a.endAll(ctx, endReplaced, []store.End{e}, []*Session{old})
 }
 

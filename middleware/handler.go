@@ -158,8 +158,8 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		a.exchangeFailed(w, err)
 		return
 	}
-	if current != nil && current.key != res.session.key {
-		a.replace(base, current, res.session)
+	if current != nil && current.key != res.session.key && !res.continued {
+		a.replace(base, current)
 	}
 	if res.token != sessionToken {
 		a.writeSession(w, res.token, res.session)

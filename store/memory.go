@@ -134,6 +134,12 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 			return ErrSignedOut
 		}
 	}
+	if c := s.Continues; c != nil {
+		it, found := m.sessions[c.Key]
+		if !found || !it.live(now) || !stored(it.raw).Live() || !bytes.Equal(stored(it.raw).Nonce, padNonce(c.Nonce)) {
+			return ErrNotContinued
+		}
+	}
 	idx := m.users[s.User]
 	if idx == nil {
 		idx = map[string]time.Time{}
@@ -146,6 +152,14 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 				delete(m.sessions, other)
 				delete(idx, other)
 			}
+		}
+	}
+	if c := s.Continues; c != nil && c.Key != key {
+		delete(idx, c.Key)
+		if now.Before(c.Until) {
+			m.sessions[c.Key] = item{raw: append([]byte{frameMoved}, key...), expires: c.Until}
+		} else {
+			delete(m.sessions, c.Key)
 		}
 	}
 	m.sessions[key] = item{raw: frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
@@ -166,11 +180,7 @@ func (m *Memory) End(_ context.Context, ends ...End) error {
 			if !found || !bytes.Equal(stored(it.raw).Nonce, padNonce(e.Nonce)) || !stored(it.raw).Live() {
 				continue // ended or minted anew meanwhile: not this session
 			}
-			if len(e.MovedTo) == MovedLen && now.Before(e.Until) {
-				m.sessions[e.Key] = item{raw: append([]byte{frameMoved}, e.MovedTo...), expires: e.Until}
-			} else {
-				delete(m.sessions, e.Key)
-			}
+			delete(m.sessions, e.Key)
 		case !now.Before(e.Until):
 			delete(m.sessions, e.Key)
 		default:

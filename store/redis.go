@@ -390,12 +390,20 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
 // (ARGV[7]), it first ends, as replaced, the user's other live sessions
 // minted from the same credential. The index keeps live members only and
 // expires with its last session: NX sets an expiry on a new index, GT only
-// ever extends it. It answers 1 when it minted, 0 on a conflict, -1 when
-// the credential was signed out.
-var mintScript = redis.NewScript(3, luaFrame(`
+// ever extends it. With a session to continue (KEYS[4], with nonce
+// ARGV[8]; the session's own key when none), it mints only if that one is
+// still live, and in the same step leaves ARGV[9] (the mark of a continued
+// session) there for ARGV[10] ms and drops ARGV[11] from the index. It
+// answers 1 when it minted, 0 on a conflict, -1 when the credential was
+// signed out, -2 when the session to continue ended meanwhile.
+var mintScript = redis.NewScript(4, luaFrame(`
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[5] then return 0 end
 if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
+if KEYS[4] ~= KEYS[1] then
+  local old = redis.call('GET', KEYS[4])
+  if not old or string.sub(old, 1, 1) ~= LIVE or string.sub(old, NONCE_AT + 1, CRED_AT) ~= ARGV[8] then return -2 end
+end
 if ARGV[7] ~= '' then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], ARGV[4], '+inf', 'BYSCORE')) do
     local k = SESSION_PREFIX .. m
@@ -406,6 +414,14 @@ if ARGV[7] ~= '' then
     end
   end
 end
+if KEYS[4] ~= KEYS[1] then
+  if tonumber(ARGV[10]) > 0 then
+    redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10])
+  else
+    redis.call('DEL', KEYS[4])
+  end
+  redis.call('ZREM', KEYS[2], ARGV[11])
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
@@ -414,17 +430,12 @@ redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'GT')
 return 1`))
 
 // replaceScript ends a replaced session (KEYS[1]) if it still holds the
-// live session minted with nonce ARGV[1]: the key then holds ARGV[3] (the
-// moved mark) for ARGV[4] ms, or is deleted when ARGV[3] is empty, and the
+// live session minted with nonce ARGV[1]: the key is deleted, and the
 // session (ARGV[2]) leaves its user's index (KEYS[2]).
 var replaceScript = redis.NewScript(2, luaFrame(`
 local cur = redis.call('GET', KEYS[1])
 if not cur or string.sub(cur, 1, 1) ~= LIVE or string.sub(cur, NONCE_AT + 1, CRED_AT) ~= ARGV[1] then return 0 end
-if ARGV[3] ~= '' then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-else
-  redis.call('DEL', KEYS[1])
-end
+redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 1`))
 
@@ -464,12 +475,18 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 	if m.Credential != ([CredentialLen]byte{}) {
 		cred = string(m.Credential[:])
 	}
+	old, oldNonce, moved, movedTTL, oldMember := sessionPrefix+key, []byte(nil), []byte(nil), int64(0), ""
+	if c := m.Continues; c != nil && c.Key != key {
+		old, oldNonce, oldMember = sessionPrefix+c.Key, padNonce(c.Nonce), c.Key
+		moved, movedTTL = append([]byte{frameMoved}, key...), r.ttl(c.Until)
+	}
 	done := 0
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
 		// A retry after a lost answer finds this very value and reports a
 		// conflict: the caller then looks the key up and finds it minted.
-		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark,
-			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key, cred))
+		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
+			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key, cred,
+			oldNonce, moved, movedTTL, oldMember))
 		return err
 	})
 	switch {
@@ -477,6 +494,8 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 		return err
 	case done == -1:
 		return ErrSignedOut
+	case done == -2:
+		return ErrNotContinued
 	case done != 1:
 		return ErrConflict
 	}
@@ -492,12 +511,7 @@ func (r *Redis) End(ctx context.Context, ends ...End) error {
 	return r.transaction(ctx, func(conn redis.Conn) {
 		for _, e := range ends {
 			if e.Replaced {
-				var moved []byte
-				ttl := r.ttl(e.Until)
-				if len(e.MovedTo) == MovedLen && ttl > 0 {
-					moved = append([]byte{frameMoved}, e.MovedTo...)
-				}
-				replaceScript.Send(conn, sessionPrefix+e.Key, userPrefix+e.User, padNonce(e.Nonce), e.Key, moved, ttl)
+				replaceScript.Send(conn, sessionPrefix+e.Key, userPrefix+e.User, padNonce(e.Nonce), e.Key)
 				continue
 			}
 			if ttl := r.ttl(e.Until); ttl > 0 {

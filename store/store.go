@@ -89,6 +89,13 @@ type Mint struct {
 	// Replace is what Lookup found at the key before: the mint happens only
 	// if it is still there.
 	Replace Stored
+	// Continues, when set, is a session of the same User that the new one
+	// continues (the same device signing in again): in the same atomic
+	// step, it leaves User's index and its key holds the mark of a
+	// continued session, which names the new session's key. If it is no
+	// longer that live session (signed out, continued by another mint
+	// meanwhile), Mint writes nothing and returns ErrNotContinued.
+	Continues *Continue
 }
 
 // End is a session to end.
@@ -107,17 +114,24 @@ type End struct {
 	// Replaced ends the session without a sign-out mark, and only if the
 	// key still holds the live session minted with Nonce (a concurrent
 	// sign-out's mark, or a session minted anew, is left alone): the key
-	// is removed, or holds MovedTo, and the index entry goes. The frontend
-	// token it was minted from may mint again. For a session replaced by
-	// another (a new sign-in on the same device), not for a sign-out.
+	// is removed and the index entry goes. The frontend token it was
+	// minted from may mint again. For a session replaced by another user's
+	// sign-in on the same device, not for a sign-out.
 	Replaced bool
 	// Nonce is the nonce of the session a Replaced end ends.
 	Nonce []byte
-	// MovedTo, with Replaced, is the public id of the session that
-	// continues this one: the key keeps it until Until (Lookup reports it
-	// as Moved), so that the frontend token this session was minted from,
-	// sent with that session, is known without another validation.
-	MovedTo []byte
+}
+
+// Continue is the session a mint continues (Mint.Continues).
+type Continue struct {
+	// Key is its store key, and Nonce the nonce it was minted with: the
+	// mint happens only if Key still holds that live session.
+	Key   string
+	Nonce []byte
+	// Until is how long Key then keeps the mark of a session continued by
+	// the new one (Lookup's MovedTo), in place of the session: until the
+	// frontend token it was minted from expires.
+	Until time.Time
 }
 
 // Entry is one session found through a user's index.
@@ -141,6 +155,10 @@ var ErrConflict = errors.New("store: the session changed meanwhile")
 // errBadMint is returned by Mint for a Mint without a session token or a
 // user: a caller's mistake, not a client's.
 var errBadMint = errors.New("store: Mint needs a session Token, a User and a Record of at most MaxRecordLen bytes")
+
+// ErrNotContinued is returned by Mint when Mint.Continues is no longer
+// the live session it names.
+var ErrNotContinued = errors.New("store: the session to continue ended meanwhile")
 
 // ErrSignedOut is returned by Mint when Mint.Mark holds the mark of an
 // ended session: the credential was signed out.

@@ -78,8 +78,8 @@ func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool
 //	       credential (CredentialLen bytes), record length (2 bytes, big
 //	       endian), record, scs values (the Codec's bytes)
 //	ended: frameEnded
-//	moved: frameMoved, the public id (MovedLen bytes) of the session that
-//	       continues the one that was here
+//	moved: frameMoved, the store key (22 bytes) of the session that
+//	       continues the one that was here (Mint.Continues)
 //
 // The record is sessiongate's own description of the session; the scs
 // values are the handler's. Keeping them apart is what keeps the record out
@@ -101,8 +101,6 @@ const (
 // CredentialLen is the size of the credential id a session keeps (Mint).
 const CredentialLen = 8
 
-// MovedLen is the size of End.MovedTo.
-const MovedLen = 16
 
 // ended is the value an ended session leaves at its key.
 var ended = []byte{frameEnded}
@@ -189,8 +187,8 @@ type Stored struct {
 	// Ended is true when the key holds the mark of an ended session.
 	Ended bool
 	// MovedTo is, when the key holds the mark of a session continued by
-	// another (End.MovedTo), that session's public id; nil otherwise.
-	MovedTo []byte
+	// another (Mint.Continues), the store key of that session; "" otherwise.
+	MovedTo string
 
 	raw []byte
 }
@@ -209,8 +207,8 @@ func stored(raw []byte) Stored {
 		return Stored{}
 	case len(raw) == 1 && raw[0] == frameEnded:
 		return Stored{Ended: true, raw: raw}
-	case len(raw) == 1+MovedLen && raw[0] == frameMoved:
-		return Stored{MovedTo: raw[1:], raw: raw}
+	case len(raw) == 1+keyLen && raw[0] == frameMoved:
+		return Stored{MovedTo: string(raw[1:]), raw: raw}
 	case len(raw) >= recordAt && raw[0] == frameLive:
 		n := int(raw[recordLenAt])<<8 | int(raw[recordLenAt+1])
 		if len(raw) < recordAt+n {
