@@ -18,8 +18,10 @@ type Session struct {
 	ID string
 	// Identity is who the session belongs to.
 	Identity provider.Identity
-	// Created is when the session was minted. No activity extends a
-	// session past Expires, which was fixed at Created.
+	// Created is when the device first signed in: when the session was
+	// minted, or, for a session that continues another (a new sign-in of
+	// the same user on the same device), that one's Created. No activity
+	// extends a session past Expires.
 	Created time.Time
 	// LastSeen is the last recorded activity.
 	LastSeen time.Time
