@@ -101,7 +101,6 @@ const (
 // CredentialLen is the size of the credential id a session keeps (Mint).
 const CredentialLen = 8
 
-
 // ended is the value an ended session leaves at its key.
 var ended = []byte{frameEnded}
 
