@@ -27,8 +27,11 @@ type exchanged struct {
 
 // flightResult is what one shared exchange hands every waiter.
 type flightResult struct {
-	token             string
-	minted, continued bool
+	token  string
+	minted bool
+	// continued is the store key of the session the mint continued (and
+	// ended), "" when it continued none.
+	continued string
 }
 
 // errSignedOut is the answer for a token whose session was signed out:
@@ -60,12 +63,14 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 	base := r.Context()
 	sel := a.selector(frontToken)
 	key := store.KeyOf(sel)
-	res, seen, err := a.linked(base, frontToken, sel, key)
-	if err == nil && res == nil && current != nil && seen.MovedTo != "" && a.continuedBy(base, seen, current.session) {
+	if current != nil && current.session.continues(key) {
 		// This token's session was continued by the one the request
-		// carries (two tabs, a refreshed token): the same device.
-		res = current
+		// carries (two tabs, a refreshed token): the same device, already
+		// validated; no store read, no upstream call.
+		a.counters.reused.Add(1)
+		return current, nil
 	}
+	res, _, err := a.linked(base, frontToken, sel, key)
 	if err != nil || res != nil {
 		if res != nil {
 			a.counters.reused.Add(1)
@@ -124,7 +129,10 @@ func (a *Auth) exchange(r *http.Request, frontToken string, current *exchanged) 
 		}
 		return nil, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
 	}
-	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted, continued: fr.continued}, nil
+	// Requests that shared this exchange carried sessions of their own:
+	// only the one whose session the mint continued has it ended already.
+	continued := current != nil && fr.continued != "" && fr.continued == current.session.key
+	return &exchanged{token: fr.token, session: s, ctx: ctx, minted: fr.minted, continued: continued}, nil
 }
 
 // linked returns the live session minted from a frontend token (whose
@@ -139,15 +147,6 @@ func (a *Auth) linked(ctx context.Context, frontToken string, sel [store.Selecto
 		return nil, st, err
 	case st.Ended:
 		return nil, st, errSignedOut
-	case st.MovedTo != "":
-		// Continued by another session: signed out with it.
-		if _, last, err := a.follow(ctx, st); err != nil || last.Ended {
-			if err != nil {
-				return nil, st, err
-			}
-			return nil, st, errSignedOut
-		}
-		return nil, st, nil
 	case !st.Live():
 		return nil, st, nil
 	}
@@ -203,6 +202,10 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 		return flightResult{}, &provider.UnavailableError{Provider: a.cfg.Provider.Name(), Reason: "validated a token without naming its user"}
 	}
 	token, continued, err := a.mint(ctx, frontToken, sel, *id, c, seen, cont)
+	var continuedKey string
+	if continued {
+		continuedKey = cont.key
+	}
 	if errors.Is(err, store.ErrSignedOut) {
 		// Another spelling of a credential that was signed out: refused
 		// like the spelling that was, and remembered.
@@ -222,7 +225,7 @@ func (a *Auth) validateAndMint(ctx context.Context, frontToken string, sel [stor
 	if err != nil {
 		return flightResult{}, err
 	}
-	return flightResult{token: token, minted: true, continued: continued}, nil
+	return flightResult{token: token, minted: true, continued: continuedKey}, nil
 }
 
 // mint creates a session for id, minted from frontToken, in place of what
@@ -285,7 +288,8 @@ func (a *Auth) mintOnce(ctx context.Context, frontToken string, sel [store.Selec
 	var continues *store.Continue
 	if cont != nil {
 		s.ID, values = cont.id, cont.values
-		continues = &store.Continue{Key: cont.key, Nonce: cont.nonce, Until: cont.until}
+		continues = &store.Continue{Key: cont.key, Nonce: cont.nonce}
+		s.preds = cont.preds
 	}
 	data, err := a.sm.Codec.Encode(expires, values)
 	if err != nil {
@@ -353,11 +357,11 @@ type continued struct {
 	id             string
 	created        time.Time
 	values         map[string]any
-	// key and nonce name the session continued; until is how long its
-	// key keeps the mark of a continued session (see store.Continue).
+	// key and nonce name the session continued; preds are the sessions
+	// the new one continues: the continued one's, and itself.
 	key   string
 	nonce []byte
-	until time.Time
+	preds []predecessor
 }
 
 // continuation returns what a new session minted for this request keeps
@@ -371,45 +375,23 @@ func (a *Auth) continuation(current *exchanged) *continued {
 	}
 	s := current.session
 	c := &continued{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, values: map[string]any{},
-		key: s.key, nonce: s.nonce, until: a.markUntil(s)}
+		key: s.key, nonce: s.nonce}
+	// The new session continues s and what s continued, but for the
+	// tokens that expired; the newest maxPredecessors.
+	now := a.cfg.Now()
+	for _, p := range s.preds {
+		if now.Before(p.until) && p.key != s.key {
+			c.preds = append(c.preds, p)
+		}
+	}
+	c.preds = append(c.preds, predecessor{key: s.key, cred: s.cred, until: a.markUntil(s)})
+	if n := len(c.preds) - maxPredecessors; n > 0 {
+		c.preds = c.preds[n:]
+	}
 	for _, k := range a.sm.Keys(current.ctx) {
 		c.values[k] = a.sm.Get(current.ctx, k)
 	}
 	return c
-}
-
-// maxMoves bounds how far a continued session's marks are followed: a
-// device that signed in again more often than this within one token's
-// life has its oldest tokens validated again.
-const maxMoves = 8
-
-// follow follows the marks of continued sessions from seen, what a
-// frontend token's key holds: the key and what is stored there of the
-// session that continues it now ("" when the chain ends in nothing).
-func (a *Auth) follow(ctx context.Context, seen store.Stored) (string, store.Stored, error) {
-	key, st := "", seen
-	for range maxMoves {
-		if st.MovedTo == "" {
-			break
-		}
-		next, err := a.store.Lookup(ctx, st.MovedTo)
-		if err != nil {
-			a.counters.storeErrors.Add(1)
-			return "", st, err
-		}
-		key, st = st.MovedTo, next
-	}
-	if st.MovedTo != "" {
-		return "", store.Stored{}, nil
-	}
-	return key, st, nil
-}
-
-// continuedBy reports whether s is the session that continues the one
-// seen names (the same device).
-func (a *Auth) continuedBy(ctx context.Context, seen store.Stored, s *Session) bool {
-	key, st, err := a.follow(ctx, seen)
-	return err == nil && st.Live() && key == s.key
 }
 
 // sameUser reports whether id is the user of the continued session.
@@ -434,10 +416,15 @@ func (a *Auth) credential(id provider.Identity) (c [store.CredentialLen]byte) {
 // credential id, both of which s's record and frame keep, so that ending
 // any session of the credential marks every spelling of it.
 func (a *Auth) markKey(s *Session) string {
-	if s.cred == ([store.CredentialLen]byte{}) {
+	return a.credentialMark(s.Identity, s.cred)
+}
+
+// credentialMark is markKey for the credential cred of id's user.
+func (a *Auth) credentialMark(id provider.Identity, cred [store.CredentialLen]byte) string {
+	if cred == ([store.CredentialLen]byte{}) {
 		return ""
 	}
-	sum := a.keyed("sessiongate credential mark", indexKey(s.Identity), s.cred[:])
+	sum := a.keyed("sessiongate credential mark", indexKey(id), cred[:])
 	return store.KeyOf([store.SelectorLen]byte(sum[:store.SelectorLen]))
 }
 
@@ -462,9 +449,14 @@ const (
 // The write runs detached from ctx's cancellation (a client that leaves
 // does not undo its sign-out), bounded by ExchangeTimeout.
 func (a *Auth) end(ctx context.Context, why endReason, sessions ...*Session) (err error) {
-	ends := make([]store.End, len(sessions))
-	for i, s := range sessions {
-		ends[i] = store.End{Key: s.key, User: indexKey(s.Identity), Until: a.markUntil(s), Mark: a.markKey(s)}
+	ends := make([]store.End, 0, len(sessions))
+	for _, s := range sessions {
+		ends = append(ends, store.End{Key: s.key, User: indexKey(s.Identity), Until: a.markUntil(s), Mark: a.markKey(s)})
+		// The tokens the device used before, whose sessions this one
+		// continues, are signed out with it.
+		for _, p := range s.preds {
+			ends = append(ends, store.End{Key: p.key, Until: p.until, Mark: a.credentialMark(s.Identity, p.cred)})
+		}
 	}
 	return a.endAll(ctx, why, ends, sessions)
 }

@@ -142,8 +142,10 @@ func (a *Auth) signOut(ctx context.Context, why endReason, sessions ...*Session)
 	}
 	creds := map[[store.CredentialLen]byte]bool{}
 	for _, s := range sessions {
-		if s.cred != ([store.CredentialLen]byte{}) {
-			creds[s.cred] = true
+		for _, c := range append([][store.CredentialLen]byte{s.cred}, predCreds(s)...) {
+			if c != ([store.CredentialLen]byte{}) {
+				creds[c] = true
+			}
 		}
 	}
 	if len(creds) == 0 {
@@ -161,6 +163,15 @@ func (a *Auth) signOut(ctx context.Context, why endReason, sessions ...*Session)
 		return nil
 	}
 	return a.end(ctx, why, twins...)
+}
+
+// predCreds returns the credential ids of the sessions s continues.
+func predCreds(s *Session) [][store.CredentialLen]byte {
+	out := make([][store.CredentialLen]byte, len(s.preds))
+	for i, p := range s.preds {
+		out[i] = p.cred
+	}
+	return out
 }
 
 // decodeEntry decodes one stored session, nil when it is not one of ours.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/wire"
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/store"
 )
 
 // A record is a Session in a compact binary form, about 100 bytes for a
@@ -23,7 +24,9 @@ import (
 //
 //	version 2
 //	created (unix ms), last seen and expires (ms after created)
-//	flags, [token expiry (ms after created)], [public id (16 bytes)]
+//	flags, [token expiry (ms after created)], [public id (16 bytes)],
+//	[predecessors: count, then each: selector (16 bytes), credential id
+//	(8 bytes), until (ms after created)]
 //	user id, provider, upstream session id (UUIDs in 16 bytes)
 //	client IP (4 or 16 bytes), User-Agent (common fragments as one byte)
 //	claims (common names as one byte; values equal to the user id, the
@@ -39,6 +42,7 @@ const recordVersion = 2
 const (
 	flagTokenExpiry = 1 << iota
 	flagPublicID
+	flagPredecessors
 )
 
 var errRecord = errors.New("sessiongate/middleware: not a session record")
@@ -59,12 +63,24 @@ func encodeRecord(s *Session) []byte {
 	if continued = continued && s.ID != publicID(s.key, s.nonce); continued {
 		flags |= flagPublicID
 	}
+	if len(s.preds) > 0 {
+		flags |= flagPredecessors
+	}
 	b = append(b, flags)
 	if flags&flagTokenExpiry != 0 {
 		b = binary.AppendVarint(b, id.Expiry.UnixMilli()-created)
 	}
 	if continued {
 		b = append(b, ownID[:]...)
+	}
+	if len(s.preds) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(s.preds)))
+		for _, p := range s.preds {
+			sel, _ := base64.RawURLEncoding.DecodeString(p.key)
+			b = append(b, sel...)
+			b = append(b, p.cred[:]...)
+			b = binary.AppendVarint(b, p.until.UnixMilli()-created)
+		}
 	}
 	b = appendString(b, id.UserID)
 	b = appendString(b, id.Provider)
@@ -95,6 +111,18 @@ func decodeRecord(key string, nonce, data []byte) (*Session, error) {
 	}
 	if flags&flagPublicID != 0 {
 		s.ID = base64.RawURLEncoding.EncodeToString(d.Next(16))
+	}
+	if flags&flagPredecessors != 0 {
+		n := d.Uvarint()
+		if n > maxPredecessors {
+			return nil, errRecord
+		}
+		s.preds = make([]predecessor, n)
+		for i := range s.preds {
+			s.preds[i].key = base64.RawURLEncoding.EncodeToString(d.Next(store.SelectorLen))
+			copy(s.preds[i].cred[:], d.Next(store.CredentialLen))
+			s.preds[i].until = time.UnixMilli(created + d.Varint())
+		}
 	}
 	s.Identity.UserID = d.string()
 	s.Identity.Provider = d.string()

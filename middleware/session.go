@@ -38,6 +38,32 @@ type Session struct {
 	key   string                    // store key
 	nonce []byte                    // the nonce it was minted with (store.Mint.Nonce)
 	cred  [store.CredentialLen]byte // credential id (store.Mint.Credential)
+	preds []predecessor             // the sessions it continues (see predecessor)
+}
+
+// predecessor is a session that a session continues (the same device
+// signed in again with another frontend token): what its sign-out must
+// mark too, so that the tokens the device used are signed out with it.
+type predecessor struct {
+	key   string                    // its store key: its frontend token's
+	cred  [store.CredentialLen]byte // its credential id
+	until time.Time                 // how long its marks must last (markUntil)
+}
+
+// maxPredecessors bounds the predecessors a session keeps: those whose
+// token expired are dropped first, then the oldest. A device that signed
+// in again more often than this within one token's life has its oldest
+// tokens out of reach of its sign-out.
+const maxPredecessors = 16
+
+// continues reports whether s continues the session of store key key.
+func (s *Session) continues(key string) bool {
+	for _, p := range s.preds {
+		if p.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // MarshalJSON encodes the public view of the session: its public id, the

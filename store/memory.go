@@ -156,11 +156,7 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 	}
 	if c := s.Continues; c != nil && c.Key != key {
 		delete(idx, c.Key)
-		if now.Before(c.Until) {
-			m.sessions[c.Key] = item{raw: append([]byte{frameMoved}, key...), expires: c.Until}
-		} else {
-			delete(m.sessions, c.Key)
-		}
+		delete(m.sessions, c.Key)
 	}
 	m.sessions[key] = item{raw: frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
 	idx[key] = s.Expires

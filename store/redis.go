@@ -392,8 +392,8 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
 // expires with its last session: NX sets an expiry on a new index, GT only
 // ever extends it. With a session to continue (KEYS[4], with nonce
 // ARGV[8]; the session's own key when none), it mints only if that one is
-// still live, and in the same step leaves ARGV[9] (the mark of a continued
-// session) there for ARGV[10] ms and drops ARGV[11] from the index. It
+// still live, and in the same step deletes it and drops ARGV[9] from the
+// index. It
 // answers 1 when it minted, 0 on a conflict, -1 when the credential was
 // signed out, -2 when the session to continue ended meanwhile.
 var mintScript = redis.NewScript(4, luaFrame(`
@@ -415,12 +415,8 @@ if ARGV[7] ~= '' then
   end
 end
 if KEYS[4] ~= KEYS[1] then
-  if tonumber(ARGV[10]) > 0 then
-    redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10])
-  else
-    redis.call('DEL', KEYS[4])
-  end
-  redis.call('ZREM', KEYS[2], ARGV[11])
+  redis.call('DEL', KEYS[4])
+  redis.call('ZREM', KEYS[2], ARGV[9])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
@@ -475,10 +471,9 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 	if m.Credential != ([CredentialLen]byte{}) {
 		cred = string(m.Credential[:])
 	}
-	old, oldNonce, moved, movedTTL, oldMember := sessionPrefix+key, []byte(nil), []byte(nil), int64(0), ""
+	old, oldNonce, oldMember := sessionPrefix+key, []byte(nil), ""
 	if c := m.Continues; c != nil && c.Key != key {
 		old, oldNonce, oldMember = sessionPrefix+c.Key, padNonce(c.Nonce), c.Key
-		moved, movedTTL = append([]byte{frameMoved}, key...), r.ttl(c.Until)
 	}
 	done := 0
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
@@ -486,7 +481,7 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 		// conflict: the caller then looks the key up and finds it minted.
 		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
 			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key, cred,
-			oldNonce, moved, movedTTL, oldMember))
+			oldNonce, oldMember))
 		return err
 	})
 	switch {

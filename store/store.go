@@ -91,10 +91,9 @@ type Mint struct {
 	Replace Stored
 	// Continues, when set, is a session of the same User that the new one
 	// continues (the same device signing in again): in the same atomic
-	// step, it leaves User's index and its key holds the mark of a
-	// continued session, which names the new session's key. If it is no
-	// longer that live session (signed out, continued by another mint
-	// meanwhile), Mint writes nothing and returns ErrNotContinued.
+	// step, it is removed, key and index entry. If it is no longer that
+	// live session (signed out, continued by another mint meanwhile), Mint
+	// writes nothing and returns ErrNotContinued.
 	Continues *Continue
 }
 
@@ -128,10 +127,6 @@ type Continue struct {
 	// mint happens only if Key still holds that live session.
 	Key   string
 	Nonce []byte
-	// Until is how long Key then keeps the mark of a session continued by
-	// the new one (Lookup's MovedTo), in place of the session: until the
-	// frontend token it was minted from expires.
-	Until time.Time
 }
 
 // Entry is one session found through a user's index.

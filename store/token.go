@@ -78,8 +78,6 @@ func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool
 //	       credential (CredentialLen bytes), record length (2 bytes, big
 //	       endian), record, scs values (the Codec's bytes)
 //	ended: frameEnded
-//	moved: frameMoved, the store key (22 bytes) of the session that
-//	       continues the one that was here (Mint.Continues)
 //
 // The record is sessiongate's own description of the session; the scs
 // values are the handler's. Keeping them apart is what keeps the record out
@@ -88,7 +86,6 @@ func split(token string) (sel [SelectorLen]byte, val [ValidatorLen]byte, ok bool
 const (
 	frameLive   = 0x01
 	frameEnded  = 0x00
-	frameMoved  = 0x02
 	verifierAt  = 1
 	nonceAt     = verifierAt + 16
 	credAt      = nonceAt + NonceLen
@@ -185,9 +182,6 @@ type Stored struct {
 	Credential [CredentialLen]byte
 	// Ended is true when the key holds the mark of an ended session.
 	Ended bool
-	// MovedTo is, when the key holds the mark of a session continued by
-	// another (Mint.Continues), the store key of that session; "" otherwise.
-	MovedTo string
 
 	raw []byte
 }
@@ -206,8 +200,6 @@ func stored(raw []byte) Stored {
 		return Stored{}
 	case len(raw) == 1 && raw[0] == frameEnded:
 		return Stored{Ended: true, raw: raw}
-	case len(raw) == 1+keyLen && raw[0] == frameMoved:
-		return Stored{MovedTo: string(raw[1:]), raw: raw}
 	case len(raw) >= recordAt && raw[0] == frameLive:
 		n := int(raw[recordLenAt])<<8 | int(raw[recordLenAt+1])
 		if len(raw) < recordAt+n {
