@@ -7,8 +7,6 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +91,7 @@ func TestFullRedisRefusesSignOut(t *testing.T) {
 	e := newEnvSharing(t, "redis", &env{redis: srv})
 	_, session := e.signIn("full")
 	require.NoError(t, e.auth.Check(context.Background()))
-	fillRedis(t, srv)
+	srv.Fill()
 
 	r := e.do(req{method: http.MethodDelete, path: "/auth/session", header: session})
 	assert.Equal(t, http.StatusServiceUnavailable, r.StatusCode)
@@ -108,29 +106,6 @@ func TestFullRedisRefusesSignOut(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, e.auth.Check(context.Background()))
 	assert.Equal(t, http.StatusNoContent, e.do(req{method: http.MethodDelete, path: "/auth/session", header: session}).StatusCode)
-}
-
-// fillRedis makes srv full under noeviction: 2 MiB of keys, then a
-// maxmemory below the memory they use.
-func fillRedis(t testing.TB, srv *storetest.Server) {
-	t.Helper()
-	big := strings.Repeat("x", 64<<10)
-	for i := range 32 {
-		_, err := srv.Do("SET", "fill:"+strconv.Itoa(i), big)
-		require.NoError(t, err)
-	}
-	info, err := redis.String(srv.Do("INFO", "memory"))
-	require.NoError(t, err)
-	used := 0
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			used, err = strconv.Atoi(v)
-			require.NoError(t, err)
-		}
-	}
-	require.Greater(t, used, 2<<20)
-	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction", "maxmemory", used-(1<<20))
-	require.NoError(t, err)
 }
 
 // Check at start-up, and as the readiness probe: 503 with the reason

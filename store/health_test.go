@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,37 +171,13 @@ func TestRedisFullRefusesWrites(t *testing.T) {
 	srv := storetest.Start(t)
 	st := store.NewRedis(redisPool(t, srv, nil, nil))
 	tok := mintOps(t, st)
-	fill(t, srv)
+	srv.Fill()
 	err := st.End(context.Background(), store.End{Key: store.Key(tok), User: "p:ops", Until: time.Now().Add(time.Hour)})
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.EqualError(t, err, "store: unavailable: redis: OOM: Redis is full (maxmemory reached under noeviction)")
 	got, err := st.Lookup(context.Background(), store.Key(tok))
 	require.NoError(t, err, "reads still work")
 	assert.True(t, got.Live(), "the session was not ended")
-}
-
-// fill makes srv full under noeviction: 2 MiB of keys, then a maxmemory
-// below the memory they use. (Filling up to a maxmemory is not enough: the
-// refused command's own buffer tips it over, and is freed with it.)
-func fill(t testing.TB, srv *storetest.Server) {
-	t.Helper()
-	big := strings.Repeat("x", 64<<10)
-	for i := range 32 {
-		_, err := srv.Do("SET", fmt.Sprintf("fill:%d", i), big)
-		require.NoError(t, err)
-	}
-	info, err := redis.String(srv.Do("INFO", "memory"))
-	require.NoError(t, err)
-	var used int
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			used, err = strconv.Atoi(v)
-			require.NoError(t, err)
-		}
-	}
-	require.Greater(t, used, 2<<20)
-	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction", "maxmemory", used-(1<<20))
-	require.NoError(t, err)
 }
 
 func plain(t *testing.T) string { return storetest.Start(t).URL }
@@ -222,7 +197,7 @@ func replica(t *testing.T) string {
 // full starts a Redis with little memory under noeviction, full.
 func full(t *testing.T) string {
 	srv := storetest.Start(t)
-	fill(t, srv)
+	srv.Fill()
 	return srv.URL
 }
 

@@ -255,3 +255,34 @@ func FreePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Fill makes the server full under maxmemory-policy noeviction: 2 MiB of
+// keys of its own ("fill:N"), then a maxmemory below the memory they use,
+// so that every write is refused with OOM. (Filling up to a maxmemory is
+// not enough: the refused command's own buffer tips it over, and is freed
+// with it.)
+func (s *Server) Fill() {
+	s.t.Helper()
+	big := strings.Repeat("x", 64<<10)
+	for i := range 32 {
+		if _, err := s.Do("SET", "fill:"+strconv.Itoa(i), big); err != nil {
+			s.t.Fatalf("storetest: filling: %v", err)
+		}
+	}
+	info, err := redis.String(s.Do("INFO", "memory"))
+	if err != nil {
+		s.t.Fatalf("storetest: INFO memory: %v", err)
+	}
+	used := 0
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			used, _ = strconv.Atoi(v)
+		}
+	}
+	if used <= 2<<20 {
+		s.t.Fatalf("storetest: filled, but Redis uses only %d bytes", used)
+	}
+	if _, err := s.Do("CONFIG", "SET", "maxmemory-policy", "noeviction", "maxmemory", used-(1<<20)); err != nil {
+		s.t.Fatalf("storetest: CONFIG SET maxmemory: %v", err)
+	}
+}
