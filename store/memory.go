@@ -1,18 +1,17 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
 )
 
-// Memory is a Store in this process's memory: for a single process, tests
-// and demos. Expired sessions and index entries are dropped when read and
-// swept at most once a minute on write; nothing runs in the background.
-// It keeps values framed exactly as Redis does. It is safe for concurrent
-// use.
-type Memory struct {
+// memory is NewMemory's Store. It keeps values framed exactly as Redis
+// does.
+type memory struct {
 	mu        sync.RWMutex
 	sessions  map[string]item
 	users     map[string]map[string]time.Time
@@ -26,9 +25,13 @@ type item struct {
 
 func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 
-// NewMemory returns an empty in-memory store.
-func NewMemory() *Memory {
-	return &Memory{
+// NewMemory returns an empty Store in this process's memory: for a single
+// process, tests and demos (processes cannot share it, and it is lost on
+// restart). Expired sessions and index entries are dropped when read and
+// swept at most once a minute on write; nothing runs in the background.
+// Its Check always succeeds.
+func NewMemory() Store {
+	return &memory{
 		sessions:  map[string]item{},
 		users:     map[string]map[string]time.Time{},
 		lastSweep: time.Now(),
@@ -36,14 +39,14 @@ func NewMemory() *Memory {
 }
 
 // Find returns the data of token's session, if it has not expired.
-func (m *Memory) Find(token string) ([]byte, bool, error) {
+func (m *memory) Find(token string) ([]byte, bool, error) {
 	return m.FindCtx(context.Background(), token)
 }
 
 // FindCtx returns the data of token's session, if it has not expired and
 // token's validator opens it. It does not allocate.
-func (m *Memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	return find(ctx, token, func(key [keyLen]byte) ([]byte, bool, error) {
+func (m *memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	return backend.Find(ctx, token, func(key [format.KeyLen]byte) ([]byte, bool, error) {
 		m.mu.RLock()
 		it, found := m.sessions[string(key[:])]
 		m.mu.RUnlock()
@@ -54,12 +57,12 @@ func (m *Memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error
 // Commit replaces the scs values and expiry of token's session if it is
 // live and token's validator opens it; ErrNotLive otherwise. It never
 // creates a session: see Store.
-func (m *Memory) Commit(token string, data []byte, expires time.Time) error {
+func (m *memory) Commit(token string, data []byte, expires time.Time) error {
 	return m.update(token, nil, data, expires)
 }
 
 // Touch replaces the record of token's live session.
-func (m *Memory) Touch(_ context.Context, token string, record []byte) error {
+func (m *memory) Touch(_ context.Context, token string, record []byte) error {
 	if err := m.update(token, record, nil, time.Time{}); err != ErrNotLive {
 		return err
 	}
@@ -68,57 +71,57 @@ func (m *Memory) Touch(_ context.Context, token string, record []byte) error {
 
 // update replaces the record or the values (nil: kept) of token's live
 // session, and its expiry unless zero.
-func (m *Memory) update(token string, record, values []byte, expires time.Time) error {
-	sel, val, ok := split(token)
+func (m *memory) update(token string, record, values []byte, expires time.Time) error {
+	sel, val, ok := format.Split(token)
 	if !ok {
 		return ErrNotLive
 	}
-	key := KeyOf(sel)
+	key := sel.Key()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	it, found := m.sessions[key]
-	if !found || !it.live(time.Now()) || !opens(it.raw, val) || !stored(it.raw).Live() {
+	if !found || !it.live(time.Now()) || !format.Opens(it.raw, val) || !format.Parse(it.raw).Live() {
 		return ErrNotLive
 	}
 	if expires.IsZero() {
 		expires = it.expires
 	}
-	m.sessions[key] = item{raw: reframe(it.raw, record, values), expires: expires}
+	m.sessions[key] = item{raw: format.Reframe(it.raw, record, values), expires: expires}
 	return nil
 }
 
 // Delete returns ErrUnsupported: see Store.
-func (m *Memory) Delete(string) error { return ErrUnsupported }
+func (m *memory) Delete(string) error { return ErrUnsupported }
 
 // AllCtx returns ErrUnsupported: scs's Iterate is not supported (see
 // Store). It is here so that Iterate fails with an error, not a panic.
-func (m *Memory) AllCtx(context.Context) (map[string][]byte, error) { return nil, ErrUnsupported }
+func (m *memory) AllCtx(context.Context) (map[string][]byte, error) { return nil, ErrUnsupported }
 
 // Lookup returns what is stored at key.
-func (m *Memory) Lookup(_ context.Context, key string) (Stored, error) {
+func (m *memory) Lookup(_ context.Context, key string) (format.Stored, error) {
 	m.mu.RLock()
 	it, found := m.sessions[key]
 	m.mu.RUnlock()
 	if !found || !it.live(time.Now()) {
-		return Stored{}, nil
+		return format.Stored{}, nil
 	}
-	return stored(it.raw), nil
+	return format.Parse(it.raw), nil
 }
 
 // Mint creates a session with its index entry, if its key still holds
 // what s.Replace was read from and its credential was not signed out; it
 // ends, as replaced, any other live session of s.User minted from the same
 // credential.
-func (m *Memory) Mint(_ context.Context, s Mint) error {
-	sel, val, ok := split(s.Token)
-	if !ok || s.User == "" || s.Record == nil || len(s.Record) > MaxRecordLen {
-		return errBadMint
+func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
+	if !s.Valid() {
+		return backend.ErrBadMint
 	}
+	sel, val, _ := format.Split(s.Token)
 	now := time.Now()
 	if !now.Before(s.Expires) {
 		return nil
 	}
-	key := KeyOf(sel)
+	key := sel.Key()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
@@ -126,18 +129,18 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 	if it, found := m.sessions[key]; found && it.live(now) {
 		current = it.raw
 	}
-	if !s.Replace.same(current) {
-		return ErrConflict
+	if !s.Replace.Same(current) {
+		return backend.ErrConflict
 	}
 	if s.Mark != "" {
-		if it, found := m.sessions[s.Mark]; found && it.live(now) && stored(it.raw).Ended {
-			return ErrSignedOut
+		if it, found := m.sessions[s.Mark]; found && it.live(now) && format.Parse(it.raw).Ended {
+			return backend.ErrSignedOut
 		}
 	}
 	if c := s.Continues; c != nil {
 		it, found := m.sessions[c.Key]
-		if !found || !it.live(now) || !stored(it.raw).Live() || !bytes.Equal(stored(it.raw).Nonce, padNonce(c.Nonce)) {
-			return ErrNotContinued
+		if !found || !it.live(now) || !format.Parse(it.raw).SameNonce(c.Nonce) {
+			return backend.ErrNotContinued
 		}
 	}
 	idx := m.users[s.User]
@@ -145,10 +148,10 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 		idx = map[string]time.Time{}
 		m.users[s.User] = idx
 	}
-	if s.Credential != ([CredentialLen]byte{}) {
+	if s.Credential != (format.Credential{}) {
 		for other := range idx {
 			it, found := m.sessions[other]
-			if other != key && found && stored(it.raw).Live() && stored(it.raw).Credential == s.Credential {
+			if other != key && found && format.Parse(it.raw).Live() && format.Parse(it.raw).Credential == s.Credential {
 				delete(m.sessions, other)
 				delete(idx, other)
 			}
@@ -158,14 +161,14 @@ func (m *Memory) Mint(_ context.Context, s Mint) error {
 		delete(idx, c.Key)
 		delete(m.sessions, c.Key)
 	}
-	m.sessions[key] = item{raw: frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
+	m.sessions[key] = item{raw: format.Frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
 	idx[key] = s.Expires
 	return nil
 }
 
 // End marks sessions ended (or removes replaced ones) and drops them from
 // their users' indexes.
-func (m *Memory) End(_ context.Context, ends ...End) error {
+func (m *memory) End(_ context.Context, ends ...backend.Ending) error {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -173,16 +176,16 @@ func (m *Memory) End(_ context.Context, ends ...End) error {
 		switch {
 		case e.Replaced:
 			it, found := m.sessions[e.Key]
-			if !found || !bytes.Equal(stored(it.raw).Nonce, padNonce(e.Nonce)) || !stored(it.raw).Live() {
+			if !found || !format.Parse(it.raw).SameNonce(e.Nonce) {
 				continue // ended or minted anew meanwhile: not this session
 			}
 			delete(m.sessions, e.Key)
 		case !now.Before(e.Until):
 			delete(m.sessions, e.Key)
 		default:
-			m.sessions[e.Key] = item{raw: ended, expires: e.Until}
+			m.sessions[e.Key] = item{raw: format.Ended, expires: e.Until}
 			if e.Mark != "" {
-				m.sessions[e.Mark] = item{raw: ended, expires: e.Until}
+				m.sessions[e.Mark] = item{raw: format.Ended, expires: e.Until}
 			}
 		}
 		if idx := m.users[e.User]; idx != nil {
@@ -195,21 +198,21 @@ func (m *Memory) End(_ context.Context, ends ...End) error {
 	return nil
 }
 
-// Sessions returns user's live sessions.
-func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
+// List returns user's live sessions.
+func (m *memory) List(_ context.Context, user string) ([]backend.Entry, error) {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	idx := m.users[user]
-	entries := make([]Entry, 0, len(idx))
+	entries := make([]backend.Entry, 0, len(idx))
 	for key := range idx {
 		it, ok := m.sessions[key]
-		s := stored(it.raw)
+		s := format.Parse(it.raw)
 		if !ok || !it.live(now) || !s.Live() {
 			delete(idx, key)
 			continue
 		}
-		entries = append(entries, Entry{Key: key, Record: s.Record, Data: s.Data, Nonce: s.Nonce, Credential: s.Credential})
+		entries = append(entries, backend.Entry{Key: key, Stored: s})
 	}
 	if idx != nil && len(idx) == 0 {
 		delete(m.users, user)
@@ -217,11 +220,11 @@ func (m *Memory) Sessions(_ context.Context, user string) ([]Entry, error) {
 	return entries, nil
 }
 
-// Ping always succeeds.
-func (m *Memory) Ping(context.Context) error { return nil }
+// Check always succeeds: a memory store is this process's alone.
+func (m *memory) Check(context.Context, []byte, bool) error { return nil }
 
 // sweep drops everything expired, at most once a minute. m.mu is held.
-func (m *Memory) sweep(now time.Time) {
+func (m *memory) sweep(now time.Time) {
 	if now.Sub(m.lastSweep) < time.Minute {
 		return
 	}

@@ -1,4 +1,4 @@
-package store
+package redisstore
 
 import (
 	"context"
@@ -11,21 +11,9 @@ import (
 	"syscall"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
 )
-
-// ErrMisconfigured is wrapped, with ErrUnavailable, by the errors of a
-// Redis store whose server cannot keep sessiongate's promises: a Sentinel
-// or a cluster node instead of a Redis server, a read-only replica, or a
-// maxmemory-policy that may evict keys. The error's text says which and
-// what to change.
-var ErrMisconfigured = errors.New("store: Redis is not set up for sessions")
-
-// ErrSecretMismatch is returned by Check when the store already holds the
-// fingerprint of another secret: processes with different secrets share
-// it, so each would mint its own session for one frontend token, and a
-// sign-out in one would not stop the other.
-var ErrSecretMismatch = errors.New("store: the store holds another secret's fingerprint: " +
-	"every process that shares a store must use the same secret")
 
 // redisError is an error of the Redis store. Its text is ours alone: a
 // short reason such as "timeout" or "READONLY", never a server's reply
@@ -47,7 +35,7 @@ func unavailable(err error) error {
 	if errors.As(err, &own) {
 		return own
 	}
-	kind := []error{ErrUnavailable}
+	kind := []error{backend.ErrUnavailable}
 	if ctxErr := contextError(err); ctxErr != nil {
 		kind = append(kind, ctxErr)
 	}
@@ -57,7 +45,7 @@ func unavailable(err error) error {
 // misconfigured returns an error wrapping ErrUnavailable and
 // ErrMisconfigured that says why.
 func misconfigured(reason string) error {
-	return &redisError{msg: "store: unavailable: redis: " + reason, kind: []error{ErrUnavailable, ErrMisconfigured}}
+	return &redisError{msg: "store: unavailable: redis: " + reason, kind: []error{backend.ErrUnavailable, backend.ErrMisconfigured}}
 }
 
 func contextError(err error) error {

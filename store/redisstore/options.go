@@ -1,9 +1,9 @@
-package store
+package redisstore
 
 import "time"
 
-// RedisOptions configures NewRedisWith. The zero value is the default.
-type RedisOptions struct {
+// Options configures New. The zero value is the default.
+type Options struct {
 	// Timeout bounds one store operation from start to end: waiting for a
 	// pooled connection (when the pool's MaxActive is reached), dialling
 	// one, its commands, and its one retry on a fresh connection. A
@@ -32,16 +32,16 @@ type RedisOptions struct {
 	RecheckInterval time.Duration
 }
 
-// defaultRecheckInterval is RedisOptions.RecheckInterval's default.
+// defaultRecheckInterval is Options.RecheckInterval's default.
 const defaultRecheckInterval = 5 * time.Second
 
-// defaultRedisTimeout is RedisOptions.Timeout's default.
-const defaultRedisTimeout = 2 * time.Second
+// defaultTimeout is Options.Timeout's default.
+const defaultTimeout = 2 * time.Second
 
 // withDefaults returns a copy of o with every unset field filled.
-func (o RedisOptions) withDefaults() RedisOptions {
+func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
-		o.Timeout = defaultRedisTimeout
+		o.Timeout = defaultTimeout
 	}
 	if o.RecheckInterval <= 0 {
 		o.RecheckInterval = defaultRecheckInterval

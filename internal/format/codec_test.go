@@ -1,4 +1,4 @@
-package store_test
+package format_test
 
 import (
 	"encoding/gob"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/internal/format"
 )
 
 type cart struct{ Items []string }
@@ -23,7 +23,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		"s": "text", "b": []byte{0, 1, 2}, "t": true, "f": false, "i": -42, "I": int64(1 << 40),
 		"x": 3.25, "w": when, "cart": cart{Items: []string{"tea"}}, "": "empty key",
 	}
-	c := store.Codec{}
+	c := format.Codec{}
 	b, err := c.Encode(deadline, values)
 	require.NoError(t, err)
 	got, decoded, err := c.Decode(b)
@@ -42,39 +42,39 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestCodecIsCompact(t *testing.T) {
 	t.Parallel()
-	b, err := store.Codec{}.Encode(time.Now(), map[string]any{"sg": make([]byte, 100)})
+	b, err := format.Codec{}.Encode(time.Now(), map[string]any{"sg": make([]byte, 100)})
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(b), 100+14, "a record costs 14 bytes of framing at most")
 }
 
 func TestCodecRejectsWhatItDidNotEncode(t *testing.T) {
 	t.Parallel()
-	good, err := store.Codec{}.Encode(time.Now(), map[string]any{"k": "v", "c": cart{}})
+	good, err := format.Codec{}.Encode(time.Now(), map[string]any{"k": "v", "c": cart{}})
 	require.NoError(t, err)
 	for name, b := range map[string][]byte{
 		"empty": nil, "gob": {0x0e, 0xff}, "json": []byte(`{"k":"v"}`),
 		"cut": good[:len(good)-1], "trailing": append(append([]byte{}, good...), 0),
 		"huge count": {0xC5, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	} {
-		_, _, err := store.Codec{}.Decode(b)
+		_, _, err := format.Codec{}.Decode(b)
 		assert.Error(t, err, name)
 	}
 }
 
 func FuzzCodec(f *testing.F) {
-	good, _ := store.Codec{}.Encode(time.UnixMilli(1), map[string]any{"k": "v", "n": 1, "b": []byte("x"), "c": cart{}})
+	good, _ := format.Codec{}.Encode(time.UnixMilli(1), map[string]any{"k": "v", "n": 1, "b": []byte("x"), "c": cart{}})
 	f.Add(good)
 	f.Add([]byte{0xC5, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		deadline, values, err := store.Codec{}.Decode(b)
+		deadline, values, err := format.Codec{}.Decode(b)
 		if err != nil {
 			return
 		}
-		again, err := store.Codec{}.Encode(deadline, values)
+		again, err := format.Codec{}.Encode(deadline, values)
 		if err != nil {
 			t.Fatalf("decoded %q but cannot encode it again: %v", b, err)
 		}
-		if _, _, err := (store.Codec{}).Decode(again); err != nil {
+		if _, _, err := (format.Codec{}).Decode(again); err != nil {
 			t.Fatalf("cannot decode its own encoding of %q: %v", b, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package middleware
+package format
 
 import (
 	"encoding/base64"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/wire"
 	"github.com/sessiongate/sessiongate/provider"
-	"github.com/sessiongate/sessiongate/store"
 )
 
 // A record is a Session in a compact binary form, about 100 bytes for a
@@ -36,8 +35,56 @@ import (
 // public id is derived from the store key too, except for a session that
 // continues another (a new sign-in on the same device), which keeps the
 // public id of the session it continues. The record is kept beside the
-// scs values, not among them (see store.Stored), so handlers never see it.
+// scs values, not among them (see Stored), so handlers never see it.
 const recordVersion = 2
+
+// Session is a session as a store keeps it: its record, with what its key
+// and frame say.
+type Session struct {
+	// ID is the session's public id (PublicID, or the continued
+	// session's).
+	ID string
+	// Identity is who the session belongs to.
+	Identity provider.Identity
+	// Created is when the device first signed in; LastSeen the last
+	// recorded activity; Expires when the session ends.
+	Created, LastSeen, Expires time.Time
+	// ClientIP and UserAgent are the client's, at the mint.
+	ClientIP, UserAgent string
+
+	// Key is the session's store key, Nonce the nonce it was minted with,
+	// Credential its credential id (zero: none).
+	Key        string
+	Nonce      []byte
+	Credential Credential
+	// Preds are the sessions it continues, oldest first.
+	Preds []Predecessor
+}
+
+// Predecessor is a session that a session continues (the same device
+// signed in again with another frontend token): what its sign-out must
+// mark too, so that the tokens the device used are signed out with it.
+type Predecessor struct {
+	Key        string     // its store key: its frontend token's
+	Credential Credential // its credential id
+	Until      time.Time  // how long its marks must last
+}
+
+// MaxPredecessors bounds the predecessors a session keeps: those whose
+// token expired are dropped first, then the oldest. A device that signed
+// in again more often than this within one token's life has its oldest
+// tokens out of reach of its sign-out.
+const MaxPredecessors = 16
+
+// Continues reports whether s continues the session of store key key.
+func (s *Session) Continues(key string) bool {
+	for _, p := range s.Preds {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
+}
 
 const (
 	flagTokenExpiry = 1 << iota
@@ -45,9 +92,11 @@ const (
 	flagPredecessors
 )
 
-var errRecord = errors.New("sessiongate/middleware: not a session record")
+var errRecord = errors.New("sessiongate: not a session record")
 
-func encodeRecord(s *Session) []byte {
+// EncodeRecord returns s's record. Key, Nonce and Credential are not in
+// it: the key and frame keep them.
+func EncodeRecord(s *Session) []byte {
 	created := s.Created.UnixMilli()
 	b := make([]byte, 0, 128)
 	b = append(b, recordVersion)
@@ -60,10 +109,10 @@ func encodeRecord(s *Session) []byte {
 		flags |= flagTokenExpiry
 	}
 	ownID, continued := publicIDBytes(s.ID)
-	if continued = continued && s.ID != publicID(s.key, s.nonce); continued {
+	if continued = continued && s.ID != PublicID(s.Key, s.Nonce); continued {
 		flags |= flagPublicID
 	}
-	if len(s.preds) > 0 {
+	if len(s.Preds) > 0 {
 		flags |= flagPredecessors
 	}
 	b = append(b, flags)
@@ -73,13 +122,13 @@ func encodeRecord(s *Session) []byte {
 	if continued {
 		b = append(b, ownID[:]...)
 	}
-	if len(s.preds) > 0 {
-		b = binary.AppendUvarint(b, uint64(len(s.preds)))
-		for _, p := range s.preds {
-			sel, _ := base64.RawURLEncoding.DecodeString(p.key)
-			b = append(b, sel...)
-			b = append(b, p.cred[:]...)
-			b = binary.AppendVarint(b, p.until.UnixMilli()-created)
+	if len(s.Preds) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(s.Preds)))
+		for _, p := range s.Preds {
+			sel, _ := SelectorOf(p.Key)
+			b = append(b, sel[:]...)
+			b = append(b, p.Credential[:]...)
+			b = binary.AppendVarint(b, p.Until.UnixMilli()-created)
 		}
 	}
 	b = appendString(b, id.UserID)
@@ -91,19 +140,23 @@ func encodeRecord(s *Session) []byte {
 	return c.appendMap(b, id.Claims, 0)
 }
 
-func decodeRecord(key string, nonce, data []byte) (*Session, error) {
+// DecodeRecord returns the session stored at key as st (which must be
+// Live), or an error when its record is not one.
+func DecodeRecord(key string, st Stored) (*Session, error) {
+	nonce, data := st.Nonce, st.Record
 	d := reader{wire.Reader{B: data}}
 	if d.Byte() != recordVersion {
 		return nil, errRecord
 	}
 	created := int64(d.Uvarint())
 	s := &Session{
-		ID:       publicID(key, nonce),
-		Created:  time.UnixMilli(created),
-		LastSeen: time.UnixMilli(created + d.Varint()),
-		Expires:  time.UnixMilli(created + d.Varint()),
-		key:      key,
-		nonce:    nonce,
+		ID:         PublicID(key, nonce),
+		Created:    time.UnixMilli(created),
+		LastSeen:   time.UnixMilli(created + d.Varint()),
+		Expires:    time.UnixMilli(created + d.Varint()),
+		Key:        key,
+		Nonce:      nonce,
+		Credential: st.Credential,
 	}
 	flags := d.Byte()
 	if flags&flagTokenExpiry != 0 {
@@ -114,14 +167,14 @@ func decodeRecord(key string, nonce, data []byte) (*Session, error) {
 	}
 	if flags&flagPredecessors != 0 {
 		n := d.Uvarint()
-		if n > maxPredecessors {
+		if n > MaxPredecessors {
 			return nil, errRecord
 		}
-		s.preds = make([]predecessor, n)
-		for i := range s.preds {
-			s.preds[i].key = base64.RawURLEncoding.EncodeToString(d.Next(store.SelectorLen))
-			copy(s.preds[i].cred[:], d.Next(store.CredentialLen))
-			s.preds[i].until = time.UnixMilli(created + d.Varint())
+		s.Preds = make([]Predecessor, n)
+		for i := range s.Preds {
+			s.Preds[i].Key = base64.RawURLEncoding.EncodeToString(d.Next(SelectorLen))
+			copy(s.Preds[i].Credential[:], d.Next(CredentialLen))
+			s.Preds[i].Until = time.UnixMilli(created + d.Varint())
 		}
 	}
 	s.Identity.UserID = d.string()

@@ -1,4 +1,4 @@
-package store
+package redisstore
 
 import (
 	"context"
@@ -11,9 +11,14 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/store"
 )
 
-// Redis is a Store in Redis (7.0 or later), on a redigo pool. Keys:
+// redisStore is New's Store: sessions in Redis (7.0 or later), on a
+// redigo pool. Keys:
 //
 //	sg:s:<Key>      a session (framed with its validator's hash), or the mark of an ended one, with its expiry
 //	sg:u:<user>     sorted set of the user's session keys scored by expiry (ms)
@@ -22,16 +27,9 @@ import (
 // A session with a typical identity takes under 400 bytes of Redis memory,
 // index included. Writes that belong together run in one round trip (a
 // script or MULTI/EXEC). Nothing scans the keyspace: no KEYS, no SCAN.
-//
-// Each operation holds at most one pooled connection at a time, and runs
-// under one deadline (RedisOptions.Timeout, or the caller's when earlier)
-// that covers its wait for a connection, its commands and its one retry.
-// Its errors wrap ErrUnavailable and carry a short reason ("timeout",
-// "connection refused", "READONLY: ..."), never Redis's reply text, a
-// command's arguments, a key or the URL. It is safe for concurrent use.
-type Redis struct {
+type redisStore struct {
 	pool *redis.Pool
-	opts RedisOptions
+	opts Options
 	// droppedAt is when (unix ns) a connection was last found dead: pooled
 	// connections idle since before then are checked before reuse.
 	droppedAt atomic.Int64
@@ -46,14 +44,9 @@ const (
 	fingerprintKey = "sg:fingerprint"
 )
 
-// NewRedis returns a store that keeps sessions in the Redis behind pool,
-// with the default RedisOptions: NewRedisWith(pool, RedisOptions{}).
-func NewRedis(pool *redis.Pool) *Redis {
-	return NewRedisWith(pool, RedisOptions{})
-}
-
-// NewRedisWith returns a store that keeps sessions in the Redis behind
-// pool. Call it before the pool is used: it wraps the pool's dial and its
+// New returns a store that keeps sessions in the Redis behind pool, with
+// opts (the zero Options is the default). The Redis must be 7.0 or later,
+// a primary, with maxmemory-policy noeviction. Call it before the pool is used: it wraps the pool's dial and its
 // TestOnBorrowContext (stores that share a pool each add their checks).
 //
 //   - Every new connection is checked before its first use: a Sentinel, a
@@ -70,10 +63,18 @@ func NewRedis(pool *redis.Pool) *Redis {
 //     idempotent).
 //
 // The pool's MaxActive (0: no limit) caps the connections; with Wait set,
-// as NewRedisPool sets it, an operation waits for a free one within its
+// as NewPool sets it, an operation waits for a free one within its
 // deadline, else it fails at once with "connection pool exhausted".
-func NewRedisWith(pool *redis.Pool, opts RedisOptions) *Redis {
-	r := &Redis{pool: pool, opts: opts.withDefaults()}
+//
+// Each operation holds at most one pooled connection at a time, and runs
+// under one deadline (Options.Timeout, or the caller's when earlier) that
+// covers its wait for a connection, its commands and its one retry. Its
+// errors wrap store.ErrUnavailable and carry a short reason ("timeout",
+// "connection refused", "READONLY: ..."), never Redis's reply text, a
+// command's arguments, a key or the URL. The store is safe for
+// concurrent use.
+func New(pool *redis.Pool, opts Options) store.Store {
+	r := &redisStore{pool: pool, opts: opts.withDefaults()}
 	dial := pool.DialContext
 	if dial == nil {
 		plain := pool.Dial
@@ -112,7 +113,7 @@ func NewRedisWith(pool *redis.Pool, opts RedisOptions) *Redis {
 // borrower at a time, one INFO per interval. A failure makes every
 // following borrow vet again, so every operation fails until Redis is
 // fixed.
-func (r *Redis) revet(ctx context.Context, c redis.Conn) error {
+func (r *redisStore) revet(ctx context.Context, c redis.Conn) error {
 	now := time.Now().UnixNano()
 	last := r.vettedAt.Load()
 	if now-last < int64(r.opts.RecheckInterval) || !r.vettedAt.CompareAndSwap(last, now) {
@@ -130,13 +131,13 @@ func (r *Redis) revet(ctx context.Context, c redis.Conn) error {
 type retryKey struct{}
 
 // with runs op on one pooled connection, under the operation's deadline:
-// RedisOptions.Timeout from now, or ctx's deadline when earlier. If the
+// Options.Timeout from now, or ctx's deadline when earlier. If the
 // connection turns out to be dead (closed or reset, not an answer or a
 // timeout), it runs op once more, within the same deadline, on a
 // connection checked with a PING or newly dialled. op must not take
 // another connection, and must issue its commands on conn: each of them
 // runs under the operation's context, whatever context op passes.
-func (r *Redis) with(ctx context.Context, op func(conn redis.Conn) error) error {
+func (r *redisStore) with(ctx context.Context, op func(conn redis.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	var err error
@@ -170,7 +171,7 @@ func (r *Redis) with(ctx context.Context, op func(conn redis.Conn) error) error 
 
 // dropped reports whether err is a connection that died rather than an
 // answer, a timeout or a refusal, and notes the time.
-func (r *Redis) dropped(ctx context.Context, err error) bool {
+func (r *redisStore) dropped(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || !dead(err) {
 		return false
 	}
@@ -202,10 +203,10 @@ func (c opConn) ReceiveContext(context.Context) (any, error) {
 	return redis.ReceiveContext(c.Conn, c.ctx)
 }
 
-// NewRedisPool returns a redigo pool for a redis:// or rediss:// URL
+// NewPool returns a redigo pool for a redis:// or rediss:// URL
 // (redis://[user:password@]host[:port][/db]), with the timeouts a
 // request path needs: 2 s to connect; each operation bounded by the
-// store's RedisOptions.Timeout (default 2 s), the connection's own read
+// store's Options.Timeout (default 2 s), the connection's own read
 // and write timeouts (30 s) being only a backstop, so that a Timeout above
 // 2 s is honoured; idle
 // connections checked with a PING after a minute, no limit on
@@ -214,7 +215,7 @@ func (c opConn) ReceiveContext(context.Context) (any, error) {
 // checked here; no connection is made yet. An error never shows any part
 // of the URL: only what is wrong with it. Sentinel and Cluster URLs
 // (query parameters) are not supported yet.
-func NewRedisPool(rawURL string) (*redis.Pool, error) {
+func NewPool(rawURL string) (*redis.Pool, error) {
 	if err := checkRedisURL(rawURL); err != nil {
 		return nil, err
 	}
@@ -275,13 +276,13 @@ func checkRedisURL(rawURL string) error {
 
 // Find returns the data of token's session if token's validator opens
 // it: one GET.
-func (r *Redis) Find(token string) ([]byte, bool, error) {
+func (r *redisStore) Find(token string) ([]byte, bool, error) {
 	return r.FindCtx(context.Background(), token)
 }
 
 // FindCtx is Find; a context from Prefetched answers without a read.
-func (r *Redis) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	return find(ctx, token, func(key [keyLen]byte) (raw []byte, found bool, err error) {
+func (r *redisStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	return backend.Find(ctx, token, func(key [format.KeyLen]byte) (raw []byte, found bool, err error) {
 		err = r.with(ctx, func(conn redis.Conn) (err error) {
 			raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+string(key[:])))
 			if errors.Is(err, redis.ErrNil) {
@@ -318,14 +319,14 @@ return 1`))
 
 // Commit is CommitCtx without a caller's context: the store's Timeout
 // bounds it.
-func (r *Redis) Commit(token string, data []byte, expires time.Time) error {
+func (r *redisStore) Commit(token string, data []byte, expires time.Time) error {
 	return r.CommitCtx(context.Background(), token, data, expires)
 }
 
 // CommitCtx replaces the scs values and expiry of token's session if
 // token's validator still opens it, in one round trip; ErrNotLive
 // otherwise. scs's Commit calls it with the request's context.
-func (r *Redis) CommitCtx(ctx context.Context, token string, data []byte, expires time.Time) error {
+func (r *redisStore) CommitCtx(ctx context.Context, token string, data []byte, expires time.Time) error {
 	ttl := r.ttl(expires)
 	if ttl <= 0 {
 		return nil // scs commits an expired session: it is gone anyway
@@ -335,40 +336,42 @@ func (r *Redis) CommitCtx(ctx context.Context, token string, data []byte, expire
 
 // Touch replaces the record of token's live session, keeping its scs
 // values and expiry.
-func (r *Redis) Touch(ctx context.Context, token string, record []byte) error {
-	if err := r.update(ctx, token, "r", record, ""); err != ErrNotLive {
+func (r *redisStore) Touch(ctx context.Context, token string, record []byte) error {
+	if err := r.update(ctx, token, "r", record, ""); err != backend.ErrNotLive {
 		return err
 	}
 	return nil
 }
 
 // update runs updateScript for token.
-func (r *Redis) update(ctx context.Context, token, part string, b []byte, ttl any) error {
-	sel, val, ok := split(token)
+func (r *redisStore) update(ctx context.Context, token, part string, b []byte, ttl any) error {
+	sel, val, ok := format.Split(token)
 	if !ok {
-		return ErrNotLive
+		return backend.ErrNotLive
 	}
-	v := verifier(val)
+	v := format.VerifierOf(val)
 	done := 0
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
-		done, err = redis.Int(updateScript.DoContext(ctx, conn, sessionPrefix+KeyOf(sel), v[:], part, b, ttl))
+		done, err = redis.Int(updateScript.DoContext(ctx, conn, sessionPrefix+sel.Key(), v[:], part, b, ttl))
 		return err
 	})
 	if err == nil && done != 1 {
-		return ErrNotLive
+		return backend.ErrNotLive
 	}
 	return err
 }
 
 // Delete returns ErrUnsupported: see Store.
-func (r *Redis) Delete(string) error { return ErrUnsupported }
+func (r *redisStore) Delete(string) error { return backend.ErrUnsupported }
 
 // AllCtx returns ErrUnsupported: scs's Iterate is not supported (see
 // Store). It is here so that Iterate fails with an error, not a panic.
-func (r *Redis) AllCtx(context.Context) (map[string][]byte, error) { return nil, ErrUnsupported }
+func (r *redisStore) AllCtx(context.Context) (map[string][]byte, error) {
+	return nil, backend.ErrUnsupported
+}
 
 // Lookup returns what is stored at key: one GET.
-func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
+func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, error) {
 	var raw []byte
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
 		raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+key))
@@ -378,9 +381,9 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Stored, error) {
 		return err
 	})
 	if err != nil {
-		return Stored{}, err
+		return format.Stored{}, err
 	}
-	return stored(raw), nil
+	return format.Parse(raw), nil
 }
 
 // mintScript writes a session (KEYS[1]) and its entry in its user's index
@@ -436,51 +439,51 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1`))
 
 // luaFrame replaces the frame's names in a script by their values, so that
-// the scripts and the Go code read one layout (see token.go).
+// the scripts and the Go code read one layout (internal/format's frame).
 func luaFrame(script string) string {
 	return strings.NewReplacer(
 		"SESSION_PREFIX", strconv.Quote(sessionPrefix),
-		"RECORD_LEN_AT", strconv.Itoa(recordLenAt),
-		"RECORD_AT", strconv.Itoa(recordAt),
-		"NONCE_AT", strconv.Itoa(nonceAt),
-		"CRED_AT", strconv.Itoa(credAt),
-		"CRED_LEN", strconv.Itoa(CredentialLen),
-		"ENDED", `"\0"`,
-		"LIVE", `"\1"`,
+		"RECORD_LEN_AT", strconv.Itoa(format.RecordLenAt),
+		"RECORD_AT", strconv.Itoa(format.RecordAt),
+		"NONCE_AT", strconv.Itoa(format.NonceAt),
+		"CRED_AT", strconv.Itoa(format.CredAt),
+		"CRED_LEN", strconv.Itoa(format.CredentialLen),
+		"ENDED", strconv.Quote(string(format.Ended)),
+		"LIVE", strconv.Quote(string([]byte{format.FrameLive})),
 	).Replace(script)
 }
 
 // Mint writes the session and its index entry in one script, if the key
 // still holds what m.Replace was read from and the credential was not
 // signed out.
-func (r *Redis) Mint(ctx context.Context, m Mint) error {
-	sel, val, ok := split(m.Token)
-	if !ok || m.User == "" || m.Record == nil || len(m.Record) > MaxRecordLen {
-		return errBadMint
+func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
+	if !m.Valid() {
+		return backend.ErrBadMint
 	}
+	sel, val, _ := format.Split(m.Token)
 	ttl := r.ttl(m.Expires)
 	if ttl <= 0 {
 		return nil
 	}
-	key := KeyOf(sel)
-	value := frame(val, m.Nonce, m.Credential, m.Record, m.Data)
+	key := sel.Key()
+	value := format.Frame(val, m.Nonce, m.Credential, m.Record, m.Data)
 	mark, cred := sessionPrefix+key, ""
 	if m.Mark != "" {
 		mark = sessionPrefix + m.Mark
 	}
-	if m.Credential != ([CredentialLen]byte{}) {
+	if m.Credential != (format.Credential{}) {
 		cred = string(m.Credential[:])
 	}
 	old, oldNonce, oldMember := sessionPrefix+key, []byte(nil), ""
 	if c := m.Continues; c != nil && c.Key != key {
-		old, oldNonce, oldMember = sessionPrefix+c.Key, padNonce(c.Nonce), c.Key
+		old, oldNonce, oldMember = sessionPrefix+c.Key, format.PadNonce(c.Nonce), c.Key
 	}
 	done := 0
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
 		// A retry after a lost answer finds this very value and reports a
 		// conflict: the caller then looks the key up and finds it minted.
 		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
-			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.raw, key, cred,
+			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.Raw(), key, cred,
 			oldNonce, oldMember))
 		return err
 	})
@@ -488,31 +491,31 @@ func (r *Redis) Mint(ctx context.Context, m Mint) error {
 	case err != nil:
 		return err
 	case done == -1:
-		return ErrSignedOut
+		return backend.ErrSignedOut
 	case done == -2:
-		return ErrNotContinued
+		return backend.ErrNotContinued
 	case done != 1:
-		return ErrConflict
+		return backend.ErrConflict
 	}
 	return nil
 }
 
 // End marks sessions ended (or removes replaced ones) and drops them from
 // their users' indexes, in one MULTI.
-func (r *Redis) End(ctx context.Context, ends ...End) error {
+func (r *redisStore) End(ctx context.Context, ends ...backend.Ending) error {
 	if len(ends) == 0 {
 		return nil
 	}
 	return r.transaction(ctx, func(conn redis.Conn) {
 		for _, e := range ends {
 			if e.Replaced {
-				replaceScript.Send(conn, sessionPrefix+e.Key, userPrefix+e.User, padNonce(e.Nonce), e.Key)
+				replaceScript.Send(conn, sessionPrefix+e.Key, userPrefix+e.User, format.PadNonce(e.Nonce), e.Key)
 				continue
 			}
 			if ttl := r.ttl(e.Until); ttl > 0 {
-				conn.Send("SET", sessionPrefix+e.Key, ended, "PX", ttl)
+				conn.Send("SET", sessionPrefix+e.Key, format.Ended, "PX", ttl)
 				if e.Mark != "" {
-					conn.Send("SET", sessionPrefix+e.Mark, ended, "PX", ttl)
+					conn.Send("SET", sessionPrefix+e.Mark, format.Ended, "PX", ttl)
 				}
 			} else {
 				conn.Send("DEL", sessionPrefix+e.Key)
@@ -524,9 +527,9 @@ func (r *Redis) End(ctx context.Context, ends ...End) error {
 	})
 }
 
-// Sessions returns user's live sessions: the index's live members, then
+// List returns user's live sessions: the index's live members, then
 // their data in one MGET. Members whose session is gone are removed.
-func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
+func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
 	idx := userPrefix + user
 	var (
 		keys   []string
@@ -547,15 +550,15 @@ func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	entries := make([]Entry, 0, len(keys))
+	entries := make([]backend.Entry, 0, len(keys))
 	var gone []any
 	for i, v := range values {
-		s := stored(v)
+		s := format.Parse(v)
 		if !s.Live() {
 			gone = append(gone, keys[i])
 			continue
 		}
-		entries = append(entries, Entry{Key: keys[i], Record: s.Record, Data: s.Data, Nonce: s.Nonce, Credential: s.Credential})
+		entries = append(entries, backend.Entry{Key: keys[i], Stored: s})
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.
@@ -568,7 +571,7 @@ func (r *Redis) Sessions(ctx context.Context, user string) ([]Entry, error) {
 }
 
 // Ping sends PING.
-func (r *Redis) Ping(ctx context.Context) error {
+func (r *redisStore) Ping(ctx context.Context) error {
 	return r.with(ctx, func(conn redis.Conn) error {
 		_, err := redis.DoContext(conn, ctx, "PING")
 		return err
@@ -577,7 +580,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // transaction sends the commands queued by fill in one MULTI/EXEC round
 // trip.
-func (r *Redis) transaction(ctx context.Context, fill func(redis.Conn)) error {
+func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) error {
 	return r.with(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
@@ -588,7 +591,7 @@ func (r *Redis) transaction(ctx context.Context, fill func(redis.Conn)) error {
 
 // ttl returns the milliseconds left until t, at least 1 when t is after
 // now.
-func (r *Redis) ttl(t time.Time) int64 {
+func (r *redisStore) ttl(t time.Time) int64 {
 	d := t.Sub(time.Now())
 	if d <= 0 {
 		return 0

@@ -1,4 +1,4 @@
-package store
+package redisstore
 
 import (
 	"context"
@@ -9,41 +9,22 @@ import (
 	"strings"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
 )
-
-// Checker is a Store that can tell whether it can do what sign-in and
-// sign-out need, for a start-up check and a readiness probe. Both stores
-// of this package implement it; middleware's Auth.Check calls it.
-type Checker interface {
-	// Check returns nil when the store answers and can keep sessions, else
-	// an error that says why in words safe to show: no secret, token, key
-	// or server text. Errors for a store that cannot serve wrap
-	// ErrUnavailable, and ErrMisconfigured too when its setup is at fault.
-	//
-	// fingerprint identifies the caller's secret without revealing it (an
-	// HMAC of a fixed text under the secret). With claim set, a store that
-	// holds no fingerprint records this one; without, it is only compared
-	// (for a process whose secret is its own, drawn at random). A store
-	// that holds another fingerprint gives ErrSecretMismatch.
-	Check(ctx context.Context, fingerprint []byte, claim bool) error
-}
-
-// Check always succeeds: a memory store belongs to one process, and so
-// does its secret.
-func (m *Memory) Check(context.Context, []byte, bool) error { return nil }
 
 // Check reports whether this Redis can keep sessions, in one round trip
 // plus one write: it must be a Redis server (not a Sentinel), not in
 // cluster mode (not supported yet), a primary (a replica refuses the
 // writes of sign-in and sign-out), with maxmemory-policy noeviction
-// (unless RedisOptions.InsecureAllowEviction), and not full (with
+// (unless Options.InsecureAllowEviction), and not full (with
 // noeviction, a full Redis refuses sign-ins and sign-outs). It then
 // compares the secret's fingerprint with the one kept at sg:fingerprint,
 // which the first process to claim it records (SET NX, no expiry): to
 // change the secret of every process, stop them all and delete that key.
 // The Redis user needs INFO for the first checks; without it, the write
 // still tells a replica or a full Redis.
-func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error {
+func (r *redisStore) Check(ctx context.Context, fingerprint []byte, claim bool) error {
 	var problem error
 	err := r.with(ctx, func(conn redis.Conn) error {
 		info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
@@ -75,11 +56,11 @@ func (r *Redis) Check(ctx context.Context, fingerprint []byte, claim bool) error
 			problem = misconfigured("the Redis user may not run a script, a command or write a key (sg:s:*, sg:u:*) that sign-in and sign-out need")
 		case isReply(err, "NOREPLICAS", "MISCONF", "NOSCRIPT", "BUSY", "LOADING", "MASTERDOWN"):
 			code, _, _ := strings.Cut(err.Error(), " ")
-			problem = &redisError{msg: "store: unavailable: redis: Redis refuses writes now (" + code + "): sign-ins and sign-outs fail", kind: []error{ErrUnavailable}}
+			problem = &redisError{msg: "store: unavailable: redis: Redis refuses writes now (" + code + "): sign-ins and sign-outs fail", kind: []error{backend.ErrUnavailable}}
 		case err != nil:
 			return err
 		case !hmac.Equal(stored, fingerprint):
-			problem = ErrSecretMismatch
+			problem = backend.ErrSecretMismatch
 		}
 		return nil
 	})
@@ -124,13 +105,13 @@ var (
 	errFull    = &redisError{
 		msg: "store: unavailable: redis: Redis is full (used memory above maxmemory, policy noeviction): " +
 			"sign-ins and sign-outs fail until memory is freed or maxmemory raised",
-		kind: []error{ErrUnavailable},
+		kind: []error{backend.ErrUnavailable},
 	}
 )
 
 // problemOf returns what INFO's fields say is wrong with the server for
 // sessions, or nil. Fields INFO did not report are not judged.
-func (r *Redis) problemOf(info string) error {
+func (r *redisStore) problemOf(info string) error {
 	switch mode, _ := infoField(info, "redis_mode"); mode {
 	case "sentinel":
 		return errSentinel
@@ -162,7 +143,7 @@ func (r *Redis) problemOf(info string) error {
 // maxmemory-policy that may evict, or one that cannot be read (INFO
 // memory, or CONFIG GET when INFO is refused). An error that is not
 // Redis's answer is returned as it is, for with to judge.
-func (r *Redis) vet(ctx context.Context, c redis.Conn) error {
+func (r *redisStore) vet(ctx context.Context, c redis.Conn) error {
 	info, err := redis.String(redis.DoContext(c, ctx, "INFO", "server", "memory"))
 	switch {
 	case isReply(err):
@@ -185,7 +166,7 @@ func (r *Redis) vet(ctx context.Context, c redis.Conn) error {
 
 // vetPolicy reads the eviction policy with CONFIG GET, for a Redis user
 // that may not run INFO.
-func (r *Redis) vetPolicy(ctx context.Context, c redis.Conn) error {
+func (r *redisStore) vetPolicy(ctx context.Context, c redis.Conn) error {
 	if r.opts.InsecureAllowEviction {
 		return nil
 	}
@@ -193,7 +174,7 @@ func (r *Redis) vetPolicy(ctx context.Context, c redis.Conn) error {
 	switch {
 	case isReply(err):
 		return misconfigured("maxmemory-policy cannot be read: the Redis user may run neither INFO nor CONFIG GET; " +
-			"allow one of them, or set RedisOptions.InsecureAllowEviction")
+			"allow one of them, or set Options.InsecureAllowEviction")
 	case err != nil:
 		return err
 	}
@@ -221,7 +202,7 @@ func evictionProblem(policy string) error {
 		is = "is " + policy
 	}
 	return misconfigured("maxmemory-policy " + is + ", but it must be noeviction: an evicting Redis forgets sessions " +
-		"and the marks that keep signed-out tokens from signing in again (or set RedisOptions.InsecureAllowEviction)")
+		"and the marks that keep signed-out tokens from signing in again (or set Options.InsecureAllowEviction)")
 }
 
 // isReply reports whether err is an error Redis answered, with one of

@@ -1,0 +1,190 @@
+// Package backend is the contract between sessiongate's session engine and
+// its stores: the memory store (package store) and the Redis store
+// (store/redisstore). Its types are internal, so no store outside this
+// module can implement it, or implement it wrongly; applications choose a
+// store with those packages' constructors and never call it themselves.
+//
+// Not found is never an error: errors are for a store that cannot answer,
+// and every such error wraps ErrUnavailable.
+package backend
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/sessiongate/sessiongate/internal/format"
+)
+
+// Backend is a session store. Implementations are safe for concurrent use.
+//
+// Its scs methods take session tokens (format.Token), which the store
+// splits itself: the scs manager's HashTokenInStore is off.
+type Backend interface {
+	// Find, Commit and Delete make a Backend an scs.Store. Find answers
+	// only for the token's validator, with the session's scs values.
+	// Commit replaces the scs values of a live session that the token
+	// still opens and returns ErrNotLive otherwise; it never creates a
+	// session. Delete returns ErrUnsupported: scs's Destroy and RenewToken
+	// would end a session without sessiongate's sign-out mark.
+	scs.Store
+	// FindCtx is Find with a context; a context from Prefetched answers
+	// without reading the store again.
+	FindCtx(ctx context.Context, token string) ([]byte, bool, error)
+
+	// Lookup returns what is stored at key, whatever its validator: a live
+	// session, the mark of an ended one, or nothing.
+	Lookup(ctx context.Context, key string) (format.Stored, error)
+
+	// Mint stores a session under its token's key, with its entry in the
+	// user's index, if the key still holds exactly what s.Replace was read
+	// from (nothing, for a zero Replace); otherwise it writes nothing and
+	// returns ErrConflict. If s.Mark holds the mark of an ended session it
+	// writes nothing and returns ErrSignedOut. A session whose Expires has
+	// passed is not written.
+	Mint(ctx context.Context, s NewSession) error
+
+	// Touch replaces the record of the live session that token opens,
+	// keeping its scs values and expiry; it does nothing when there is
+	// none.
+	Touch(ctx context.Context, token string, record []byte) error
+
+	// End ends each session: its key (and its Mark) keep the mark of an
+	// ended session until Until (deleted when Until is not after now), or
+	// it is removed when Replaced; and it leaves its user's index.
+	End(ctx context.Context, ends ...Ending) error
+
+	// List returns the live sessions in user's index: O(that user's
+	// sessions), whatever the size of the store. Entries whose session is
+	// gone are dropped from the index.
+	List(ctx context.Context, user string) ([]Entry, error)
+
+	// Check reports whether the store can do what sign-in and sign-out
+	// need, and compares fingerprint (format.Secret.Fingerprint) with the
+	// one the store keeps, recording it when the store has none and claim
+	// is true. It returns ErrSecretMismatch, or an error wrapping
+	// ErrUnavailable (and ErrMisconfigured when the store's setup is at
+	// fault), in words safe to show.
+	Check(ctx context.Context, fingerprint []byte, claim bool) error
+}
+
+// NewSession is a session to create (Backend.Mint).
+type NewSession struct {
+	// Token is the session's token. The store keeps its key and a hash of
+	// its validator.
+	Token string
+	// Nonce is kept with the session and returned by Lookup
+	// (format.NonceLen bytes; shorter is padded with zeros).
+	Nonce []byte
+	// Credential names the credential the session was minted from (zero:
+	// none), for "one session per credential": a mint ends, as replaced,
+	// any other live session in User's index minted from the same
+	// Credential.
+	Credential format.Credential
+	// Mark, when set, is the key of the credential's sign-out mark (an
+	// Ending with Mark set leaves it): if it holds the mark of an ended
+	// session, Mint writes nothing and returns ErrSignedOut.
+	Mark string
+	// Record is sessiongate's record of the session, at most
+	// format.MaxRecordLen bytes.
+	Record []byte
+	// Data is the session's scs values, encoded by format.Codec.
+	Data []byte
+	// Expires is when the session and its index entry expire.
+	Expires time.Time
+	// User is the key of the user's index (format.UserIndex).
+	User string
+	// Replace is what Lookup found at the key before: the mint happens
+	// only if it is still there.
+	Replace format.Stored
+	// Continues, when set, is a session of the same User that the new one
+	// continues (the same device signing in again): in the same atomic
+	// step, it is removed, key and index entry. If it is no longer that
+	// live session (signed out, continued by another mint meanwhile), Mint
+	// writes nothing and returns ErrNotContinued.
+	Continues *Continued
+}
+
+// Continued is the session a mint continues (NewSession.Continues).
+type Continued struct {
+	// Key is its store key, and Nonce the nonce it was minted with: the
+	// mint happens only if Key still holds that live session.
+	Key   string
+	Nonce []byte
+}
+
+// Ending is a session to end (Backend.End).
+type Ending struct {
+	// Key is the session's store key.
+	Key string
+	// User is the key of the user's index that holds the session.
+	User string
+	// Until is how long the key (and Mark) keep the mark of an ended
+	// session, which Lookup reports as Ended: until the frontend token it
+	// was minted from expires.
+	Until time.Time
+	// Mark, when set, is the key of the session's credential mark, which
+	// is marked ended too (see NewSession.Mark).
+	Mark string
+	// Replaced ends the session without a sign-out mark, and only if the
+	// key still holds the live session minted with Nonce (a concurrent
+	// sign-out's mark, or a session minted anew, is left alone): the key
+	// is removed and the index entry goes. The frontend token it was
+	// minted from may mint again.
+	Replaced bool
+	// Nonce is the nonce of the session a Replaced end ends.
+	Nonce []byte
+}
+
+// Entry is one session found through a user's index.
+type Entry struct {
+	// Key is the session's store key.
+	Key string
+	// Stored is what the key holds: a live session.
+	Stored format.Stored
+}
+
+// Valid reports whether s can be minted: a session token, a user and a
+// record of at most format.MaxRecordLen bytes.
+func (s *NewSession) Valid() bool {
+	_, _, ok := format.Split(s.Token)
+	return ok && s.User != "" && s.Record != nil && len(s.Record) <= format.MaxRecordLen
+}
+
+// The errors a Backend returns. The first five are the ones applications
+// see; package store exports them under the same names.
+var (
+	// ErrUnavailable is wrapped by every error a store returns: it could
+	// not be reached or did not answer in time. It is never returned for
+	// data that is merely absent.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrNotLive is returned by Commit when the token opens no live
+	// session: it ended (signed out, expired) or never existed.
+	ErrNotLive = errors.New("store: no live session for this token")
+	// ErrUnsupported is returned for the scs calls sessiongate does not
+	// support: Destroy and RenewToken (which call Delete) and Iterate.
+	ErrUnsupported = errors.New("store: not supported by sessiongate: end sessions with middleware.Auth.SignOut, list them with Auth.Sessions")
+	// ErrMisconfigured is wrapped (with ErrUnavailable) by the errors of a
+	// store whose server is not set up for sessions.
+	ErrMisconfigured = errors.New("store: Redis is not set up for sessions")
+	// ErrSecretMismatch is returned by Check when the store keeps another
+	// secret's fingerprint.
+	ErrSecretMismatch = errors.New("store: the store holds another secret's fingerprint: " +
+		"every process that shares a store must use the same secret")
+
+	// ErrConflict is returned by Mint when the key no longer holds what
+	// the caller saw: another process minted or ended the session
+	// meanwhile.
+	ErrConflict = errors.New("store: the session changed meanwhile")
+	// ErrNotContinued is returned by Mint when NewSession.Continues is no
+	// longer the live session it names.
+	ErrNotContinued = errors.New("store: the session to continue ended meanwhile")
+	// ErrSignedOut is returned by Mint when NewSession.Mark holds the mark
+	// of an ended session: the credential was signed out.
+	ErrSignedOut = errors.New("store: the credential was signed out")
+	// ErrBadMint is returned by Mint for a NewSession that is not Valid:
+	// a caller's mistake, not a client's.
+	ErrBadMint = errors.New("store: Mint needs a session Token, a User and a Record of at most MaxRecordLen bytes")
+)
