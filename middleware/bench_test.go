@@ -12,8 +12,8 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/middleware"
-	"github.com/sessiongate/sessiongate/store"
 )
 
 // scaleSizes are the store sizes the cost must not depend on.
@@ -87,7 +87,7 @@ func fillOtherUsers(tb testing.TB, e *env, cookie string, n int) {
 	conn, err := redis.DialURL(e.redis.URL)
 	require.NoError(tb, err)
 	defer conn.Close()
-	value, err := redis.Bytes(conn.Do("GET", "sg:s:"+store.Key(cookie)))
+	value, err := redis.Bytes(conn.Do("GET", "sg:s:"+format.KeyOf(cookie)))
 	require.NoError(tb, err)
 	exp := time.Now().Add(time.Hour)
 	const batch = 1000
@@ -101,9 +101,9 @@ func fillOtherUsers(tb testing.TB, e *env, cookie string, n int) {
 		pending = 0
 	}
 	for i := range n {
-		var sel [store.SelectorLen]byte
+		var sel format.Selector
 		binary.BigEndian.PutUint64(sel[:], uint64(i)+1)
-		key := store.KeyOf(sel)
+		key := sel.Key()
 		conn.Send("SET", "sg:s:"+key, value, "PX", time.Hour.Milliseconds())
 		conn.Send("ZADD", fmt.Sprintf("sg:u:plurality:other-%d", i), exp.UnixMilli(), key)
 		if pending += 2; pending >= 2*batch {

@@ -5,27 +5,28 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
-
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/store"
 )
 
-// Config configures New. Sessions and Provider are required; every other
-// field has a default. Printing a Config never shows Secret.
+// Config configures New. Provider is required; every other field has a
+// default. Printing a Config never shows Secret.
 type Config struct {
-	// Sessions is the scs session manager that holds the sessions. Its
-	// Store must be a store.Store and HashTokenInStore must be off: use
-	// store.NewManager. Its Lifetime is the longest a session lives (it is
-	// also capped by the frontend token's expiry), and its Cookie fields
-	// name and shape the session cookie, except Secure (see
-	// InsecureCookie; New says how the default name is adapted). Handlers
-	// may Put and Get their own values in it on any request behind the
-	// middleware; sessiongate commits them after the handler returns when
-	// the request has a session, and drops them when it has none.
-	Sessions *scs.SessionManager
-
 	// Provider validates frontend tokens.
 	Provider provider.Provider
+
+	// Store keeps the sessions: store.NewMemory() or redisstore.New(...).
+	// Default: a new memory store, right only for a single process.
+	Store store.Store
+
+	// Lifetime is the longest a session lives, counted from the device's
+	// first sign-in; the frontend token's expiry caps it too. Default 24
+	// hours.
+	Lifetime time.Duration
+
+	// Cookie names and shapes the session cookie. The zero value is the
+	// default: see Cookie.
+	Cookie Cookie
 
 	// Secret keys the HMAC that turns frontend tokens into session keys
 	// and session tokens. Processes that share
@@ -53,8 +54,8 @@ type Config struct {
 
 	// InsecureCookie drops the Secure attribute from the session cookie,
 	// for local development over plain http, and with it the default
-	// name's __Host- prefix (see New). Default false: the cookie is always
-	// Secure, whatever Sessions.Cookie.Secure says.
+	// name's __Host- prefix (see Cookie). Default false: the cookie is
+	// always Secure.
 	InsecureCookie bool
 
 	// IdleTimeout ends a session after this long without recorded
@@ -145,7 +146,35 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Cookie names and shapes the session cookie, which is always HttpOnly,
+// and Secure unless Config.InsecureCookie. The zero value is the default.
+type Cookie struct {
+	// Name is the cookie's name. Default DefaultCookieName,
+	// "__Host-session", where browsers accept a __Host- cookie (Secure,
+	// Path /, no Domain), so that no sibling subdomain or plain-http page
+	// can plant a session cookie; it becomes "__Secure-session" when
+	// Domain is set or Path is not "/", and plain "session" with
+	// InsecureCookie.
+	Name string
+	// Domain is the cookie's Domain attribute. Default none: this host
+	// only.
+	Domain string
+	// Path is the cookie's Path attribute. Default "/".
+	Path string
+	// SameSite is the cookie's SameSite attribute. Default
+	// http.SameSiteLaxMode.
+	SameSite http.SameSite
+	// SessionOnly makes the cookie a browser-session cookie (no Max-Age),
+	// dropped when the browser closes. Default false: it persists for
+	// the session's remaining life.
+	SessionOnly bool
+}
+
+// DefaultCookieName is the session cookie's default name (see Cookie.Name).
+const DefaultCookieName = "__Host-session"
+
 const (
+	defaultLifetime         = 24 * time.Hour
 	defaultNegativeCacheTTL = 30 * time.Second
 	defaultExchangeTimeout  = 10 * time.Second
 	defaultRetryAfter       = 5 * time.Second
@@ -155,6 +184,18 @@ const (
 
 // withDefaults returns a copy of c with every unset field filled.
 func (c Config) withDefaults() Config {
+	if c.Store == nil {
+		c.Store = store.NewMemory()
+	}
+	if c.Lifetime <= 0 {
+		c.Lifetime = defaultLifetime
+	}
+	if c.Cookie.Path == "" {
+		c.Cookie.Path = "/"
+	}
+	if c.Cookie.SameSite == 0 {
+		c.Cookie.SameSite = http.SameSiteLaxMode
+	}
 	if c.TokenHeader == "" {
 		c.TokenHeader = "Authorization"
 	}

@@ -4,13 +4,15 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/format"
 )
 
 // writeSession hands a new session token to the client: the session cookie
 // and the session header, on a response that must not be cached.
-func (a *Auth) writeSession(w http.ResponseWriter, token string, s *Session) {
+func (a *Auth) writeSession(w http.ResponseWriter, token string, s *format.Session) {
 	c := a.cookie(token)
-	if a.sm.Cookie.Persist {
+	if !a.cfg.Cookie.SessionOnly {
 		c.MaxAge = max(1, int(s.Expires.Sub(a.cfg.Now())/time.Second))
 	}
 	http.SetCookie(w, c)
@@ -51,7 +53,7 @@ func (a *Auth) clearEnded(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i := range c.n {
-		if c.fromCookie[i] && c.token[i] != st.token {
+		if c.fromCookie[i] && (st.loaded == nil || c.token[i] != st.loaded.Token) {
 			return
 		}
 	}
@@ -59,15 +61,14 @@ func (a *Auth) clearEnded(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Auth) cookie(value string) *http.Cookie {
-	sc := a.sm.Cookie
 	return &http.Cookie{
 		Name:     a.cookieName,
 		Value:    value,
-		Path:     sc.Path,
-		Domain:   sc.Domain,
+		Path:     a.cfg.Cookie.Path,
+		Domain:   a.cfg.Cookie.Domain,
 		Secure:   !a.cfg.InsecureCookie,
-		HttpOnly: sc.HttpOnly,
-		SameSite: sc.SameSite,
+		HttpOnly: true,
+		SameSite: a.cfg.Cookie.SameSite,
 	}
 }
 

@@ -142,8 +142,8 @@ func TestDefaultCookieName(t *testing.T) {
 	}{
 		{"secure", func(*middleware.Config) {}, "__Host-session", true},
 		{"insecure cookie", func(c *middleware.Config) { c.InsecureCookie = true }, "session", false},
-		{"with a domain", func(c *middleware.Config) { c.Sessions.Cookie.Domain = "example.com" }, "__Secure-session", true},
-		{"on a path", func(c *middleware.Config) { c.Sessions.Cookie.Path = "/app" }, "__Secure-session", true},
+		{"with a domain", func(c *middleware.Config) { c.Cookie.Domain = "example.com" }, "__Secure-session", true},
+		{"on a path", func(c *middleware.Config) { c.Cookie.Path = "/app" }, "__Secure-session", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -173,19 +173,19 @@ func TestNewRefusesCookiesBrowsersDrop(t *testing.T) {
 		mod    func(*middleware.Config)
 		panics bool
 	}{
-		{"__Secure- without Secure", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Secure-sid"; c.InsecureCookie = true }, true},
-		{"__secure- in lower case", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__secure-sid"; c.InsecureCookie = true }, true},
-		{"__HOST- in upper case on a path", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__HOST-sid"; c.Sessions.Cookie.Path = "/app" }, true},
+		{"__Secure- without Secure", func(c *middleware.Config) { c.Cookie.Name = "__Secure-sid"; c.InsecureCookie = true }, true},
+		{"__secure- in lower case", func(c *middleware.Config) { c.Cookie.Name = "__secure-sid"; c.InsecureCookie = true }, true},
+		{"__HOST- in upper case on a path", func(c *middleware.Config) { c.Cookie.Name = "__HOST-sid"; c.Cookie.Path = "/app" }, true},
 		{"SameSite=None without Secure", func(c *middleware.Config) {
-			c.Sessions.Cookie.SameSite = http.SameSiteNoneMode
+			c.Cookie.SameSite = http.SameSiteNoneMode
 			c.InsecureCookie = true
 		}, true},
-		{"SameSite=None, Secure", func(c *middleware.Config) { c.Sessions.Cookie.SameSite = http.SameSiteNoneMode }, false},
+		{"SameSite=None, Secure", func(c *middleware.Config) { c.Cookie.SameSite = http.SameSiteNoneMode }, false},
 		{"__Secure- with a domain", func(c *middleware.Config) {
-			c.Sessions.Cookie.Name = "__Secure-sid"
-			c.Sessions.Cookie.Domain = "example.com"
+			c.Cookie.Name = "__Secure-sid"
+			c.Cookie.Domain = "example.com"
 		}, false},
-		{"a plain name without Secure", func(c *middleware.Config) { c.Sessions.Cookie.Name = "sid"; c.InsecureCookie = true }, false},
+		{"a plain name without Secure", func(c *middleware.Config) { c.Cookie.Name = "sid"; c.InsecureCookie = true }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			build := func() { newEnv(t, "memory", tc.mod) }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/store"
@@ -220,14 +221,14 @@ func TestScsAPIDoesNotSeeSessiongatesRecord(t *testing.T) {
 
 // panickyStore is a memory store whose reads panic, as a store with a bug
 // would.
-type panickyStore struct{ *store.Memory }
+type panickyStore struct{ store.Store }
 
-func (panickyStore) Lookup(context.Context, string) (store.Stored, error) { panic("a store bug") }
+func (panickyStore) Lookup(context.Context, string) (format.Stored, error) { panic("a store bug") }
 
 func TestPanickingStoreFailsOneRequest(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "memory", func(c *middleware.Config) {
-		c.Sessions = store.NewManager(panickyStore{store.NewMemory()})
+		c.Store = panickyStore{store.NewMemory()}
 	})
 	for _, q := range []req{
 		{path: "/api/me", header: strings.Repeat("A", 43)},

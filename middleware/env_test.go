@@ -24,6 +24,7 @@ import (
 	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -31,7 +32,7 @@ const testSecret = "test-secret-0123456789abcdef"
 
 // cookieName is the session cookie's name in these tests: NewManager's
 // default, Secure.
-const cookieName = store.DefaultCookieName
+const cookieName = middleware.DefaultCookieName
 
 // testProviderTimeout bounds each upstream call in these tests: generous,
 // so that no healthy call is ever cut, even with 200 concurrent TLS
@@ -46,6 +47,7 @@ type env struct {
 	fake  *providertest.Plurality
 	auth  *middleware.Auth
 	sm    *scs.SessionManager
+	store store.Store
 	srv   *httptest.Server
 	redis *storetest.Server
 	clock *clock
@@ -90,14 +92,14 @@ func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middlewa
 		if e.redis == nil {
 			e.redis = storetest.Start(t)
 		}
-		pool, err := store.NewRedisPool(e.redis.URL)
+		pool, err := redisstore.NewPool(e.redis.URL)
 		require.NoError(t, err)
 		t.Cleanup(func() { pool.Close() })
-		st = store.NewRedis(pool)
+		st = redisstore.New(pool, redisstore.Options{})
 	}
-	e.sm = store.NewManager(st)
+	e.store = st
 	cfg := middleware.Config{
-		Sessions: e.sm,
+		Store: st,
 		Provider: deadlined{plurality.New(plurality.Config{
 			BaseURL: e.fake.URL, ClientID: e.fake.ClientID, ClientSecret: provider.Secret(e.fake.ClientSecret),
 			Timeout: testProviderTimeout, Now: e.clock.Now,
@@ -111,6 +113,7 @@ func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middlewa
 		m(&cfg)
 	}
 	e.auth = middleware.New(cfg)
+	e.sm = e.auth.Values()
 
 	r := chi.NewRouter()
 	r.Use(e.auth.Handler)

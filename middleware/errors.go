@@ -17,7 +17,17 @@ const (
 	codeNotFound           = "not_found"
 	codeRateLimited        = "rate_limited"
 	messageSessionRequired = "a session is required: send the session cookie, the session header or a frontend token"
+	messageRateLimited     = "too many failed attempts; retry later"
+	messageStoreDown       = "the session store is unavailable; retry later"
+	messageProviderDown    = "the identity provider is unavailable; retry later"
 )
+
+// storeUnavailable answers 503 session_store_unavailable for err, which
+// the engine logs at most once a second.
+func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {
+	a.engine.StoreUnavailable(err)
+	writeError(w, http.StatusServiceUnavailable, codeStoreDown, messageStoreDown, a.cfg.RetryAfter)
+}
 
 // writeError writes a JSON error. A retryAfter above zero adds Retry-After
 // (whole seconds, at least 1).

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -139,22 +138,13 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 func TestNewPanicsOnImpossibleConfig(t *testing.T) {
 	t.Parallel()
 	p := plurality.New(plurality.Config{ClientID: "id", ClientSecret: "s"})
-	plain := scs.New()
-	hashed := store.NewManager(store.NewMemory())
-	hashed.HashTokenInStore = true
-	idle := store.NewManager(store.NewMemory())
-	idle.IdleTimeout = time.Minute
 	cases := map[string]middleware.Config{
-		"no sessions":  {Provider: p},
-		"no provider":  {Sessions: store.NewManager(store.NewMemory())},
-		"scs store":    {Sessions: plain, Provider: p},
-		"scs hashing":  {Sessions: hashed, Provider: p},
-		"scs idle":     {Sessions: idle, Provider: p},
-		"short secret": {Sessions: store.NewManager(store.NewMemory()), Provider: p, Secret: "short"},
+		"no provider":  {Store: store.NewMemory()},
+		"short secret": {Store: store.NewMemory(), Provider: p, Secret: "short"},
 	}
 	for name, cfg := range cases {
 		assert.Panics(t, func() { middleware.New(cfg) }, name)
 	}
-	cfg := middleware.Config{Sessions: store.NewManager(store.NewMemory()), Provider: p, Secret: testSecret}
+	cfg := middleware.Config{Store: store.NewMemory(), Provider: p, Secret: testSecret}
 	assert.NotContains(t, fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg), testSecret)
 }

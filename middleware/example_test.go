@@ -23,9 +23,8 @@ func Example() {
 	upstream := providertest.NewPlurality() // stands in for app.plurality.network
 	defer upstream.Close()
 
-	sm := store.NewManager(store.NewMemory()) // or store.NewRedis(pool)
 	auth := middleware.New(middleware.Config{
-		Sessions: sm,
+		Store: store.NewMemory(), // or redisstore.New(pool, redisstore.Options{})
 		Provider: plurality.New(plurality.Config{
 			BaseURL:      upstream.URL, // leave empty for Plurality's production API
 			ClientID:     upstream.ClientID,
@@ -70,7 +69,7 @@ func ExampleAuth_RequireSession() {
 	upstream := providertest.NewPlurality()
 	defer upstream.Close()
 	auth := middleware.New(middleware.Config{
-		Sessions: store.NewManager(store.NewMemory()),
+		Store:    store.NewMemory(),
 		Provider: plurality.New(plurality.Config{BaseURL: upstream.URL, ClientID: upstream.ClientID, ClientSecret: provider.Secret(upstream.ClientSecret)}),
 		Secret:   "a shared secret of at least 16 bytes",
 	})
@@ -100,7 +99,7 @@ func ExampleAuth_Routes() {
 	upstream := providertest.NewPlurality()
 	defer upstream.Close()
 	auth := middleware.New(middleware.Config{
-		Sessions: store.NewManager(store.NewMemory()),
+		Store:    store.NewMemory(),
 		Provider: plurality.New(plurality.Config{BaseURL: upstream.URL, ClientID: upstream.ClientID, ClientSecret: provider.Secret(upstream.ClientSecret)}),
 		Secret:   "a shared secret of at least 16 bytes",
 	})

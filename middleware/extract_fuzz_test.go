@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/provider/providertest"
@@ -37,7 +38,7 @@ func FuzzSessionCandidates(f *testing.F) {
 		fromCookie := 0
 		for i := range c.n {
 			v := c.token[i]
-			if !validSessionToken(v) {
+			if !format.ValidToken(v) {
 				t.Fatalf("candidate %q is not a session token", v)
 			}
 			if !strings.Contains(cookie, v) && v != header {
@@ -69,7 +70,7 @@ func FuzzCredentials(f *testing.F) {
 	fake := providertest.NewPlurality()
 	f.Cleanup(fake.Close)
 	auth := New(Config{
-		Sessions:   store.NewManager(store.NewMemory()),
+		Store:      store.NewMemory(),
 		Provider:   plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret), Timeout: 30 * time.Second}),
 		Secret:     "fuzz-secret-0123456789abcdef",
 		GuessBurst: -1,

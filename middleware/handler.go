@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/engine"
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
 )
 
@@ -25,8 +28,8 @@ import (
 //     session the request carried;
 //  4. calls next with the session in the context (SessionFrom, UserFrom),
 //     or without one when the request had no live credentials. Either way
-//     the scs API works in next: without a session its reads give zero
-//     values and its writes are dropped.
+//     the scs API works in next (Values): without a session its reads
+//     give zero values and its writes are dropped.
 //
 // It answers itself only when the request presented credentials it cannot
 // accept: 401 invalid_token for a malformed or rejected frontend token
@@ -50,122 +53,194 @@ func (a *Auth) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		a.serve(w, r, next)
+		a.respond(w, r, next, a.resolve(r))
 	})
 }
 
-func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	base := r.Context()
+// outcome is what resolve decided for one request; respond carries it out.
+type outcome struct {
+	// refusal, when status is set, answers the request without next.
+	status  int
+	code    string
+	message string
+	// retryAfter is the refusal's Retry-After (0: none).
+	retryAfter time.Duration
+	// err is the error behind a refusal or behind a session that could
+	// not be loaded (state.err), for the log.
+	err error
+
+	// session is the request's live session (nil: none); reused is true
+	// when it is the session the request carried, served as it was (an
+	// exchange counts its own), handOut when its token is new to the
+	// client (a mint, or a session the frontend token already had).
+	session *engine.Loaded
+	reused  bool
+	handOut bool
+	// clear tells the browser to drop its session cookie.
+	clear bool
+}
+
+// The refusals resolve can decide on.
+var (
+	crossOrigin = outcome{status: http.StatusForbidden, code: codeCrossOrigin, message: "cross-origin request refused"}
+	malformed   = outcome{status: http.StatusUnauthorized, code: codeInvalidToken, message: "the token is malformed"}
+)
+
+// resolve decides what the request gets: which credentials it carries,
+// whether its client is limited, and the session it loads or exchanges
+// for. It writes nothing to the response; it asks the engine and the
+// limiter, which count and log their own work.
+func (a *Auth) resolve(r *http.Request) outcome {
+	ctx := r.Context()
 	candidates := a.sessionCandidates(r)
-	frontToken, hasFront, frontFromCookie := a.frontendToken(r)
+	front, hasFront, frontFromCookie := a.frontendToken(r)
 	if candidates.n == 0 && !hasFront {
-		a.call(w, r, base, next, &state{})
-		return
+		return outcome{}
 	}
-	if hasFront && !provider.ValidSyntax(frontToken) {
+	if hasFront && !provider.ValidSyntax(front) {
 		a.failed(r, 1)
-		a.counters.rejected.Add(1)
-		a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
-		writeError(w, http.StatusUnauthorized, codeInvalidToken, "the token is malformed", 0)
-		return
+		return malformed
 	}
 
 	// The first live session among the candidates is the request's.
 	var (
-		ctx          = base
-		current      *Session
-		sessionToken string
-		fromCookie   bool
-		dead         int
+		current    *engine.Loaded
+		fromCookie bool
+		dead       int
 	)
 	for i := range candidates.n {
-		loaded, s, err := a.load(base, candidates.token[i])
+		l, err := a.engine.Load(ctx, candidates.token[i])
 		if err != nil {
 			if hasFront {
-				a.storeUnavailable(w, err)
-				return
+				return a.failure(err)
 			}
-			a.call(w, r, base, next, &state{err: err})
-			return
+			return outcome{err: err}
 		}
-		if s != nil {
-			ctx, current, sessionToken, fromCookie = loaded, s, candidates.token[i], candidates.fromCookie[i]
+		if l != nil {
+			current, fromCookie = l, candidates.fromCookie[i]
 			break
 		}
 		dead++
 	}
 
-	if current != nil && (!hasFront || sameKey(current.key, a.tokenKey(frontToken)) ||
-		frontFromCookie && a.mintedFromTokenCookie(r, current.key)) {
+	if current != nil && (!hasFront || format.Equal(current.Session.Key, a.engine.Key(front)) ||
+		frontFromCookie && a.mintedFromTokenCookie(r, current.Session.Key)) {
 		if (fromCookie || frontFromCookie) && a.cfg.CrossOrigin.Check(r) != nil {
-			writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
-			return
+			return crossOrigin
 		}
-		a.counters.reused.Add(1)
-		a.cfg.Logger.Debug("sessiongate: session reused", "session", current.ID)
-		a.call(w, r, ctx, next, &state{session: current, token: sessionToken})
-		return
+		return outcome{session: current, reused: true}
 	}
 	if !hasFront {
 		// Session tokens that open nothing: guesses, or sessions that
 		// ended or expired. A browser is told to drop the cookie, if that
-		// cannot delete one that was not tried.
-		// A limited client's dead cookies get 429 (and are cleared). A dead
-		// session header gets its usual answer: nothing can clear it, so a
-		// 429 would keep the client retrying it instead of signing in again.
-		wait := a.failed(r, dead)
-		if wait > 0 && !candidates.fromHeader() {
-			a.counters.rateLimited.Add(1)
-			if candidates.clearable() {
-				a.clearSession(w)
-			}
-			writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many failed attempts; retry later", wait)
-			return
+		// cannot delete one that was not tried. A limited client's dead
+		// cookies get 429 (and are cleared). A dead session header gets
+		// its usual answer: nothing can clear it, so a 429 would keep the
+		// client retrying it instead of signing in again.
+		o := outcome{clear: candidates.clearable()}
+		if wait := a.failed(r, dead); wait > 0 && !candidates.fromHeader() {
+			o.status, o.code, o.message, o.retryAfter = http.StatusTooManyRequests, codeRateLimited, messageRateLimited, wait
 		}
-		if candidates.clearable() {
-			a.clearSession(w)
-			w = &noStoreWriter{ResponseWriter: w, a: a}
-		}
-		a.call(w, r, base, next, &state{})
-		return
+		return o
 	}
 
 	if frontFromCookie && a.cfg.CrossOrigin.Check(r) != nil {
-		writeError(w, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused", 0)
-		return
+		return crossOrigin
 	}
 	if a.guesses.any() {
 		if ip := a.cfg.ClientIP(r); a.guesses.wait(ip) > 0 {
 			// A limited client's new tokens are validated one at a
-			// time (guessLimiter); its existing sessions are not held up.
-			r = r.WithContext(a.guesses.queued(base, ip))
+			// time; its existing sessions are not held up.
+			ctx = a.guesses.queued(ctx, ip)
 		}
 	}
-	var carried *exchanged
-	if current != nil {
-		carried = &exchanged{token: sessionToken, session: current, ctx: ctx}
-	}
-	res, err := a.exchange(r, frontToken, carried)
+	l, err := a.engine.Exchange(ctx, front, clientOf(r, a.cfg.ClientIP), current)
 	if err != nil {
-		switch {
-		case errors.Is(err, errNoTurn):
-			a.counters.rateLimited.Add(1)
-			writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many failed attempts; retry later", a.cfg.GuessInterval)
-			return
-		case isGuess(err):
+		if engine.IsGuess(err) {
 			a.failed(r, 1)
 		}
-		a.exchangeFailed(w, err)
+		return a.failure(err)
+	}
+	if current != nil && current.Session.Key != l.Session.Key && !l.Continued {
+		a.engine.Replace(ctx, current.Session)
+	}
+	return outcome{session: l, handOut: current == nil || l.Token != current.Token}
+}
+
+// failure is the refusal for an exchange or a load that failed with err,
+// as DESIGN.md's error table says.
+func (a *Auth) failure(err error) outcome {
+	var ue *provider.UnavailableError
+	switch {
+	case errors.Is(err, errNoTurn):
+		return outcome{status: http.StatusTooManyRequests, code: codeRateLimited, message: messageRateLimited, retryAfter: a.cfg.GuessInterval}
+	case errors.Is(err, provider.ErrInvalidToken):
+		return outcome{status: http.StatusUnauthorized, code: codeInvalidToken, message: "the token is invalid, expired or signed out", err: err}
+	case errors.Is(err, backend.ErrUnavailable):
+		return outcome{status: http.StatusServiceUnavailable, code: codeStoreDown, message: messageStoreDown, retryAfter: a.cfg.RetryAfter, err: err}
+	case errors.As(err, &ue) && ue.RetryAfter > 0:
+		return outcome{status: http.StatusServiceUnavailable, code: codeProviderDown, message: messageProviderDown, retryAfter: ue.RetryAfter, err: err}
+	default:
+		return outcome{status: http.StatusServiceUnavailable, code: codeProviderDown, message: messageProviderDown, retryAfter: a.cfg.RetryAfter, err: err}
+	}
+}
+
+// respond carries out o: the refusal, or next with the session, and the
+// cookie, headers, log lines and counters that go with it, all here.
+func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler, o outcome) {
+	switch {
+	case o.status == 0:
+	case o.code == codeInvalidToken:
+		a.counters.rejected.Add(1)
+		a.cfg.Logger.Debug("sessiongate: frontend token refused", "reason", o.message)
+	case o.code == codeRateLimited:
+		a.counters.rateLimited.Add(1)
+	case o.code == codeStoreDown:
+		a.storeUnavailable(w, o.err)
 		return
 	}
-	if current != nil && current.key != res.session.key && !res.continued {
-		a.replace(base, current)
+	if o.clear {
+		a.clearSession(w)
 	}
-	if res.token != sessionToken {
-		a.writeSession(w, res.token, res.session)
+	if o.status != 0 {
+		writeError(w, o.status, o.code, o.message, o.retryAfter)
+		return
+	}
+	if o.reused {
+		a.counters.reused.Add(1)
+		a.cfg.Logger.Debug("sessiongate: session reused", "session", o.session.Session.ID)
+	}
+	if o.handOut {
+		a.writeSession(w, o.session.Token, o.session.Session)
+	}
+	if o.clear || o.handOut {
 		w = &noStoreWriter{ResponseWriter: w, a: a}
 	}
-	a.call(w, r, res.ctx, next, &state{session: res.session, token: res.token, minted: res.minted})
+	a.serve(w, r, next, &state{loaded: o.session, err: o.err})
+}
+
+// serve runs next with the request's state, then saves what changed:
+// values the handler put in the session, and its activity when a
+// keep-alive is due (engine.Save).
+//
+// Without a session, next still gets an scs session, empty and never
+// saved: the scs API works in every handler behind the middleware (reads
+// give zero values, writes are dropped and set no cookie).
+func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, st *state) {
+	var ctx context.Context
+	if st.loaded != nil {
+		ctx = st.loaded.Ctx
+	} else {
+		ctx = a.engine.NoSession(r.Context())
+	}
+	ctx = withState(ctx, st)
+	next.ServeHTTP(w, r.WithContext(ctx))
+	if nw, ok := w.(*noStoreWriter); ok {
+		nw.seal() // nothing was written: the server writes this header
+	}
+	if st.loaded != nil {
+		a.engine.Save(ctx, st.loaded)
+	}
 }
 
 // failed records n failed credentials of r's client and returns how long
@@ -182,33 +257,4 @@ func (a *Auth) failed(r *http.Request, n int) (wait time.Duration) {
 			"client", clientKey(ip), "burst", a.cfg.GuessBurst, "interval", a.cfg.GuessInterval)
 	}
 	return wait
-}
-
-// call runs next with r in ctx and st, then saves what changed: values
-// the handler put in the session, and its activity when a keep-alive is
-// due (see save).
-//
-// Without a session, next still gets an scs session, empty and never
-// saved: the scs API works in every handler behind the middleware (reads
-// give zero values, writes are dropped and set no cookie).
-func (a *Auth) call(w http.ResponseWriter, r *http.Request, ctx context.Context, next http.Handler, st *state) {
-	if st.session == nil {
-		ctx, _ = a.sm.Load(ctx, "") // an empty token: no store read, no error
-	}
-	ctx = withState(ctx, st)
-	next.ServeHTTP(w, r.WithContext(ctx))
-	if nw, ok := w.(*noStoreWriter); ok {
-		nw.seal() // nothing was written: the server writes this header
-	}
-	if st.session == nil {
-		return
-	}
-	a.save(ctx, st)
-}
-
-func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {
-	if n, ok := a.storeDownLog.due(a.cfg.Now()); ok {
-		a.cfg.Logger.Error("sessiongate: session store unavailable; logged at most once a second", "error", err, "since_last_logged", n)
-	}
-	writeError(w, http.StatusServiceUnavailable, codeStoreDown, "the session store is unavailable; retry later", a.cfg.RetryAfter)
 }

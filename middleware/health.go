@@ -1,22 +1,14 @@
 package middleware
 
-import (
-	"context"
-
-	"github.com/sessiongate/sessiongate/store"
-)
-
-// fingerprintPurpose keys the store fingerprint: HMAC-SHA256(Secret,
-// "sessiongate store fingerprint" NUL), which names the secret without
-// revealing it.
-const fingerprintPurpose = "sessiongate store fingerprint"
+import "context"
 
 // Check reports whether the session store can do what sign-in and
 // sign-out need: call it at start-up, and from a readiness probe. It runs
-// the store's own checks (store.Checker; for Redis: a primary, not a
-// Sentinel or a cluster node, maxmemory-policy noeviction, not full) and
-// compares the fingerprint of Config.Secret with the one the store keeps,
-// recording it when the store has none. A store without checks is pinged.
+// the store's own checks (for Redis: a primary, not a Sentinel or a
+// cluster node, maxmemory-policy noeviction, not full) and compares the
+// fingerprint of Config.Secret (an HMAC that names it without revealing
+// it) with the one the store keeps, recording it when the store has none.
+// A memory store always passes.
 //
 // It returns nil, or an error that says why in words safe to show (no
 // secret, token, key or server text): store.ErrSecretMismatch when
@@ -27,11 +19,4 @@ const fingerprintPurpose = "sessiongate store fingerprint"
 // Config.Secret (a random one, for this process alone), the fingerprint
 // is compared but never recorded. Check logs nothing; it is safe for
 // concurrent use.
-func (a *Auth) Check(ctx context.Context) error {
-	c, ok := a.store.(store.Checker)
-	if !ok {
-		return a.store.Ping(ctx)
-	}
-	fingerprint := a.keyed(fingerprintPurpose, "", nil)
-	return c.Check(ctx, fingerprint[:], a.cfg.Secret != "")
-}
+func (a *Auth) Check(ctx context.Context) error { return a.engine.Check(ctx) }

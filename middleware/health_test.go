@@ -112,7 +112,7 @@ func TestFullRedisRefusesSignOut(t *testing.T) {
 // when the store cannot do what sign-in and sign-out need.
 func ExampleAuth_Check() {
 	auth := middleware.New(middleware.Config{
-		Sessions: store.NewManager(store.NewMemory()), // store.NewRedis(pool) in production
+		Store:    store.NewMemory(), // redisstore.New(pool, redisstore.Options{}) in production
 		Provider: plurality.New(plurality.Config{ClientID: "id", ClientSecret: "secret"}),
 		Secret:   "a shared secret of at least 16 bytes",
 	})

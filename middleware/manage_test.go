@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/middleware"
-	"github.com/sessiongate/sessiongate/store"
 )
 
 const (
@@ -102,7 +102,7 @@ func TestSignOutThisSession(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: session}).StatusCode)
 	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: token}).StatusCode)
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: second}).StatusCode)
-	n, err := redis.Int(e.redis.Do("EXISTS", "scs:session:"+store.Key(session)))
+	n, err := redis.Int(e.redis.Do("EXISTS", "scs:session:"+format.KeyOf(session)))
 	require.NoError(t, err)
 	assert.Zero(t, n, "gone from the store")
 }
@@ -187,8 +187,7 @@ func TestSignOutRoutesRefuseCrossOriginCookies(t *testing.T) {
 func TestIdleAndAbsoluteTimeouts(t *testing.T) {
 	t.Parallel()
 	stores(t, func(t *testing.T, kind string) {
-		e := newEnv(t, kind, func(c *middleware.Config) { c.IdleTimeout = 30 * time.Minute })
-		e.sm.Lifetime = 2 * time.Hour
+		e := newEnv(t, kind, func(c *middleware.Config) { c.IdleTimeout, c.Lifetime = 30*time.Minute, 2*time.Hour })
 		token := e.fake.Issue("zoe", 24*time.Hour)
 		session := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: token}).sessionCookie().Value
 
@@ -245,7 +244,7 @@ func TestSignedOutSessionIsNotResurrected(t *testing.T) {
 		close(e.release) // the handler now writes to the session and returns
 		assert.Equal(t, http.StatusNoContent, <-done)
 
-		_, found, err := e.sm.Store.Find(store.Key(held))
+		_, found, err := e.sm.Store.Find(format.KeyOf(held))
 		require.NoError(t, err)
 		assert.False(t, found, "the in-flight request did not write the session back")
 		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", header: held}).StatusCode)

@@ -39,42 +39,29 @@ type Metrics struct {
 	StoreErrors int64
 }
 
-// counters is Metrics, atomically.
+// counters is what the HTTP face counts itself; the engine counts the
+// rest (engine.Counters).
 type counters struct {
-	reused, exchanges, minted, ended         atomic.Int64
-	upstreamCalls, upstreamErrors, upstreamN atomic.Int64
-	rejected, negativeHits                   atomic.Int64
-	cacheHits, cacheMisses                   atomic.Int64
-	rateLimited, storeErrors                 atomic.Int64
-}
-
-// upstream records one provider call that took d; failed when the
-// provider, not the token, was at fault.
-func (c *counters) upstream(d time.Duration, failed bool) {
-	c.upstreamCalls.Add(1)
-	c.upstreamN.Add(int64(d))
-	if failed {
-		c.upstreamErrors.Add(1)
-	}
+	reused, rejected, rateLimited atomic.Int64
 }
 
 // Metrics returns the counters as they are now.
 func (a *Auth) Metrics() Metrics {
-	c := &a.counters
+	c, e := &a.counters, &a.engine.Counters
 	return Metrics{
-		SessionsReused:    c.reused.Load(),
-		Exchanges:         c.exchanges.Load(),
-		SessionsMinted:    c.minted.Load(),
-		SessionsEnded:     c.ended.Load(),
-		UpstreamCalls:     c.upstreamCalls.Load(),
-		UpstreamErrors:    c.upstreamErrors.Load(),
-		UpstreamSeconds:   time.Duration(c.upstreamN.Load()).Seconds(),
+		SessionsReused:    c.reused.Load() + e.Reused.Load(),
+		Exchanges:         e.Exchanges.Load(),
+		SessionsMinted:    e.Minted.Load(),
+		SessionsEnded:     e.Ended.Load(),
+		UpstreamCalls:     e.UpstreamCalls.Load(),
+		UpstreamErrors:    e.UpstreamErrors.Load(),
+		UpstreamSeconds:   time.Duration(e.UpstreamNanos.Load()).Seconds(),
 		TokensRejected:    c.rejected.Load(),
-		NegativeCacheHits: c.negativeHits.Load(),
-		RecordCacheHits:   c.cacheHits.Load(),
-		RecordCacheMisses: c.cacheMisses.Load(),
+		NegativeCacheHits: e.NegativeHits.Load(),
+		RecordCacheHits:   e.CacheHits.Load(),
+		RecordCacheMisses: e.CacheMisses.Load(),
 		RateLimited:       c.rateLimited.Load(),
-		StoreErrors:       c.storeErrors.Load(),
+		StoreErrors:       e.StoreErrors.Load(),
 	}
 }
 

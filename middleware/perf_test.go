@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
+	scsredis "github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/require"
@@ -26,6 +26,7 @@ import (
 	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -66,13 +67,13 @@ func scenarios(tb testing.TB, withRedis bool) []scenario {
 		prepare:  func(*http.Request) {},
 	}}
 	list = append(list, scsScenario(tb, "scs default (memory, gob)", nil))
-	list = append(list, sessiongateScenario(tb, "sessiongate memory", store.NewMemory()))
+	list = append(list, sessiongateScenario(tb, "sessiongate memory", store.NewMemory(), "bare handler"))
 	list = append(list, naiveScenario(tb))
 	if !withRedis {
 		return list
 	}
 	srv := storetest.Start(tb)
-	pool, err := store.NewRedisPool(srv.URL)
+	pool, err := redisstore.NewPool(srv.URL)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { pool.Close() })
 	conn := pool.Get()
@@ -90,8 +91,8 @@ func scenarios(tb testing.TB, withRedis bool) []scenario {
 		}),
 		prepare: func(*http.Request) {},
 	})
-	list = append(list, scsScenario(tb, "scs default + redisstore", redisstore.New(pool)))
-	list = append(list, sessiongateScenario(tb, "sessiongate Redis", store.NewRedis(pool)))
+	list = append(list, scsScenario(tb, "scs default + redisstore", scsredis.New(pool)))
+	list = append(list, sessiongateScenario(tb, "sessiongate Redis", redisstore.New(pool, redisstore.Options{}), "one Redis GET"))
 	return list
 }
 
@@ -118,11 +119,11 @@ func scsScenario(tb testing.TB, name string, st scs.Store) scenario {
 
 // sessiongateScenario mints one session through the middleware and
 // replays its cookie.
-func sessiongateScenario(tb testing.TB, name string, st store.Store) scenario {
+func sessiongateScenario(tb testing.TB, name string, st store.Store, baseline string) scenario {
 	fake := providertest.NewPlurality()
 	tb.Cleanup(fake.Close)
 	auth := middleware.New(middleware.Config{
-		Sessions: store.NewManager(st),
+		Store:    st,
 		Provider: plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)}),
 		Secret:   testSecret,
 		Logger:   discardLogger,
@@ -137,10 +138,6 @@ func sessiongateScenario(tb testing.TB, name string, st store.Store) scenario {
 	h.ServeHTTP(w, first)
 	require.Equal(tb, http.StatusOK, w.Code, w.Body.String())
 	cookie := w.Result().Cookies()[0]
-	baseline := "bare handler"
-	if _, ok := st.(*store.Redis); ok {
-		baseline = "one Redis GET"
-	}
 	return scenario{name: name, baseline: baseline, handler: h, prepare: func(r *http.Request) { r.AddCookie(cookie) }}
 }
 

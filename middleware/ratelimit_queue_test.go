@@ -70,7 +70,7 @@ func (p *heldProvider) Validate(ctx context.Context, token string) (*provider.Id
 func queueEnv(t *testing.T, p *heldProvider, mods ...func(*Config)) (*Auth, http.Handler) {
 	t.Helper()
 	cfg := Config{
-		Sessions:   store.NewManager(store.NewMemory()),
+		Store:      store.NewMemory(),
 		Provider:   p,
 		Secret:     "queue-secret-0123456789abcdef",
 		GuessBurst: 2,
@@ -124,7 +124,7 @@ func send(h http.Handler, ctx context.Context, client string, hdr map[string]str
 func limit(t *testing.T, h http.Handler, client string) {
 	t.Helper()
 	dead := func() map[string]string {
-		return map[string]string{"Cookie": store.DefaultCookieName + "=" + randomSessionToken()}
+		return map[string]string{"Cookie": DefaultCookieName + "=" + randomSessionToken()}
 	}
 	for range 3 {
 		send(h, context.Background(), client, dead())

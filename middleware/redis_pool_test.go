@@ -16,8 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -84,9 +86,9 @@ func (c *conns) count() int {
 
 // countedStore returns a store on srv through NewRedisPool's pool, with
 // MaxActive and Wait set, whose connections c counts.
-func countedStore(t *testing.T, srv *storetest.Server, maxActive int, wait bool, opts store.RedisOptions) (*store.Redis, *conns) {
+func countedStore(t *testing.T, srv *storetest.Server, maxActive int, wait bool, opts redisstore.Options) (store.Store, *conns) {
 	t.Helper()
-	pool, err := store.NewRedisPool(srv.URL)
+	pool, err := redisstore.NewPool(srv.URL)
 	require.NoError(t, err)
 	t.Cleanup(func() { pool.Close() })
 	pool.MaxActive, pool.Wait = maxActive, wait
@@ -102,14 +104,14 @@ func countedStore(t *testing.T, srv *storetest.Server, maxActive int, wait bool,
 		}
 		return &countedConn{Conn: conn, c: c}, nil
 	}
-	return store.NewRedisWith(pool, opts), c
+	return redisstore.New(pool, opts), c
 }
 
 // newEnvOnStore is newEnv whose middleware keeps its sessions in st, on
 // srv.
 func newEnvOnStore(t *testing.T, srv *storetest.Server, st store.Store, mods ...func(*middleware.Config)) *env {
 	t.Helper()
-	use := func(c *middleware.Config) { c.Sessions = store.NewManager(st) }
+	use := func(c *middleware.Config) { c.Store = st }
 	return newEnvSharing(t, "redis", &env{redis: srv}, append([]func(*middleware.Config){use}, mods...)...)
 }
 
@@ -119,7 +121,7 @@ func newEnvOnStore(t *testing.T, srv *storetest.Server, st store.Store, mods ...
 func TestEveryRouteWorksOnOneConnection(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t)
-	st, c := countedStore(t, srv, 1, false, store.RedisOptions{})
+	st, c := countedStore(t, srv, 1, false, redisstore.Options{})
 	e := newEnvOnStore(t, srv, st)
 	frontend := e.fake.Issue("one", time.Hour)
 
@@ -165,7 +167,7 @@ func TestSmallPoolUnderLoad(t *testing.T) {
 			srv := storetest.Start(t)
 			// A deadline long enough that waiting for a connection never
 			// runs out on a slow machine: every request must be served.
-			st, c := countedStore(t, srv, tc.maxActive, tc.wait, store.RedisOptions{Timeout: 15 * time.Second})
+			st, c := countedStore(t, srv, tc.maxActive, tc.wait, redisstore.Options{Timeout: 15 * time.Second})
 			e := newEnvOnStore(t, srv, st)
 			statuses := make([][]int, clients)
 			run := func() error {
@@ -245,7 +247,7 @@ func TestRedisStallAnswers503AtTheStoreDeadline(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t, "--loglevel", "warning") // a server of this test's own, which it stops
 	const timeout = 500 * time.Millisecond
-	st, c := countedStore(t, srv, 0, true, store.RedisOptions{Timeout: timeout})
+	st, c := countedStore(t, srv, 0, true, redisstore.Options{Timeout: timeout})
 	e := newEnvOnStore(t, srv, st)
 	frontend, session := e.signIn("stalled")
 
@@ -367,7 +369,7 @@ func TestStoreErrorsLogNoServerText(t *testing.T) {
 			e := newEnvSharing(t, "redis", &env{redis: srv})
 			user := "user-id-" + strings.ToLower(tc.disabled[0])
 			frontend := e.fake.Issue(user, time.Hour)
-			session := store.Token([16]byte([]byte("selector-0123456")), [16]byte{})
+			session := format.Token([16]byte([]byte("selector-0123456")), [16]byte{})
 			for _, q := range []req{
 				{method: http.MethodPost, path: "/auth/session", bearer: frontend},
 				{path: "/api/me", header: session},
@@ -380,7 +382,7 @@ func TestStoreErrorsLogNoServerText(t *testing.T) {
 			}
 			logs := e.logs.String()
 			assert.Contains(t, logs, "store: unavailable: redis: error reply ERR")
-			for _, leak := range []string{user, "sg:", store.Key(session), "unknown command", "args beginning"} {
+			for _, leak := range []string{user, "sg:", format.KeyOf(session), "unknown command", "args beginning"} {
 				assert.NotContains(t, logs, leak)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -85,8 +86,7 @@ func TestConcurrentContinuationsNeverShareAnID(t *testing.T) {
 func TestSetDeadlineCannotExtendASession(t *testing.T) {
 	t.Parallel()
 	stores(t, func(t *testing.T, kind string) {
-		e := newEnv(t, kind)
-		e.sm.Lifetime = time.Hour
+		e := newEnv(t, kind, func(c *middleware.Config) { c.Lifetime = time.Hour })
 		r := e.exchange(e.fake.Issue("carol", 100*time.Hour))
 		require.Equal(t, http.StatusCreated, r.StatusCode)
 		h := e.auth.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -349,10 +349,10 @@ func TestCheckFailsWhereSignInWouldUnderACL(t *testing.T) {
 			srv := storetest.Start(t)
 			_, err := srv.Do("ACL", append([]any{"SETUSER", "app", "on", ">pw"}, rules...)...)
 			require.NoError(t, err)
-			pool, err := store.NewRedisPool(strings.Replace(srv.URL, "redis://", "redis://app:pw@", 1))
+			pool, err := redisstore.NewPool(strings.Replace(srv.URL, "redis://", "redis://app:pw@", 1))
 			require.NoError(t, err)
 			t.Cleanup(func() { pool.Close() })
-			e := newEnvOnStore(t, srv, store.NewRedis(pool))
+			e := newEnvOnStore(t, srv, redisstore.New(pool, redisstore.Options{}))
 			check := e.auth.Check(context.Background())
 			r := e.exchange(e.fake.Issue("acl", time.Hour))
 			if r.StatusCode != 201 {
@@ -387,16 +387,15 @@ func TestAStorePanicAfterTheHandlerIsRecovered(t *testing.T) {
 		t.Run(what, func(t *testing.T) {
 			t.Parallel()
 			p := &panicky{Store: store.NewMemory()}
-			sm := store.NewManager(p)
 			e := newEnv(t, "memory", func(c *middleware.Config) {
-				c.Sessions = sm
+				c.Store = p
 				c.IdleTimeout = time.Hour
 				c.KeepAliveInterval = time.Millisecond
 			})
 			r := e.exchange(e.fake.Issue("pam", time.Hour))
 			require.Equal(t, 201, r.StatusCode)
 			h := e.auth.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				sm.Put(r.Context(), "k", "v")
+				e.sm.Put(r.Context(), "k", "v")
 				w.WriteHeader(204)
 			}))
 			p.commit, p.touch = what == "commit", what == "touch"

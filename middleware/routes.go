@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/format"
 )
 
 // Routes returns the session routes, mounted under prefix (such as
@@ -63,15 +65,16 @@ func (a *Auth) serveExchange(w http.ResponseWriter, r *http.Request) {
 	case st.err != nil:
 		a.storeUnavailable(w, st.err)
 		return
-	case st.session == nil:
+	case st.loaded == nil:
 		writeError(w, http.StatusUnauthorized, codeUnauthorized, messageSessionRequired, 0)
 		return
 	}
 	status := http.StatusOK
-	if st.minted {
+	if st.loaded.Minted {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, userAndSession(st.session))
+	s, _ := SessionFrom(r.Context())
+	writeJSON(w, status, userAndSession(s))
 }
 
 // serveCurrent is GET /session.
@@ -132,7 +135,7 @@ func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, err)
 		return
 	}
-	if s, _ := SessionFrom(r.Context()); sameKey(s.ID, id) {
+	if s, _ := SessionFrom(r.Context()); format.Equal(s.ID, id) {
 		a.clearEnded(w, r)
 	}
 	w.WriteHeader(http.StatusNoContent)

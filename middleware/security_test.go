@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider/providertest"
-	"github.com/sessiongate/sessiongate/store"
 )
 
 // The session-management checks of OWASP ASVS and the OWASP session and
@@ -63,7 +63,7 @@ func TestAFreshTokenAtEveryMint(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.StatusCode, "the idle session is minted anew from its valid token")
 	second := r.sessionCookie().Value
 	assert.NotEqual(t, first, second, "a new session token, though the frontend token is the same")
-	assert.Equal(t, store.Key(first), store.Key(second), "under the same key")
+	assert.Equal(t, format.KeyOf(first), format.KeyOf(second), "under the same key")
 	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: first}).StatusCode, "the earlier token is dead")
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: second}).StatusCode)
 }
@@ -78,7 +78,7 @@ func TestUnknownSessionTokensStoreNothing(t *testing.T) {
 		return k
 	}
 	before := keys()
-	forged := store.Token([16]byte([]byte(store.Key(real))), [16]byte{}) // a real session's selector, a made-up validator
+	forged := format.Token([16]byte([]byte(format.KeyOf(real))), [16]byte{}) // a real session's selector, a made-up validator
 	for _, token := range []string{randomToken(), randomToken(), forged} {
 		r := e.do(req{path: "/api/me", cookie: token})
 		assert.Equal(t, http.StatusUnauthorized, r.StatusCode)
@@ -128,7 +128,7 @@ func TestClientHeadersNeverDecide(t *testing.T) {
 
 func TestHostPrefixedCookie(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "memory", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Host-sid" })
+	e := newEnv(t, "memory", func(c *middleware.Config) { c.Cookie.Name = "__Host-sid" })
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("rosa", time.Hour)})
 	require.Equal(t, http.StatusCreated, r.StatusCode)
 	var c *http.Cookie
@@ -145,11 +145,11 @@ func TestHostPrefixedCookie(t *testing.T) {
 
 	for name, mod := range map[string]func(*middleware.Config){
 		"insecure": func(c *middleware.Config) { c.InsecureCookie = true },
-		"domain":   func(c *middleware.Config) { c.Sessions.Cookie.Domain = "example.com" },
-		"path":     func(c *middleware.Config) { c.Sessions.Cookie.Path = "/app" },
+		"domain":   func(c *middleware.Config) { c.Cookie.Domain = "example.com" },
+		"path":     func(c *middleware.Config) { c.Cookie.Path = "/app" },
 	} {
 		assert.Panics(t, func() {
-			newEnv(t, "memory", func(c *middleware.Config) { c.Sessions.Cookie.Name = "__Host-sid" }, mod)
+			newEnv(t, "memory", func(c *middleware.Config) { c.Cookie.Name = "__Host-sid" }, mod)
 		}, name)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/providertest"
-	"github.com/sessiongate/sessiongate/store"
 )
 
 func TestExchangeMintsASession(t *testing.T) {
@@ -129,7 +128,7 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 			require.Equal(t, sessions[0], sessions[i], "all share one session")
 		}
 		assert.EqualValues(t, 1, e.fake.Calls(), "one upstream call for 201 concurrent requests")
-		entries, err := e.sm.Store.(store.Store).Sessions(context.Background(), "plurality:carol")
+		entries, err := e.store.List(context.Background(), "plurality:carol")
 		require.NoError(t, err)
 		assert.Len(t, entries, 1, "one session minted")
 	})
@@ -285,8 +284,7 @@ func TestSessionLifetimeIsCappedByTheToken(t *testing.T) {
 	e.clock.Advance(2 * time.Minute)
 	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: session}).StatusCode, "expired with the token")
 
-	long := newEnv(t, "memory")
-	long.sm.Lifetime = 5 * time.Minute
+	long := newEnv(t, "memory", func(c *middleware.Config) { c.Lifetime = 5 * time.Minute })
 	r = long.do(req{method: http.MethodPost, path: "/auth/session", bearer: long.fake.Issue("gina", time.Hour)})
 	assert.InDelta(t, 300, r.sessionCookie().MaxAge, 60, "and by the configured lifetime")
 }

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -448,8 +449,9 @@ func luaFrame(script string) string {
 		"NONCE_AT", strconv.Itoa(format.NonceAt),
 		"CRED_AT", strconv.Itoa(format.CredAt),
 		"CRED_LEN", strconv.Itoa(format.CredentialLen),
-		"ENDED", strconv.Quote(string(format.Ended)),
-		"LIVE", strconv.Quote(string([]byte{format.FrameLive})),
+		// Lua 5.1 strings know decimal escapes, not \x.
+		"ENDED", fmt.Sprintf(`"\%d"`, format.FrameEnded),
+		"LIVE", fmt.Sprintf(`"\%d"`, format.FrameLive),
 	).Replace(script)
 }
 

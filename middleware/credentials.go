@@ -1,33 +1,15 @@
 package middleware
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"iter"
 	"net"
 	"net/http"
 	"strings"
 
+	"github.com/sessiongate/sessiongate/internal/engine"
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
-	"github.com/sessiongate/sessiongate/store"
 )
-
-// validSessionToken reports whether s has the shape of a session token.
-// Anything else is ignored before it reaches the store.
-func validSessionToken(s string) bool {
-	if len(s) != store.TokenLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
 
 // maxSessionCandidates bounds how many session tokens one request may have
 // looked up (one store read each). A browser holds one session cookie per
@@ -89,13 +71,13 @@ func (c *sessionCandidates) fromHeader() bool {
 func (a *Auth) sessionCandidates(r *http.Request) sessionCandidates {
 	var c sessionCandidates
 	for _, v := range r.Header[a.sessionHeader] {
-		if validSessionToken(v) {
+		if format.ValidToken(v) {
 			c.add(v, false)
 		}
 	}
 	for _, line := range r.Header["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
-			if v, ok := cookiePair(part, a.cookieName); ok && validSessionToken(v) {
+			if v, ok := cookiePair(part, a.cookieName); ok && format.ValidToken(v) {
 				c.cookies++
 				c.add(v, true)
 			}
@@ -159,7 +141,7 @@ func (a *Auth) tokenCookies(r *http.Request) iter.Seq[string] {
 // replace the live session the newer one made.
 func (a *Auth) mintedFromTokenCookie(r *http.Request, key string) bool {
 	for v := range a.tokenCookies(r) {
-		if provider.ValidSyntax(v) && sameKey(key, a.tokenKey(v)) {
+		if provider.ValidSyntax(v) && format.Equal(key, a.engine.Key(v)) {
 			return true
 		}
 	}
@@ -179,56 +161,6 @@ func cookiePair(part, name string) (string, bool) {
 	return v, true
 }
 
-// keyed returns HMAC-SHA256(secret, purpose NUL token extra): the only
-// form in which a frontend token is ever kept or compared.
-func (a *Auth) keyed(purpose, token string, extra []byte) [sha256.Size]byte {
-	m := hmac.New(sha256.New, a.secret)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(token))
-	m.Write(extra)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	return sum
-}
-
-// A session token is a split token (store.Token). Its selector is derived
-// from the frontend token it was minted from, so that a client that
-// resends only its frontend token finds its session with one read by key.
-// Its validator is derived from the frontend token and a nonce drawn at
-// each mint, so a session minted again from the same frontend token (after
-// an expiry or idle timeout) has a token no earlier holder knows.
-
-// selector returns the selector of the sessions minted from frontToken.
-func (a *Auth) selector(frontToken string) [store.SelectorLen]byte {
-	sum := a.keyed("sessiongate selector", frontToken, nil)
-	return [store.SelectorLen]byte(sum[:store.SelectorLen])
-}
-
-// tokenKey returns the store key of the sessions minted from frontToken.
-func (a *Auth) tokenKey(frontToken string) string {
-	return store.KeyOf(a.selector(frontToken))
-}
-
-// sessionTokenFor returns the token of the session minted from frontToken
-// (whose selector is sel) with nonce.
-func (a *Auth) sessionTokenFor(frontToken string, sel [store.SelectorLen]byte, nonce []byte) string {
-	sum := a.keyed("sessiongate validator", frontToken, nonce)
-	return store.Token(sel, [store.ValidatorLen]byte(sum[:store.ValidatorLen]))
-}
-
-// newNonce returns store.NonceLen bytes from crypto/rand.
-func newNonce() []byte {
-	b := make([]byte, store.NonceLen)
-	rand.Read(b) // never fails: crypto/rand.Read panics rather than return an error
-	return b
-}
-
-// sameKey compares two keys or ids in constant time.
-func sameKey(a, b string) bool {
-	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
 // remoteIP is the default Config.ClientIP: the host of RemoteAddr.
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -236,4 +168,16 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// maxUserAgent bounds the User-Agent a session stores.
+const maxUserAgent = 512
+
+// clientOf returns what a session minted for r records of its client.
+func clientOf(r *http.Request, ip func(*http.Request) string) engine.Client {
+	ua := r.UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+	}
+	return engine.Client{IP: ip(r), UserAgent: ua}
 }

@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/provider"
+)
+
+// Reason says why sessions end. Only a sign-out or a revocation marks the
+// frontend token (and credential) a session was minted from; a session
+// replaced by another leaves no mark.
+type Reason string
+
+// The reasons sessions end.
+const (
+	SignedOut       Reason = "signed out"
+	SignedOutAll    Reason = "signed out everywhere"
+	SignedOutOthers Reason = "signed out elsewhere"
+	Revoked         Reason = "revoked"
+	UserRevoked     Reason = "user revoked"
+	UpstreamRevoked Reason = "upstream session revoked"
+	Replaced        Reason = "replaced"
+)
+
+// List returns the live sessions of one user of one provider, newest
+// first, read through the user's index: the cost grows with that user's
+// sessions only.
+func (e *Engine) List(ctx context.Context, providerName, userID string) (_ []*format.Session, err error) {
+	defer e.recoverInto(&err, "store")
+	entries, err := e.cfg.Store.List(ctx, format.UserIndex(providerName, userID))
+	if err != nil {
+		e.Counters.StoreErrors.Add(1)
+		return nil, err
+	}
+	now := e.cfg.Now()
+	out := make([]*format.Session, 0, len(entries))
+	for _, en := range entries {
+		s, err := format.DecodeRecord(en.Key, en.Stored)
+		if err != nil || !e.live(s, now) {
+			continue
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y *format.Session) int { return y.Created.Compare(x.Created) })
+	return out, nil
+}
+
+// EndWhere ends the user's sessions that match (SignOut), and returns how
+// many. The listing and the ending run detached from ctx's cancellation,
+// bounded by ExchangeTimeout.
+func (e *Engine) EndWhere(ctx context.Context, why Reason, providerName, userID string, match func(*format.Session) bool) (int, error) {
+	ctx, cancel := e.detached(ctx)
+	defer cancel()
+	all, err := e.List(ctx, providerName, userID)
+	if err != nil {
+		return 0, err
+	}
+	matched := slices.DeleteFunc(all, func(s *format.Session) bool { return !match(s) })
+	if len(matched) == 0 {
+		return 0, nil
+	}
+	return len(matched), e.SignOut(ctx, why, matched...)
+}
+
+// EndUser ends every session of s's user, s always included (even if the
+// user's index has lost it), and returns how many. It runs detached from
+// ctx's cancellation, bounded by ExchangeTimeout.
+func (e *Engine) EndUser(ctx context.Context, why Reason, s *format.Session) (int, error) {
+	ctx, cancel := e.detached(ctx)
+	defer cancel()
+	all, err := e.List(ctx, s.Identity.Provider, s.Identity.UserID)
+	if err != nil {
+		return 0, err
+	}
+	if !slices.ContainsFunc(all, func(o *format.Session) bool { return o.Key == s.Key }) {
+		all = append(all, s)
+	}
+	return len(all), e.SignOut(ctx, why, all...)
+}
+
+// SignOut ends sessions of one user with their marks, then the user's
+// other live sessions minted from the same credentials: a session of
+// another spelling of a credential minted while the first end was on its
+// way (before the credential's mark) ends too, so a sign-out never returns
+// while a session of its credential lives. Every mint after the mark meets
+// it. It runs detached from ctx's cancellation (a client that leaves does
+// not undo its sign-out), bounded by ExchangeTimeout.
+func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Session) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	if err := e.end(ctx, why, sessions...); err != nil {
+		return err
+	}
+	creds := map[format.Credential]bool{}
+	for _, s := range sessions {
+		if s.Credential != (format.Credential{}) {
+			creds[s.Credential] = true
+		}
+		for _, p := range s.Preds {
+			if p.Credential != (format.Credential{}) {
+				creds[p.Credential] = true
+			}
+		}
+	}
+	if len(creds) == 0 {
+		return nil
+	}
+	ctx, cancel := e.detached(ctx)
+	defer cancel()
+	id := sessions[0].Identity
+	rest, err := e.List(ctx, id.Provider, id.UserID)
+	if err != nil {
+		return err
+	}
+	twins := slices.DeleteFunc(rest, func(o *format.Session) bool { return !creds[o.Credential] })
+	if len(twins) == 0 {
+		return nil
+	}
+	return e.end(ctx, why, twins...)
+}
+
+// end ends sessions, signed out or revoked: each keeps the mark of an
+// ended session on its key (and its credential's mark) until its frontend
+// token expires (see markUntil), so a signed-out token cannot mint again.
+func (e *Engine) end(ctx context.Context, why Reason, sessions ...*format.Session) error {
+	ends := make([]backend.Ending, 0, len(sessions))
+	for _, s := range sessions {
+		ends = append(ends, backend.Ending{Key: s.Key, User: userIndex(s.Identity), Until: e.markUntil(s), Mark: e.markOf(s)})
+		// The tokens the device used before, whose sessions this one
+		// continues, are signed out with it.
+		for _, p := range s.Preds {
+			ends = append(ends, backend.Ending{Key: p.Key, Until: p.Until, Mark: e.cfg.Secret.Mark(userIndex(s.Identity), p.Credential)})
+		}
+	}
+	return e.write(ctx, why, ends, sessions)
+}
+
+// Replace ends old, replaced by another session that does not continue
+// it (another user's sign-in on the same device, or a session the token
+// already had): without a sign-out mark, so old's token may sign in
+// again, and only if old is still the session it was (a concurrent
+// sign-out's mark stays). A continued session is ended by its mint.
+func (e *Engine) Replace(ctx context.Context, old *format.Session) error {
+	en := backend.Ending{Key: old.Key, User: userIndex(old.Identity), Until: e.markUntil(old), Replaced: true, Nonce: old.Nonce}
+	return e.write(ctx, Replaced, []backend.Ending{en}, []*format.Session{old})
+}
+
+// write writes ends, the ends of sessions, detached from ctx's
+// cancellation, and logs and counts them.
+func (e *Engine) write(ctx context.Context, why Reason, ends []backend.Ending, sessions []*format.Session) (err error) {
+	defer e.recoverInto(&err, "store")
+	ctx, cancel := e.detached(ctx)
+	defer cancel()
+	if err = e.cfg.Store.End(ctx, ends...); err != nil {
+		e.Counters.StoreErrors.Add(1)
+		e.cfg.Logger.Error("sessiongate: ending sessions failed", "why", string(why), "error", err)
+		return err
+	}
+	e.Counters.Ended.Add(int64(len(sessions)))
+	for _, s := range sessions {
+		e.cfg.Logger.Info("sessiongate: session ended", "why", string(why), "session", s.ID, "user", s.Identity.UserID)
+	}
+	return nil
+}
+
+// markUntil is how long a session's marks last: until its frontend token
+// expires (Identity.Expiry, the provider's exp plus its leeway). A
+// provider that says nothing of the expiry gets the longest the session
+// could have lived from now: Lifetime.
+func (e *Engine) markUntil(s *format.Session) time.Time {
+	if !s.Identity.Expiry.IsZero() {
+		return s.Identity.Expiry
+	}
+	if until := e.cfg.Now().Add(e.cfg.Lifetime); until.After(s.Expires) {
+		return until
+	}
+	return s.Expires
+}
+
+// markOf returns the store key of the sign-out mark of s's credential, ""
+// when s has none.
+func (e *Engine) markOf(s *format.Session) string {
+	return e.cfg.Secret.Mark(userIndex(s.Identity), s.Credential)
+}
+
+// userIndex is the key of id's session index.
+func userIndex(id provider.Identity) string { return format.UserIndex(id.Provider, id.UserID) }

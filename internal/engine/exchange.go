@@ -1,0 +1,373 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/provider"
+)
+
+// Client is what a session records of the client that mints it.
+type Client struct{ IP, UserAgent string }
+
+// ErrSignedOut is the answer for a frontend token whose session was signed
+// out: it cannot mint again until it expires.
+var ErrSignedOut = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token's session was signed out"}
+
+// ErrRejectedRecently is the answer for a frontend token the negative
+// cache holds.
+var ErrRejectedRecently = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "rejected recently"}
+
+// IsGuess reports whether an exchange failed on a token never seen to be
+// good: rejected upstream now, not a repeat of a recent rejection and not
+// the token of a signed-out session.
+func IsGuess(err error) bool {
+	return errors.Is(err, provider.ErrInvalidToken) && err != ErrRejectedRecently && err != ErrSignedOut
+}
+
+// minted is what one shared exchange hands every waiter.
+type minted struct {
+	token string
+	fresh bool
+	// continued is the store key of the session the mint continued (and
+	// ended), "" when it continued none.
+	continued string
+}
+
+// Exchange returns the session for front, a frontend token: the live one
+// already minted from it (one store read), or a new one after the
+// provider validated the token. Concurrent exchanges of one token share a
+// single validation and mint, detached from any one caller's
+// cancellation (ctx's values go with it); processes that share a store
+// and a secret mint at most one session per token between them.
+//
+// current is the live session the request carried, if any: a new session
+// of the same user continues it (the same device signing in again), and a
+// frontend token whose session it continued is answered with it, with no
+// upstream call.
+//
+// Errors: provider.ErrInvalidToken (rejected, expired, signed out),
+// backend.ErrUnavailable (the store), *provider.UnavailableError (the
+// provider, or an exchange that did not finish within twice
+// ExchangeTimeout), ctx's error, or Config.Turn's.
+func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *Loaded) (_ *Loaded, err error) {
+	defer e.recoverInto(&err, "store")
+	e.Counters.Exchanges.Add(1)
+	sel := e.cfg.Secret.Selector(front)
+	key := sel.Key()
+	if current != nil && current.Session.Continues(key) {
+		// This token's session was continued by the one the request
+		// carries (two tabs, a refreshed token): the same device, already
+		// validated; no store read, no upstream call.
+		e.Counters.Reused.Add(1)
+		return current, nil
+	}
+	found, _, err := e.existing(ctx, front, sel)
+	if err != nil || found != nil {
+		if found != nil {
+			e.Counters.Reused.Add(1)
+		}
+		return found, err
+	}
+	if e.negative.rejected(key) {
+		e.Counters.NegativeHits.Add(1)
+		return nil, ErrRejectedRecently
+	}
+	if e.cfg.Provider == nil {
+		return nil, &provider.UnavailableError{Provider: "sessiongate", Reason: "no provider configured"}
+	}
+
+	cont := e.continuation(current)
+	ch := e.flights.DoChan(key, func() (_ any, err error) {
+		// A panic in the store fails this exchange (and its waiters)
+		// alone: singleflight would re-panic it on a goroutine of its own,
+		// where nothing could recover it. (validate recovers the
+		// provider's own.)
+		defer e.recoverInto(&err, "store")
+		return e.validateAndMint(context.WithoutCancel(ctx), front, sel, c, cont)
+	})
+	// A waiter waits for its turn (a limited client's) and then for the
+	// exchange, each at most ExchangeTimeout, whatever the provider does
+	// (ignores its context, never returns): then it fails, and the next
+	// request with this token starts an exchange of its own.
+	wait := time.NewTimer(2 * e.cfg.ExchangeTimeout)
+	defer wait.Stop()
+	var m minted
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		m = res.Val.(minted)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		e.flights.Forget(key)
+		e.cfg.Logger.Warn("sessiongate: an exchange did not finish in time; the provider ignores its context?", "provider", e.providerName())
+		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the exchange did not finish in time"}
+	}
+
+	l, err := e.Load(ctx, m.token)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		// Gone between the mint and now: signed out elsewhere, or
+		// replaced by a concurrent mint of another spelling of the same
+		// credential (then the token is fine: retry).
+		if st, err := e.cfg.Store.Lookup(ctx, key); err != nil || st.Ended {
+			if err != nil {
+				return nil, err
+			}
+			return nil, ErrSignedOut
+		}
+		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
+	}
+	// Requests that shared this exchange carried sessions of their own:
+	// only the one whose session the mint continued has it ended already.
+	l.Minted = m.fresh
+	l.Continued = current != nil && m.continued != "" && m.continued == current.Session.Key
+	return l, nil
+}
+
+// existing returns the live session minted from front (whose selector is
+// sel), with what the store holds at its key; nil when there is none
+// (never minted, expired, idle too long), and ErrSignedOut when it was
+// ended.
+func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (*Loaded, format.Stored, error) {
+	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
+	switch {
+	case err != nil:
+		e.Counters.StoreErrors.Add(1)
+		return nil, st, err
+	case st.Ended:
+		return nil, st, ErrSignedOut
+	case !st.Live():
+		return nil, st, nil
+	}
+	token := e.cfg.Secret.Token(front, sel, st.Nonce)
+	if !st.Opens(token) {
+		return nil, st, nil
+	}
+	l, err := e.loadStored(ctx, token, st)
+	return l, st, err
+}
+
+// validateAndMint runs once per token however many requests wait on it.
+func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.Selector, c Client, cont *continuation) (minted, error) {
+	// A request that missed the session just before another flight minted
+	// it must not mint a second one: look again.
+	found, seen, err := e.existing(ctx, front, sel)
+	if err != nil {
+		return minted{}, err
+	}
+	if found != nil {
+		return minted{token: found.Token}, nil
+	}
+
+	if e.cfg.Turn != nil {
+		turn, cancel := context.WithTimeout(ctx, e.cfg.ExchangeTimeout)
+		release, err := e.cfg.Turn(turn) // a limited client's validations go one at a time
+		cancel()
+		if err != nil {
+			return minted{}, err
+		}
+		defer release()
+	}
+	// The validation and the mint get ExchangeTimeout of their own, from
+	// the turn on.
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ExchangeTimeout)
+	defer cancel()
+	start := time.Now()
+	id, err := e.validate(ctx, front)
+	e.Counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))
+	if err != nil {
+		if errors.Is(err, provider.ErrInvalidToken) {
+			e.negative.add(sel.Key())
+			e.cfg.Logger.Info("sessiongate: token rejected", "provider", e.providerName(), "error", err)
+		} else if n, ok := e.providerDownLog.due(e.cfg.Now()); ok {
+			e.cfg.Logger.Warn("sessiongate: provider unavailable; logged at most once a second", "provider", e.providerName(), "error", err, "since_last_logged", n)
+		}
+		return minted{}, err
+	}
+	if id == nil || id.UserID == "" {
+		return minted{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "validated a token without naming its user"}
+	}
+	token, continued, err := e.mint(ctx, front, sel, *id, c, seen, cont)
+	switch {
+	case errors.Is(err, backend.ErrSignedOut):
+		// Another spelling of a credential that was signed out: refused
+		// like the spelling that was, and remembered.
+		e.negative.add(sel.Key())
+		return minted{}, ErrSignedOut
+	case errors.Is(err, backend.ErrConflict):
+		// Another process minted (or ended) this token's session meanwhile.
+		if found, _, err := e.existing(ctx, front, sel); err != nil || found != nil {
+			if err != nil {
+				return minted{}, err
+			}
+			return minted{token: found.Token}, nil
+		}
+		return minted{}, fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
+	case err != nil:
+		return minted{}, err
+	}
+	m := minted{token: token, fresh: true}
+	if continued {
+		m.continued = cont.key
+	}
+	return m, nil
+}
+
+// mint creates a session for id, minted from front, in place of what the
+// store held at its key (seen). With cont, a live session of the same user
+// that the request carried, the new session continues it as the same
+// device (same public id, created time and values) while the store, in the
+// same step, ends it; if it ended meanwhile (signed out, continued by a
+// concurrent mint), the new session is a session of its own.
+func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, continued bool, err error) {
+	if id.Provider == "" {
+		id.Provider = e.providerName()
+	}
+	if id.Expiry.After(provider.MaxTime) {
+		// A provider outside this module may not range-check: no later
+		// arithmetic on the expiry may overflow.
+		id.Expiry = provider.MaxTime
+	}
+	now := e.cfg.Now()
+	if cont != nil && (!cont.sameUser(id) || !now.Before(cont.created.Add(e.cfg.Lifetime))) {
+		cont = nil // another user, or a device past its absolute lifetime: a session of its own
+	}
+	for {
+		token, err = e.mintOnce(ctx, front, sel, id, c, seen, cont, now)
+		if errors.Is(err, backend.ErrNotContinued) {
+			cont = nil
+			continue
+		}
+		return token, cont != nil && err == nil, err
+	}
+}
+
+// mintOnce is one attempt of mint.
+func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, error) {
+	created := now
+	if cont != nil {
+		created = cont.created // the lifetime is absolute: counted from the device's first sign-in
+	}
+	expires := created.Add(e.cfg.Lifetime)
+	if !id.Expiry.IsZero() && id.Expiry.Before(expires) {
+		expires = id.Expiry
+	}
+	if !now.Before(expires) {
+		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
+	}
+	nonce := format.NewNonce()
+	token := e.cfg.Secret.Token(front, sel, nonce)
+	s := &format.Session{
+		Identity:   id,
+		Created:    created,
+		LastSeen:   now,
+		Expires:    expires,
+		ClientIP:   c.IP,
+		UserAgent:  c.UserAgent,
+		Key:        sel.Key(),
+		Nonce:      nonce,
+		Credential: e.cfg.Secret.Credential(id.Provider, id.TokenID),
+	}
+	s.ID = format.PublicID(s.Key, nonce)
+	values := map[string]any{}
+	var continues *backend.Continued
+	if cont != nil {
+		s.ID, values = cont.id, cont.values
+		continues = &backend.Continued{Key: cont.key, Nonce: cont.nonce}
+		s.Preds = cont.preds
+	}
+	data, err := e.values.Codec.Encode(expires, values)
+	if err != nil {
+		return "", fmt.Errorf("sessiongate: encoding a session: %w", err)
+	}
+	record := format.EncodeRecord(s)
+	if len(record) > format.MaxRecordLen {
+		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
+	}
+	err = e.cfg.Store.Mint(ctx, backend.NewSession{
+		Token:      token,
+		Nonce:      nonce,
+		Credential: s.Credential,
+		Mark:       e.markOf(s),
+		Record:     record,
+		Data:       data,
+		Expires:    expires,
+		User:       userIndex(s.Identity),
+		Replace:    seen,
+		Continues:  continues,
+	})
+	if err != nil {
+		if errors.Is(err, backend.ErrUnavailable) {
+			e.Counters.StoreErrors.Add(1)
+		}
+		return "", err
+	}
+	e.Counters.Minted.Add(1)
+	e.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", cont != nil)
+	return token, nil
+}
+
+// validate asks the provider about token. A panic in the provider is
+// this call's failure: an unavailable provider, logged once with its stack.
+func (e *Engine) validate(ctx context.Context, token string) (_ *provider.Identity, err error) {
+	defer e.recoverInto(&err, "provider "+e.providerName())
+	return e.cfg.Provider.Validate(ctx, token)
+}
+
+// continuation is what a session that continues another keeps of it.
+type continuation struct {
+	provider, user string
+	id             string
+	created        time.Time
+	values         map[string]any
+	// key and nonce name the session continued; preds are the sessions
+	// the new one continues: the continued one's, and itself.
+	key   string
+	nonce []byte
+	preds []format.Predecessor
+}
+
+// continuation returns what a new session minted for this request keeps
+// of current, the live session the request carried: a new frontend token
+// of the same user and provider (a refreshed token, a second tab)
+// continues that session as the same device, with a fresh session token.
+// nil when there is no current session.
+func (e *Engine) continuation(current *Loaded) *continuation {
+	if current == nil {
+		return nil
+	}
+	s := current.Session
+	c := &continuation{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, values: map[string]any{},
+		key: s.Key, nonce: s.Nonce}
+	// The new session continues s and what s continued, but for the
+	// tokens that expired; the newest MaxPredecessors.
+	now := e.cfg.Now()
+	for _, p := range s.Preds {
+		if now.Before(p.Until) && p.Key != s.Key {
+			c.preds = append(c.preds, p)
+		}
+	}
+	c.preds = append(c.preds, format.Predecessor{Key: s.Key, Credential: s.Credential, Until: e.markUntil(s)})
+	if n := len(c.preds) - format.MaxPredecessors; n > 0 {
+		c.preds = c.preds[n:]
+	}
+	for _, k := range e.values.Keys(current.Ctx) {
+		c.values[k] = e.values.Get(current.Ctx, k)
+	}
+	return c
+}
+
+// sameUser reports whether id is the user of the continued session.
+func (c *continuation) sameUser(id provider.Identity) bool {
+	return c.provider == id.Provider && c.user == id.UserID
+}
