@@ -49,7 +49,7 @@ type Config struct {
 	// Turn, when set, is called before each upstream validation: it waits
 	// for ctx's client's turn (a rate-limited client's validations go one
 	// at a time) and returns what to call when the validation is done.
-	Turn func(ctx context.Context) (release func(), err error)
+	Turn   func(ctx context.Context) (release func(), err error)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
