@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/engine"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/internal/guesslimit"
 )
 
 // Auth is sessiongate's middleware: it turns frontend tokens into sessions
@@ -25,7 +26,7 @@ type Auth struct {
 	sessionHeader string
 	// vary is what a response that sets or clears the session varies on.
 	vary     []string
-	guesses  *guessLimiter
+	guesses  *guesslimit.Limiter
 	counters counters
 }
 
@@ -60,7 +61,7 @@ func New(cfg Config) *Auth {
 		cookieName:    cookieName,
 		sessionHeader: http.CanonicalHeaderKey(cfg.SessionHeader),
 		vary:          varyOn(cfg.TokenHeader),
-		guesses:       newGuessLimiter(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
+		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}
 	a.engine = engine.New(engine.Config{
 		Store:             cfg.Store,
@@ -72,7 +73,7 @@ func New(cfg Config) *Auth {
 		KeepAliveInterval: cfg.KeepAliveInterval,
 		NegativeCacheTTL:  cfg.NegativeCacheTTL,
 		ExchangeTimeout:   cfg.ExchangeTimeout,
-		Turn:              a.upstreamTurn,
+		Turn:              guesslimit.Turn,
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
 	})

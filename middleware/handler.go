@@ -9,6 +9,7 @@ import (
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/engine"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/internal/guesslimit"
 	"github.com/sessiongate/sessiongate/provider"
 )
 
@@ -147,11 +148,11 @@ func (a *Auth) resolve(r *http.Request) outcome {
 	if frontFromCookie && a.cfg.CrossOrigin.Check(r) != nil {
 		return crossOrigin
 	}
-	if a.guesses.any() {
-		if ip := a.cfg.ClientIP(r); a.guesses.wait(ip) > 0 {
+	if a.guesses.Active() {
+		if ip := a.cfg.ClientIP(r); a.guesses.Wait(ip) > 0 {
 			// A limited client's new tokens are validated one at a
 			// time; its existing sessions are not held up.
-			ctx = a.guesses.queued(ctx, ip)
+			ctx = a.guesses.Queued(ctx, ip)
 		}
 	}
 	l, err := a.engine.Exchange(ctx, front, clientOf(r, a.cfg.ClientIP), current)
@@ -172,7 +173,7 @@ func (a *Auth) resolve(r *http.Request) outcome {
 func (a *Auth) failure(err error) outcome {
 	var ue *provider.UnavailableError
 	switch {
-	case errors.Is(err, errNoTurn):
+	case errors.Is(err, guesslimit.ErrNoTurn):
 		return outcome{status: http.StatusTooManyRequests, code: codeRateLimited, message: messageRateLimited, retryAfter: a.cfg.GuessInterval}
 	case errors.Is(err, provider.ErrInvalidToken):
 		return outcome{status: http.StatusUnauthorized, code: codeInvalidToken, message: "the token is invalid, expired or signed out", err: err}
@@ -251,10 +252,10 @@ func (a *Auth) failed(r *http.Request, n int) (wait time.Duration) {
 		return 0
 	}
 	ip := a.cfg.ClientIP(r)
-	wait = a.guesses.wait(ip)
-	if a.guesses.failed(ip, n) {
+	wait = a.guesses.Wait(ip)
+	if a.guesses.Failed(ip, n) {
 		a.cfg.Logger.Warn("sessiongate: client rate limited after failed credentials; logged once per lockout",
-			"client", clientKey(ip), "burst", a.cfg.GuessBurst, "interval", a.cfg.GuessInterval)
+			"client", guesslimit.ClientKey(ip), "burst", a.cfg.GuessBurst, "interval", a.cfg.GuessInterval)
 	}
 	return wait
 }

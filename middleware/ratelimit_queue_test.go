@@ -83,10 +83,8 @@ func queueEnv(t *testing.T, p *heldProvider, mods ...func(*Config)) (*Auth, http
 	a := New(cfg)
 	t.Cleanup(func() {
 		// Nothing may stay queued once the test's requests are answered.
-		a.guesses.mu.Lock()
-		defer a.guesses.mu.Unlock()
-		for k, c := range a.guesses.clients {
-			assert.Zero(t, c.waiting, "client %s", k)
+		for _, k := range a.guesses.Clients() {
+			assert.Zero(t, a.guesses.Waiting(k), "client %s", k)
 		}
 	})
 	return a, a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -94,12 +92,7 @@ func queueEnv(t *testing.T, p *heldProvider, mods ...func(*Config)) (*Auth, http
 
 // waiting returns how many of client's validations hold or wait for its turn.
 func waiting(a *Auth, client string) int {
-	a.guesses.mu.Lock()
-	defer a.guesses.mu.Unlock()
-	if c := a.guesses.clients[clientKey(client)]; c != nil {
-		return c.waiting
-	}
-	return 0
+	return a.guesses.Waiting(client)
 }
 
 func randomSessionToken() string {
@@ -238,4 +231,17 @@ func TestAQueuedRequestThatTimesOutGets429(t *testing.T) {
 	p.release("bad-held")
 	<-first
 	assert.EqualValues(t, 1, p.calls.Load())
+}
+
+// TestLimiterHoldsNoToken: the guess limiter is keyed by client
+// addresses, never by a credential a client sent.
+func TestLimiterHoldsNoToken(t *testing.T) {
+	t.Parallel()
+	a, h := queueEnv(t, &heldProvider{})
+	junk := randomSessionToken()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("X-Test-Client", "198.51.100.4")
+	r.Header.Set("X-Session-Token", junk)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	assert.Equal(t, []string{"198.51.100.4"}, a.guesses.Clients())
 }

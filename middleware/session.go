@@ -6,6 +6,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/useragent"
 )
 
 // Session is one signed-in session as its owner may see it. Nothing in it
@@ -65,20 +66,20 @@ func (s *Session) MarshalJSON() ([]byte, error) {
 		Expires:   s.Expires.UTC(),
 		ClientIP:  s.ClientIP,
 		UserAgent: s.UserAgent,
-		Device:    ParseUserAgent(s.UserAgent),
+		Device:    useragent.Parse(s.UserAgent),
 		Current:   s.Current,
 	})
 }
 
 type sessionView struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"userId"`
-	Provider  string    `json:"provider"`
-	Created   time.Time `json:"created"`
-	LastSeen  time.Time `json:"lastSeen"`
-	Expires   time.Time `json:"expires"`
-	ClientIP  string    `json:"ip,omitempty"`
-	UserAgent string    `json:"userAgent,omitempty"`
-	Device    UserAgent `json:"device"`
-	Current   bool      `json:"current"`
+	ID        string              `json:"id"`
+	UserID    string              `json:"userId"`
+	Provider  string              `json:"provider"`
+	Created   time.Time           `json:"created"`
+	LastSeen  time.Time           `json:"lastSeen"`
+	Expires   time.Time           `json:"expires"`
+	ClientIP  string              `json:"ip,omitempty"`
+	UserAgent string              `json:"userAgent,omitempty"`
+	Device    useragent.UserAgent `json:"device"`
+	Current   bool                `json:"current"`
 }
