@@ -3,8 +3,8 @@
 // and a demo page. With PROVIDER=dev (the default) it runs a
 // Plurality-format upstream on loopback and needs no network.
 //
-//	go run ./examples/chi-app              # memory store, dev provider
-//	SESSION_STORE=redis go run ./examples/chi-app
+//	make run                              # from the repository root: memory store, dev provider
+//	SESSION_STORE=redis go run .          # from examples/chi-app, its own module
 //
 // Configuration is by environment variable: ADDR, SESSION_STORE, REDIS_URL,
 // PROVIDER, PLURALITY_API_URL, PLURALITY_CLIENT_ID, PLURALITY_CLIENT_SECRET,
