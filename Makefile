@@ -2,7 +2,7 @@
 # no network); `make test` runs vet, a short fuzz of every untrusted-input
 # parser and the race-enabled tests, whole: it needs redis-server (and
 # installs it when it can), unless SKIP_REDIS=1 says to skip the Redis
-# tests.
+# tests. vet, fuzz, test and bench cover both modules of MODULES.
 GO ?= go
 # bash with pipefail: a recipe that filters go test's output still fails
 # when the tests do.
@@ -13,10 +13,15 @@ SHELL := bash
 # deadline races an in-flight input (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10000x
 
+# The modules, each a directory: the library at the root, and the example
+# app, a module of its own (its go.mod replaces the library with ../..) so
+# that the library's users do not inherit the example's dependencies.
+MODULES := . examples/chi-app
+
 .PHONY: run test vet redis-server fuzz fuzz-short bench e2e load
 
 run:
-	$(GO) run ./examples/chi-app
+	$(GO) -C examples/chi-app run .
 
 # SKIP_REDIS=1 skips every test that needs Redis (store/storetest reads it);
 # the summary at the end lists each skipped test with its reason.
@@ -24,15 +29,22 @@ SKIP_REDIS ?=
 # The values Go's strconv.ParseBool reads as true, as storetest does.
 skip_redis := $(filter 1 t T TRUE true True,$(SKIP_REDIS))
 
-# The tests as go test -json, summarised by .ci/testsummary: a line per
-# package, the output of what failed, then "skipped: PKG TEST (reason)"
-# for every skipped test and a last line "N passed, N failed, N skipped".
+# The tests of every module as one go test -json stream, summarised by
+# .ci/testsummary: a line per package, the output of what failed, then
+# "skipped: PKG TEST (reason)" for every skipped test and a last line
+# "N passed, N failed, N skipped" for all the modules together. Every
+# module is tested even when one fails.
 test: vet redis-server fuzz-short
-	SKIP_REDIS=$(skip_redis) $(GO) test -race -count=1 -json ./... | $(GO) run ./.ci/testsummary
+	(status=0; for m in $(MODULES); do \
+	  SKIP_REDIS=$(skip_redis) $(GO) -C $$m test -race -count=1 -json ./... || status=1; \
+	done; exit $$status) | $(GO) run ./.ci/testsummary
 
+# gofmt over the whole tree, go vet in each module (./... stops at a
+# nested module's go.mod, and skips .ci, which is named).
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./... ./.ci/testsummary
+	@set -e; for m in $(MODULES); do echo "$(GO) -C $$m vet ./..."; $(GO) -C $$m vet ./...; done
+	$(GO) vet ./.ci/testsummary
 
 # redis-server must be on PATH for make test: as root with apt-get, it is
 # installed (and said so); otherwise make test stops and says what to do.
@@ -51,15 +63,18 @@ redis-server:
 	  exit 1; \
 	fi
 
-# Every Fuzz target, each for FUZZTIME inputs (make fuzz for longer). A
-# failure prints that run's own output, with the failing input's path.
+# Every Fuzz target of every module, each for FUZZTIME inputs (make fuzz
+# for longer). A failure prints that run's own output, with the failing
+# input's path.
 fuzz-short:
 	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
-	for pkg in $$($(GO) list ./...); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-	  for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
-	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1 || { cat $$log; exit 1; }; \
+	for m in $(MODULES); do \
+	  for pkg in $$($(GO) -C $$m list ./...); do \
+	    dir=$$($(GO) -C $$m list -f '{{.Dir}}' $$pkg); \
+	    for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	      echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	      $(GO) -C $$m test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1 || { cat $$log; exit 1; }; \
+	    done; \
 	  done; \
 	done
 
@@ -70,7 +85,7 @@ fuzz:
 # signs the other out. Fails without chromium (apt-get install chromium).
 # Screenshots of each step go to e2e-screenshots/.
 e2e:
-	SESSIONGATE_E2E=1 E2E_SCREENSHOTS=$(CURDIR)/e2e-screenshots $(GO) test -count=1 -run '^TestBrowser' -v ./examples/chi-app/
+	SESSIONGATE_E2E=1 E2E_SCREENSHOTS=$(CURDIR)/e2e-screenshots $(GO) -C examples/chi-app test -count=1 -run '^TestBrowser' -v .
 
 # The fault runs of make test, with their figures printed: Redis killed
 # under load, and a minute of mixed clients through a Redis restart and an
@@ -80,9 +95,10 @@ load:
 	SESSIONGATE_LOAD_DURATION=$(LOAD_DURATION) CI=true $(GO) test -count=1 -run '^(TestLoadRunWithFaults|TestRedisRestartUnderLoad)$$' -v ./middleware/ | grep -e '^---' -e 'faults_test' -e '^ok' -e FAIL
 
 # The side-by-side performance tables of the README (not part of make
-# test: it measures, it asserts nothing), then every Go benchmark. Needs
-# redis-server on PATH. BENCH_DURATION is each loopback round.
+# test: it measures, it asserts nothing), then every Go benchmark of every
+# module. Needs redis-server on PATH. BENCH_DURATION is each loopback
+# round.
 BENCH_DURATION ?= 2s
 bench:
 	SESSIONGATE_BENCH=1 SESSIONGATE_BENCH_DURATION=$(BENCH_DURATION) CI=true $(GO) test -count=1 -run '^TestPerformanceTable$$' -v ./middleware/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
-	CI=true $(GO) test -run '^$$' -bench . -benchmem ./...
+	@set -e; for m in $(MODULES); do echo "$(GO) -C $$m test -bench . ./..."; CI=true $(GO) -C $$m test -run '^$$' -bench . -benchmem ./...; done

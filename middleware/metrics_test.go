@@ -1,16 +1,12 @@
 package middleware_test
 
 import (
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
-	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 )
 
@@ -47,24 +43,4 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	assert.GreaterOrEqual(t, m.RecordCacheMisses, int64(1))
 	assert.EqualValues(t, 1, m.StoreErrors)
 	assert.EqualValues(t, e.fake.Calls(), m.UpstreamCalls, "every upstream call is counted")
-
-	w := httptest.NewRecorder()
-	e.auth.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(w.Result().Body)
-	require.Equal(t, http.StatusOK, w.Code)
-	assert.Contains(t, w.Header().Get("Content-Type"), "version=0.0.4")
-	assert.Contains(t, string(body), "# TYPE sessiongate_sessions_minted_total counter\nsessiongate_sessions_minted_total 1\n")
-	assert.Contains(t, string(body), "sessiongate_upstream_seconds_count 3\n")
-	assert.Regexp(t, `(?m)^sessiongate_upstream_seconds_sum [0-9.e-]+$`, string(body))
-	assert.Contains(t, string(body), "sessiongate_rate_limited_total 0\n")
-}
-
-// Serve the counters on an internal listener, for Prometheus to scrape.
-func ExampleAuth_MetricsHandler() {
-	serveMetrics := func(auth *middleware.Auth) error { // auth from middleware.New
-		internal := http.NewServeMux()
-		internal.Handle("GET /metrics", auth.MetricsHandler())
-		return http.ListenAndServe("127.0.0.1:9090", internal)
-	}
-	_ = serveMetrics
 }

@@ -24,9 +24,11 @@ import (
 //go:embed web
 var webFiles embed.FS
 
-// app is the example: its router and what must be closed with it.
+// app is the example: its router, the router of its metrics listener,
+// and what must be closed with them.
 type app struct {
 	handler http.Handler
+	metrics http.Handler // GET /metrics, for METRICS_ADDR
 	closers []func()
 }
 
@@ -81,6 +83,9 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		http.ServeFileFS(w, r, web, "index.html")
 	})
 	a.handler = r
+	metrics := http.NewServeMux()
+	metrics.Handle("GET /metrics", metricsHandler(auth))
+	a.metrics = metrics
 	return a, nil
 }
 

@@ -18,14 +18,23 @@ import (
 
 func newTestApp(t *testing.T, env map[string]string) *httptest.Server {
 	t.Helper()
+	srv, _ := newTestAppWithMetrics(t, env)
+	return srv
+}
+
+// newTestAppWithMetrics serves the app of env, and its metrics listener's
+// router (METRICS_ADDR's) on a server of its own.
+func newTestAppWithMetrics(t *testing.T, env map[string]string) (app, metrics *httptest.Server) {
+	t.Helper()
 	cfg, err := configFrom(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
-	srv := httptest.NewServer(a.handler)
-	t.Cleanup(srv.Close)
-	return srv
+	app, metrics = httptest.NewServer(a.handler), httptest.NewServer(a.metrics)
+	t.Cleanup(app.Close)
+	t.Cleanup(metrics.Close)
+	return app, metrics
 }
 
 func TestDevModeEndToEnd(t *testing.T) {
@@ -115,6 +124,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 	assert.Equal(t, "redis://127.0.0.1:6379/0", cfg.RedisURL)
 	assert.Equal(t, "https://app.plurality.network/api", cfg.PluralityURL)
 	assert.True(t, cfg.SecretWasDefault)
+	assert.Empty(t, cfg.MetricsAddr, "no metrics listener by default")
 
 	for name, env := range map[string]map[string]string{
 		"store":     {"SESSION_STORE": "disk"},
@@ -129,6 +139,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		"both para": {"PROVIDER": "para,parajwt", "PARA_SECRET_API_KEY": "sk", "PARA_JWT_AUDIENCE": "aud"},
 		"twice":     {"PROVIDER": "parajwt,parajwt", "PARA_JWT_AUDIENCE": "aud"},
 		"dev mixed": {"PROVIDER": "dev,parajwt", "PARA_JWT_AUDIENCE": "aud"},
+		"metrics":   {"METRICS_ADDR": "9090"},
 	} {
 		_, err := configFrom(func(k string) string { return env[k] })
 		assert.Error(t, err, name)

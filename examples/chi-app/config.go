@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 // of DESIGN.md.
 type config struct {
 	Addr             string
+	MetricsAddr      string // empty: no metrics listener
 	Store            string // memory | redis
 	RedisURL         string
 	Provider         string   // dev | plurality | para | parajwt, or a comma list of the last three
@@ -48,6 +50,7 @@ func configFrom(getenv func(string) string) (config, error) {
 	}
 	c := config{
 		Addr:            get("ADDR", defaultAddr),
+		MetricsAddr:     getenv("METRICS_ADDR"),
 		Store:           get("SESSION_STORE", "memory"),
 		RedisURL:        get("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		Provider:        get("PROVIDER", "dev"),
@@ -70,6 +73,9 @@ func configFrom(getenv func(string) string) (config, error) {
 	}
 	if c.IdleTimeout, err = time.ParseDuration(get("SESSION_IDLE_TIMEOUT", "0s")); err != nil || c.IdleTimeout < 0 {
 		return c, fmt.Errorf("SESSION_IDLE_TIMEOUT: want a duration such as 30m, or 0 for none")
+	}
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
+		return c, fmt.Errorf("METRICS_ADDR: want host:port, such as 127.0.0.1:9090")
 	}
 	switch c.Store {
 	case "memory", "redis":

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -26,14 +27,23 @@ const (
 )
 
 // dockerBuild returns the environment and arguments of the Dockerfile's
-// `RUN ... go build ...` line, and the path it writes the binary to.
-func dockerBuild() (env, args []string, out string, err error) {
+// `RUN ... go build ...` line, the path it writes the binary to, and the
+// directory it runs in, relative to the repository root (the build
+// context, copied by `COPY . DEST`).
+func dockerBuild() (env, args []string, out, dir string, err error) {
 	b, err := os.ReadFile(dockerfile)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", "", err
 	}
+	workdir, root := "/", ""
 	for line := range strings.Lines(string(b)) {
 		words := shellWords(strings.TrimSpace(line))
+		switch {
+		case len(words) == 2 && words[0] == "WORKDIR":
+			workdir = resolve(workdir, words[1])
+		case len(words) == 3 && words[0] == "COPY" && words[1] == ".":
+			root = resolve(workdir, words[2])
+		}
 		if len(words) < 3 || words[0] != "RUN" {
 			continue
 		}
@@ -44,30 +54,45 @@ func dockerBuild() (env, args []string, out string, err error) {
 		if len(words) < 2 || words[0] != "go" || words[1] != "build" {
 			continue
 		}
+		if root == "" {
+			return nil, nil, "", "", fmt.Errorf("%s builds before it copies the repository (COPY . DEST)", dockerfile)
+		}
+		if dir, err = filepath.Rel(root, workdir); err != nil || !filepath.IsLocal(dir) && dir != "." {
+			return nil, nil, "", "", fmt.Errorf("%s builds in %s, outside the repository it copied to %s", dockerfile, workdir, root)
+		}
 		if i := slices.Index(words, "-o"); i > 0 && i+1 < len(words) {
 			out = words[i+1]
 		}
-		return env, words[1:], out, nil
+		return env, words[1:], out, dir, nil
 	}
-	return nil, nil, "", fmt.Errorf("%s has no RUN go build line", dockerfile)
+	return nil, nil, "", "", fmt.Errorf("%s has no RUN go build line", dockerfile)
 }
 
 // buildAsDocker builds the app into dir exactly as the Dockerfile does
-// (from the repository root, its WORKDIR), and returns the binary's path.
+// (in the same directory of the repository), and returns the binary's
+// path.
 func buildAsDocker(dir string) (string, error) {
-	env, args, out, err := dockerBuild()
+	env, args, out, workdir, err := dockerBuild()
 	if err != nil {
 		return "", err
 	}
 	binary := filepath.Join(dir, filepath.Base(out))
 	args[slices.Index(args, out)] = binary
 	cmd := exec.Command("go", args...)
-	cmd.Dir = "../.."
+	cmd.Dir = filepath.Join("../..", workdir)
 	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
 	return binary, nil
+}
+
+// resolve is p in the image, from the working directory dir.
+func resolve(dir, p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	return path.Join(dir, p)
 }
 
 // shellWords splits a Dockerfile line into words, keeping double-quoted
@@ -106,10 +131,12 @@ func TestDockerfile(t *testing.T) {
 	assert.Contains(t, from[0][1], "golang:1.26", "built with the project's Go")
 	assert.Contains(t, from[1][1], "distroless/static", "a small final image with no shell")
 	assert.Regexp(t, `(?m)^USER nonroot`, text, "runs as non-root")
-	env, args, out, err := dockerBuild()
+	env, args, out, dir, err := dockerBuild()
 	require.NoError(t, err)
 	assert.Contains(t, env, "CGO_ENABLED=0", "static binary for distroless/static")
-	assert.Contains(t, args, "./examples/chi-app")
+	assert.Equal(t, "examples/chi-app", filepath.ToSlash(dir), "built in the example's own module")
+	assert.Contains(t, args, ".")
+	assert.Contains(t, text, "COPY examples/chi-app/go.mod examples/chi-app/go.sum", "the example's dependencies are downloaded in a layer of their own")
 	assert.Contains(t, text, "COPY --from=build "+out+" /chi-app")
 	assert.Contains(t, text, `ENTRYPOINT ["/chi-app"]`)
 	assert.Contains(t, text, "ENV ADDR=0.0.0.0:8080", "listens beyond the container's loopback")

@@ -3,13 +3,15 @@
 // and a demo page. With PROVIDER=dev (the default) it runs a
 // Plurality-format upstream on loopback and needs no network.
 //
-//	go run ./examples/chi-app              # memory store, dev provider
-//	SESSION_STORE=redis go run ./examples/chi-app
+//	make run                              # from the repository root: memory store, dev provider
+//	SESSION_STORE=redis go run .          # from examples/chi-app, its own module
 //
 // Configuration is by environment variable: ADDR, SESSION_STORE, REDIS_URL,
 // PROVIDER, PLURALITY_API_URL, PLURALITY_CLIENT_ID, PLURALITY_CLIENT_SECRET,
 // PARA_API_URL, PARA_SECRET_API_KEY, PARA_JWT_AUDIENCE, COOKIE_SECURE,
-// SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET.
+// SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET, and METRICS_ADDR:
+// when set, a second listener there serves the middleware's counters at
+// GET /metrics in the Prometheus text format (off by default).
 //
 // chi-app -healthcheck asks a running chi-app (at ADDR) for /healthz and
 // exits 0 when it answers 200: the container health check of an image
@@ -82,21 +84,34 @@ func run(log *slog.Logger) error {
 	}
 	defer a.Close()
 
-	srv := newServer(cfg.Addr, a.handler, productionLimits)
+	servers := []*http.Server{newServer(cfg.Addr, a.handler, productionLimits)}
+	if cfg.MetricsAddr != "" {
+		servers = append(servers, newServer(cfg.MetricsAddr, a.metrics, productionLimits))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errc <- srv.ListenAndServe() }()
+	}
 	log.Info(fmt.Sprintf("chi-app listening on http://%s", cfg.Addr), "store", cfg.Store, "provider", cfg.Provider)
+	if cfg.MetricsAddr != "" {
+		log.Info(fmt.Sprintf("metrics at http://%s/metrics", cfg.MetricsAddr))
+	}
 
+	// err is nil here: a listener's error, if one stops, is the result.
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	for _, srv := range servers {
+		if e := srv.Shutdown(shutdown); err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
 // serverLimits bound what one client can hold of the server: how long it
