@@ -19,6 +19,7 @@ import (
 	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
 )
 
 //go:embed web
@@ -45,16 +46,14 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	sm := store.NewManager(st)
-	sm.Lifetime = cfg.Lifetime
-
 	p, dev := newProvider(cfg, a, log)
 	if cfg.SecretWasDefault {
 		log.Warn("SESSION_SECRET is unset: using a random one. Sessions will not survive a restart or be shared with other processes.")
 	}
 
 	auth := middleware.New(middleware.Config{
-		Sessions:       sm,
+		Store:          st,
+		Lifetime:       cfg.Lifetime,
 		Provider:       p,
 		Secret:         cfg.Secret, // empty: the middleware draws one for this process alone
 		InsecureCookie: !cfg.CookieSecure,
@@ -164,12 +163,12 @@ func openStore(cfg config, a *app) (store.Store, error) {
 	if cfg.Store == "memory" {
 		return store.NewMemory(), nil
 	}
-	pool, err := store.NewRedisPool(cfg.RedisURL)
+	pool, err := redisstore.NewPool(cfg.RedisURL)
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { pool.Close() })
-	return store.NewRedis(pool), nil
+	return redisstore.New(pool, redisstore.Options{}), nil
 }
 
 var userName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)

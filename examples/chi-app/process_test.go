@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider/providertest"
-	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -162,7 +162,7 @@ func (p *process) try(ctx context.Context, c call) (answer, error) {
 	if c.cookie != "" {
 		// "session" in dev mode (plain http), "__Host-session" when Secure.
 		req.AddCookie(&http.Cookie{Name: "session", Value: c.cookie})
-		req.AddCookie(&http.Cookie{Name: store.DefaultCookieName, Value: c.cookie})
+		req.AddCookie(&http.Cookie{Name: middleware.DefaultCookieName, Value: c.cookie})
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -172,7 +172,7 @@ func (p *process) try(ctx context.Context, c call) (answer, error) {
 	b, _ := io.ReadAll(res.Body)
 	a := answer{status: res.StatusCode, body: string(b)}
 	for _, ck := range res.Cookies() {
-		if ck.Name == "session" || ck.Name == store.DefaultCookieName {
+		if ck.Name == "session" || ck.Name == middleware.DefaultCookieName {
 			a.session = ck.Value
 		}
 	}
