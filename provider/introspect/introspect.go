@@ -84,9 +84,8 @@ func New(cfg Config) *Provider {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		panic("sessiongate/introspect: Config.ClientID and Config.ClientSecret are required")
 	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		panic(fmt.Sprintf("sessiongate/introspect: Config.URL %q is not an absolute http(s) URL", cfg.URL))
+	if _, err := provider.CheckURL(cfg.URL, true); err != nil {
+		panic("sessiongate/introspect: Config.URL: " + err.Error())
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -73,9 +72,8 @@ func BaseURL(envOrURL string) (string, error) {
 	case "BETA":
 		return BetaURL, nil
 	}
-	u, err := url.Parse(envOrURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("para: %q is neither BETA, PROD nor an absolute http(s) URL", envOrURL)
+	if _, err := provider.CheckURL(envOrURL, true); err != nil {
+		return "", fmt.Errorf("para: the base URL is neither BETA, PROD nor usable: %w", err)
 	}
 	return strings.TrimSuffix(envOrURL, "/"), nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -77,9 +76,8 @@ func New(cfg Config) *Provider {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		panic(fmt.Sprintf("sessiongate/plurality: Config.BaseURL %q is not an absolute http(s) URL", base))
+	if _, err := provider.CheckURL(base, true); err != nil {
+		panic("sessiongate/plurality: Config.BaseURL: " + err.Error())
 	}
 	client := cfg.HTTPClient
 	if client == nil {
