@@ -82,11 +82,9 @@ func BaseURL(envOrURL string) (string, error) {
 // and verifies wallet addresses. It is safe for concurrent use.
 type Provider struct {
 	base   string
-	key    *apiKey // behind a pointer so %v of a Provider shows an address, not the key
+	key    *provider.Secret // the secret API key
 	client *http.Client
 }
-
-type apiKey struct{ value provider.Secret }
 
 // New returns a Provider of verification tokens for cfg. New panics if
 // SecretAPIKey is empty or BaseURL is neither an environment nor an
@@ -103,7 +101,7 @@ func New(cfg Config) *Provider {
 	if client == nil {
 		client = provider.NewHTTPClient(cfg.Timeout)
 	}
-	return &Provider{base: base, key: &apiKey{cfg.SecretAPIKey}, client: client}
+	return &Provider{base: base, key: new(cfg.SecretAPIKey), client: client}
 }
 
 // Name returns "para".
@@ -197,7 +195,7 @@ func (p *Provider) post(ctx context.Context, path string, body any) (*http.Respo
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("X-External-Api-Key", string(p.key.value))
+	req.Header.Set("X-External-Api-Key", string(*p.key))
 	return provider.Do(p.client, req, Name)
 }
 

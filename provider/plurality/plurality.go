@@ -56,14 +56,12 @@ type Config struct {
 
 // Provider validates Plurality tokens. It is safe for concurrent use.
 type Provider struct {
-	validateURL string
-	auth        *basicAuth // behind a pointer so %v of a Provider shows an address, not the secret
-	client      *http.Client
-	leeway      time.Duration
-	now         func() time.Time
+	validateURL   string
+	authorization *provider.Secret // the Authorization header, Basic credentials
+	client        *http.Client
+	leeway        time.Duration
+	now           func() time.Time
 }
-
-type basicAuth struct{ header string }
 
 // New returns a Provider for cfg. New panics if ClientID or ClientSecret is
 // empty, or BaseURL is not an absolute http(s) URL: those are programming
@@ -93,11 +91,11 @@ func New(cfg Config) *Provider {
 	}
 	creds := base64.StdEncoding.EncodeToString([]byte(cfg.ClientID + ":" + string(cfg.ClientSecret)))
 	return &Provider{
-		validateURL: strings.TrimSuffix(base, "/") + "/user/validate",
-		auth:        &basicAuth{header: "Basic " + creds},
-		client:      client,
-		leeway:      leeway,
-		now:         now,
+		validateURL:   strings.TrimSuffix(base, "/") + "/user/validate",
+		authorization: new(provider.Secret("Basic " + creds)),
+		client:        client,
+		leeway:        leeway,
+		now:           now,
 	}
 }
 
@@ -137,7 +135,7 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", p.auth.header)
+	req.Header.Set("Authorization", string(*p.authorization))
 
 	resp, answer, err := provider.Do(p.client, req, Name)
 	if err != nil {
