@@ -2,13 +2,10 @@ package providertest
 
 import (
 	"crypto/hmac"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,12 +21,9 @@ type Introspection struct {
 	// ClientID and ClientSecret are the credentials the fake accepts.
 	ClientID, ClientSecret string
 
-	server *httptest.Server
-	faults faults
-	calls  atomic.Int64
+	Server // Close, Calls, LastRequest, SetFault
 	mu     sync.Mutex
 	tokens map[string]introspected
-	last   Request
 }
 
 // NewIntrospection starts a fake introspection endpoint on a free loopback
@@ -40,27 +34,9 @@ func NewIntrospection() *Introspection {
 		ClientSecret: "secret-" + randomString(18),
 		tokens:       map[string]introspected{},
 	}
-	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
-	f.URL = f.server.URL + "/oauth2/introspect"
+	f.URL = f.start(f.serve) + "/oauth2/introspect"
 	return f
 }
-
-// Close shuts the fake down.
-func (f *Introspection) Close() { f.server.Close() }
-
-// Calls returns how many introspection calls the fake received.
-func (f *Introspection) Calls() int64 { return f.calls.Load() }
-
-// LastRequest returns what the fake saw of the last call.
-func (f *Introspection) LastRequest() Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
-
-// SetFault makes every following answer fail as fault says;
-// SetFault(Fault{}) restores normal answers.
-func (f *Introspection) SetFault(fault Fault) { f.faults.set(fault) }
 
 // Issue returns an opaque token for sub, active for ttl, whose
 // introspection answer also carries extra. Extra may override any member
@@ -89,15 +65,7 @@ func (f *Introspection) Revoke(token string) {
 	f.mu.Unlock()
 }
 
-func (f *Introspection) serve(w http.ResponseWriter, r *http.Request) {
-	f.calls.Add(1)
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	f.mu.Lock()
-	f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
-	f.mu.Unlock()
-	if f.faults.apply(w, r) {
-		return
-	}
+func (f *Introspection) serve(w http.ResponseWriter, r *http.Request, raw []byte) {
 	if r.Method != http.MethodPost || r.URL.Path != "/oauth2/introspect" {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found"})
 		return

@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +34,7 @@ type Para struct {
 	// Keys signs the JWTs and serves them at /.well-known/jwks.json.
 	Keys *Keys
 
-	server *httptest.Server
-	faults faults
+	Server // Close, Calls, LastRequest, SetFault
 	verify atomic.Int64
 	wallet atomic.Int64
 
@@ -45,7 +42,6 @@ type Para struct {
 	users   map[string]ParaUser // by authType + identifier
 	tokens  map[string]paraGrant
 	wallets map[string]string // address → wallet id
-	last    Request
 }
 
 // ParaUser is a Para user as the fake's tokens describe them.
@@ -82,36 +78,23 @@ type paraGrant struct {
 func NewPara() *Para {
 	f := &Para{
 		SecretAPIKey: "sk_" + randomString(24),
-		APIKeyID:     uuid(),
+		APIKeyID:     randomUUID(),
 		Keys:         NewKeys(),
 		users:        map[string]ParaUser{},
 		tokens:       map[string]paraGrant{},
 		wallets:      map[string]string{},
 	}
-	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
-	f.URL = f.server.URL
+	f.counts = map[string]*atomic.Int64{"/sessions/verify": &f.verify, "/wallets/verify": &f.wallet, "/.well-known/jwks.json": &f.Keys.calls}
+	f.keep = func(r *http.Request) bool { return r.Method == http.MethodPost }
+	f.URL = f.start(f.serve)
 	return f
 }
-
-// Close shuts the fake down.
-func (f *Para) Close() { f.server.Close() }
-
-// SetFault makes every following answer, on every endpoint, fail as fault
-// says; SetFault(Fault{}) restores normal answers.
-func (f *Para) SetFault(fault Fault) { f.faults.set(fault) }
 
 // VerifyCalls returns how many /sessions/verify calls the fake received.
 func (f *Para) VerifyCalls() int64 { return f.verify.Load() }
 
 // WalletCalls returns how many /wallets/verify calls the fake received.
 func (f *Para) WalletCalls() int64 { return f.wallet.Load() }
-
-// LastRequest returns what the fake saw of the last POST it received.
-func (f *Para) LastRequest() Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
 
 // User returns the user signed in with authType and identifier, creating
 // it (with an id and a wallet) the first time, so that ids are stable
@@ -128,10 +111,10 @@ func (f *Para) User(u ParaUser) ParaUser {
 		return known
 	}
 	if u.ID == "" {
-		u.ID = uuid()
+		u.ID = randomUUID()
 	}
 	if u.Wallets == nil {
-		u.Wallets = []ParaWallet{{ID: uuid(), Type: "EVM", Address: "0x" + hex.EncodeToString(randomBytes(20)), PublicKey: ""}}
+		u.Wallets = []ParaWallet{{ID: randomUUID(), Type: "EVM", Address: "0x" + hex.EncodeToString(randomBytes(20)), PublicKey: ""}}
 	}
 	for _, w := range u.Wallets {
 		f.wallets[w.Address] = w.ID
@@ -200,24 +183,7 @@ func ParaData(u ParaUser) map[string]any {
 	return data
 }
 
-func (f *Para) serve(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/sessions/verify":
-		f.verify.Add(1)
-	case "/wallets/verify":
-		f.wallet.Add(1)
-	case "/.well-known/jwks.json":
-		f.Keys.calls.Add(1)
-	}
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if r.Method == http.MethodPost {
-		f.mu.Lock()
-		f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
-		f.mu.Unlock()
-	}
-	if f.faults.apply(w, r) {
-		return
-	}
+func (f *Para) serve(w http.ResponseWriter, r *http.Request, raw []byte) {
 	switch {
 	case r.URL.Path == "/.well-known/jwks.json" && r.Method == http.MethodGet:
 		f.Keys.serveJWKS(w)
@@ -288,13 +254,4 @@ func (f *Para) serveWallet(w http.ResponseWriter, r *http.Request, raw []byte) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"walletId": id})
-}
-
-// uuid returns a random RFC 4122 version 4 UUID.
-func uuid() string {
-	b := randomBytes(16)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
