@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -21,9 +20,8 @@ type Introspection struct {
 	// ClientID and ClientSecret are the credentials the fake accepts.
 	ClientID, ClientSecret string
 
-	Server // Close, Calls, LastRequest, SetFault
-	mu     sync.Mutex
-	tokens map[string]introspected
+	Server                        // Close, Calls, LastRequest, SetFault
+	tokens grants[map[string]any] // the introspection answer for each live token
 }
 
 // NewIntrospection starts a fake introspection endpoint on a free loopback
@@ -32,7 +30,6 @@ func NewIntrospection() *Introspection {
 	f := &Introspection{
 		ClientID:     "rs-" + randomString(6),
 		ClientSecret: "secret-" + randomString(18),
-		tokens:       map[string]introspected{},
 	}
 	f.URL = f.start(f.serve) + "/oauth2/introspect"
 	return f
@@ -51,19 +48,11 @@ func (f *Introspection) Issue(sub string, ttl time.Duration, extra map[string]an
 	for k, v := range extra {
 		answer[k] = v
 	}
-	token := randomString(40)
-	f.mu.Lock()
-	f.tokens[token] = introspected{answer: answer, expires: now.Add(ttl)}
-	f.mu.Unlock()
-	return token
+	return f.tokens.issue(40, answer, now.Add(ttl))
 }
 
 // Revoke makes the fake answer {"active": false} for token from now on.
-func (f *Introspection) Revoke(token string) {
-	f.mu.Lock()
-	delete(f.tokens, token)
-	f.mu.Unlock()
-}
+func (f *Introspection) Revoke(token string) { f.tokens.revoke(token) }
 
 func (f *Introspection) serve(w http.ResponseWriter, r *http.Request, raw []byte) {
 	if r.Method != http.MethodPost || r.URL.Path != "/oauth2/introspect" {
@@ -85,17 +74,10 @@ func (f *Introspection) serve(w http.ResponseWriter, r *http.Request, raw []byte
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 		return
 	}
-	f.mu.Lock()
-	t, ok := f.tokens[form.Get("token")]
-	f.mu.Unlock()
-	if !ok || !time.Now().Before(t.expires) {
+	answer, ok := f.tokens.live(form.Get("token"))
+	if !ok {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
-	writeJSON(w, http.StatusOK, t.answer)
-}
-
-type introspected struct {
-	answer  map[string]any
-	expires time.Time
+	writeJSON(w, http.StatusOK, answer)
 }

@@ -38,10 +38,11 @@ type Para struct {
 	verify atomic.Int64
 	wallet atomic.Int64
 
+	tokens grants[ParaUser] // verification tokens
+
 	mu      sync.Mutex
 	users   map[string]ParaUser // by authType + identifier
-	tokens  map[string]paraGrant
-	wallets map[string]string // address → wallet id
+	wallets map[string]string   // address → wallet id
 }
 
 // ParaUser is a Para user as the fake's tokens describe them.
@@ -69,11 +70,6 @@ type ParaWallet struct {
 	PublicKey string `json:"publicKey"` // optional
 }
 
-type paraGrant struct {
-	user    ParaUser
-	expires time.Time
-}
-
 // NewPara starts a fake Para on a free loopback port. Close it when done.
 func NewPara() *Para {
 	f := &Para{
@@ -81,7 +77,6 @@ func NewPara() *Para {
 		APIKeyID:     randomUUID(),
 		Keys:         NewKeys(),
 		users:        map[string]ParaUser{},
-		tokens:       map[string]paraGrant{},
 		wallets:      map[string]string{},
 	}
 	f.counts = map[string]*atomic.Int64{"/sessions/verify": &f.verify, "/wallets/verify": &f.wallet, "/.well-known/jwks.json": &f.Keys.calls}
@@ -126,20 +121,11 @@ func (f *Para) User(u ParaUser) ParaUser {
 // VerificationToken returns a verification token for u, valid for ttl, as
 // para.getVerificationToken() would hand one to the frontend.
 func (f *Para) VerificationToken(u ParaUser, ttl time.Duration) string {
-	u = f.User(u)
-	token := randomString(43)
-	f.mu.Lock()
-	f.tokens[token] = paraGrant{user: u, expires: time.Now().Add(ttl)}
-	f.mu.Unlock()
-	return token
+	return f.tokens.issue(43, f.User(u), time.Now().Add(ttl))
 }
 
 // Revoke makes the fake answer 403 for a verification token from now on.
-func (f *Para) Revoke(token string) {
-	f.mu.Lock()
-	delete(f.tokens, token)
-	f.mu.Unlock()
-}
+func (f *Para) Revoke(token string) { f.tokens.revoke(token) }
 
 // JWT returns a Para JWT for u, valid for ttl, as issueJwt() would: the
 // documented payload signed with the current key.
@@ -221,16 +207,14 @@ func (f *Para) serveVerify(w http.ResponseWriter, r *http.Request, raw []byte) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Missing verification token"})
 		return
 	}
-	f.mu.Lock()
-	grant, ok := f.tokens[body.VerificationToken]
-	f.mu.Unlock()
-	if !ok || !time.Now().Before(grant.expires) {
+	user, ok := f.tokens.live(body.VerificationToken)
+	if !ok {
 		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Session expired"})
 		return
 	}
-	answer := map[string]any{"authType": grant.user.AuthType, "identifier": grant.user.Identifier}
-	if grant.user.OAuthMethod != "" {
-		answer["oAuthMethod"] = grant.user.OAuthMethod
+	answer := map[string]any{"authType": user.AuthType, "identifier": user.Identifier}
+	if user.OAuthMethod != "" {
+		answer["oAuthMethod"] = user.OAuthMethod
 	}
 	writeJSON(w, http.StatusOK, answer)
 }
