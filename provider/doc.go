@@ -6,7 +6,7 @@
 //   - ErrUnavailable: the provider could not give an answer (503).
 //
 // It also holds the upstream HTTP hygiene every provider package shares
-// (NewHTTPClient, Do, Panicked), the time rules every provider applies
+// (CheckURL, NewHTTPClient, Do, Panicked), the time rules every provider applies
 // (DefaultLeeway, NumericDate, MaxTime) and Secret, a string type that
 // never prints.
 //

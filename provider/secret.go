@@ -6,6 +6,11 @@ import "fmt"
 // %x...), String, GoString and encoding/json all show "[REDACTED]" (or ""
 // when empty), so a config struct holding secrets can be logged safely. Use
 // string(s) where the value is really needed.
+//
+// It is the one way providers keep secrets out of logs: an exported field
+// holds a Secret, an unexported one a *Secret. fmt calls no method of a
+// value it reaches through an unexported field and prints a Secret there
+// as the string it is, but it prints a pointer there as an address.
 type Secret string
 
 const redacted = "[REDACTED]"

@@ -1,9 +1,12 @@
 package provider_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,6 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/provider/introspect"
+	"github.com/sessiongate/sessiongate/provider/jwks"
+	"github.com/sessiongate/sessiongate/provider/para"
+	"github.com/sessiongate/sessiongate/provider/plurality"
 )
 
 func TestSecretNeverPrints(t *testing.T) {
@@ -34,4 +41,55 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	assert.Equal(t, "hunter2-hunter2", string(cfg.Secret), "the value is still there for those who convert it")
 	assert.Equal(t, "", provider.Secret("").String())
+}
+
+// TestNoProviderPrintsItsSecrets prints every provider's Config and
+// Provider with every verb, and through slog, looking for the secret and
+// for what is derived from it (the Authorization header).
+func TestNoProviderPrintsItsSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-hunter2+/"
+	basic := func(id, secret string) string { return base64.StdEncoding.EncodeToString([]byte(id + ":" + secret)) }
+	pluralityCfg := plurality.Config{ClientID: "id", ClientSecret: secret}
+	introspectCfg := introspect.Config{URL: "https://as.example/introspect", ClientID: "id", ClientSecret: secret}
+	paraCfg := para.Config{SecretAPIKey: secret, APIKeyID: "key-id"}
+	jwksCfg := jwks.Config{Issuer: "https://idp.example", Audiences: []string{"a"}}
+	pluralityP, introspectP, paraP := plurality.New(pluralityCfg), introspect.New(introspectCfg), para.New(paraCfg)
+	for name, tc := range map[string]struct {
+		config, provider any
+		derived          []string
+	}{
+		"plurality":  {pluralityCfg, pluralityP, []string{basic("id", secret)}},
+		"introspect": {introspectCfg, introspectP, []string{basic("id", url.QueryEscape(secret))}},
+		"para":       {paraCfg, paraP, nil},
+		"para JWT":   {paraCfg, para.NewJWT(paraCfg), nil},
+		"jwks":       {jwksCfg, jwks.New(jwksCfg), nil},
+		"multi": {nil, provider.NewMulti(
+			provider.Route{Match: func(string) bool { return false }, Provider: pluralityP},
+			provider.Route{Match: func(string) bool { return false }, Provider: introspectP},
+			provider.Route{Provider: paraP},
+		), []string{basic("id", secret), basic("id", url.QueryEscape(secret))}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var logged strings.Builder
+			slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "cfg", tc.config, "provider", tc.provider)
+			slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "provider", tc.provider)
+			printed := []string{
+				fmt.Sprintf("%v %+v %#v %s", tc.config, tc.config, tc.config, tc.config),
+				fmt.Sprintf("%v %+v %#v %s", tc.provider, tc.provider, tc.provider, tc.provider),
+				logged.String(),
+			}
+			if v := reflect.ValueOf(tc.provider); v.Kind() == reflect.Pointer {
+				p := v.Elem().Interface() // the struct itself, fields one level down
+				printed = append(printed, fmt.Sprintf("%v %+v %#v", p, p, p))
+			}
+			for _, s := range printed {
+				assert.NotContains(t, s, "hunter2")
+				for _, d := range tc.derived {
+					assert.NotContains(t, s, d)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package introspect
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -71,11 +72,9 @@ const maxJTI = 256
 // server's introspection endpoint, once per token. It is safe for
 // concurrent use.
 type Provider struct {
-	cfg  Config
-	auth *basicAuth // behind a pointer so %v of a Provider shows an address, not the secret
+	cfg           Config           // ClientSecret cleared: it lives in authorization
+	authorization *provider.Secret // the Authorization header, Basic credentials
 }
-
-type basicAuth struct{ id, secret string }
 
 // New returns a Provider for cfg. New panics if URL, ClientID or
 // ClientSecret is empty, or URL is not an absolute http(s) URL. It makes no
@@ -84,9 +83,8 @@ func New(cfg Config) *Provider {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		panic("sessiongate/introspect: Config.ClientID and Config.ClientSecret are required")
 	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		panic(fmt.Sprintf("sessiongate/introspect: Config.URL %q is not an absolute http(s) URL", cfg.URL))
+	if _, err := provider.CheckURL(cfg.URL, true); err != nil {
+		panic("sessiongate/introspect: Config.URL: " + err.Error())
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
@@ -108,9 +106,10 @@ func New(cfg Config) *Provider {
 		cfg.Leeway = provider.DefaultLeeway
 	}
 	// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
-	auth := &basicAuth{id: url.QueryEscape(cfg.ClientID), secret: url.QueryEscape(string(cfg.ClientSecret))}
+	creds := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(string(cfg.ClientSecret))))
+	authorization := new(provider.Secret("Basic " + creds))
 	cfg.ClientSecret = ""
-	return &Provider{cfg: cfg, auth: auth}
+	return &Provider{cfg: cfg, authorization: authorization}
 }
 
 // Name returns Config.Name.
@@ -144,7 +143,7 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	req.SetBasicAuth(p.auth.id, p.auth.secret)
+	req.Header.Set("Authorization", string(*p.authorization))
 
 	resp, answer, err := provider.Do(p.cfg.HTTPClient, req, p.cfg.Name)
 	if err != nil {

@@ -3,7 +3,6 @@ package jwks
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -101,9 +100,12 @@ func (c Config) withDefaults(pkg string) Config {
 	if c.JWKSURL == "" && c.Issuer == "" {
 		panic(pkg + ": Config needs a JWKSURL or an Issuer to discover it from")
 	}
-	for _, u := range []string{c.JWKSURL, c.Issuer} {
-		if u != "" && !absoluteHTTP(u) {
-			panic(fmt.Sprintf("%s: %q is not an absolute http(s) URL", pkg, u))
+	for _, f := range []struct{ name, url string }{{"JWKSURL", c.JWKSURL}, {"Issuer", c.Issuer}} {
+		if f.url == "" {
+			continue
+		}
+		if _, err := provider.CheckURL(f.url, true); err != nil {
+			panic(pkg + ": Config." + f.name + ": " + err.Error())
 		}
 	}
 	if c.UserIDClaim == "" {
@@ -137,9 +139,4 @@ func (c Config) withDefaults(pkg string) Config {
 		c.Now = time.Now
 	}
 	return c
-}
-
-func absoluteHTTP(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }

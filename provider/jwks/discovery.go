@@ -65,13 +65,14 @@ func parseDiscovery(body []byte, issuer string) (string, error) {
 	if docIssuer != issuer {
 		return "", fmt.Errorf("jwks: discovery document names issuer %q, want %q", docIssuer, issuer)
 	}
-	u, err := url.Parse(jwksURI)
-	if err != nil || u.Host == "" || len(jwksURI) > 2048 {
+	if len(jwksURI) > 2048 {
 		return "", fmt.Errorf("jwks: discovery document has no usable jwks_uri")
 	}
-	iss, _ := url.Parse(issuer)
-	if u.Scheme != "https" && !(u.Scheme == "http" && iss.Scheme == "http") {
-		return "", fmt.Errorf("jwks: jwks_uri must be https")
+	iss, err := url.Parse(issuer)
+	httpIssuer := err == nil && iss.Scheme == "http"
+	u, err := provider.CheckURL(jwksURI, httpIssuer)
+	if err != nil {
+		return "", fmt.Errorf("jwks: discovery document's jwks_uri: %w", err)
 	}
 	return u.String(), nil
 }

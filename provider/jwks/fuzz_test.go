@@ -35,7 +35,7 @@ func FuzzParseDiscovery(f *testing.F) {
 	f.Add([]byte(`{"issuer":"https://b.example"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		u, err := parseDiscovery(body, "https://a.example")
-		if err == nil && !absoluteHTTP(u) {
+		if _, bad := provider.CheckURL(u, true); err == nil && bad != nil {
 			t.Fatalf("accepted jwks_uri %q", u)
 		}
 	})

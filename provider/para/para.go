@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -73,9 +72,8 @@ func BaseURL(envOrURL string) (string, error) {
 	case "BETA":
 		return BetaURL, nil
 	}
-	u, err := url.Parse(envOrURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("para: %q is neither BETA, PROD nor an absolute http(s) URL", envOrURL)
+	if _, err := provider.CheckURL(envOrURL, true); err != nil {
+		return "", fmt.Errorf("para: the base URL is neither BETA, PROD nor usable: %w", err)
 	}
 	return strings.TrimSuffix(envOrURL, "/"), nil
 }
@@ -84,11 +82,9 @@ func BaseURL(envOrURL string) (string, error) {
 // and verifies wallet addresses. It is safe for concurrent use.
 type Provider struct {
 	base   string
-	key    *apiKey // behind a pointer so %v of a Provider shows an address, not the key
+	key    *provider.Secret // the secret API key
 	client *http.Client
 }
-
-type apiKey struct{ value provider.Secret }
 
 // New returns a Provider of verification tokens for cfg. New panics if
 // SecretAPIKey is empty or BaseURL is neither an environment nor an
@@ -105,7 +101,7 @@ func New(cfg Config) *Provider {
 	if client == nil {
 		client = provider.NewHTTPClient(cfg.Timeout)
 	}
-	return &Provider{base: base, key: &apiKey{cfg.SecretAPIKey}, client: client}
+	return &Provider{base: base, key: new(cfg.SecretAPIKey), client: client}
 }
 
 // Name returns "para".
@@ -199,7 +195,7 @@ func (p *Provider) post(ctx context.Context, path string, body any) (*http.Respo
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("X-External-Api-Key", string(p.key.value))
+	req.Header.Set("X-External-Api-Key", string(*p.key))
 	return provider.Do(p.client, req, Name)
 }
 

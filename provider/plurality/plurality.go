@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -57,14 +56,12 @@ type Config struct {
 
 // Provider validates Plurality tokens. It is safe for concurrent use.
 type Provider struct {
-	validateURL string
-	auth        *basicAuth // behind a pointer so %v of a Provider shows an address, not the secret
-	client      *http.Client
-	leeway      time.Duration
-	now         func() time.Time
+	validateURL   string
+	authorization *provider.Secret // the Authorization header, Basic credentials
+	client        *http.Client
+	leeway        time.Duration
+	now           func() time.Time
 }
-
-type basicAuth struct{ header string }
 
 // New returns a Provider for cfg. New panics if ClientID or ClientSecret is
 // empty, or BaseURL is not an absolute http(s) URL: those are programming
@@ -77,9 +74,8 @@ func New(cfg Config) *Provider {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		panic(fmt.Sprintf("sessiongate/plurality: Config.BaseURL %q is not an absolute http(s) URL", base))
+	if _, err := provider.CheckURL(base, true); err != nil {
+		panic("sessiongate/plurality: Config.BaseURL: " + err.Error())
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -95,11 +91,11 @@ func New(cfg Config) *Provider {
 	}
 	creds := base64.StdEncoding.EncodeToString([]byte(cfg.ClientID + ":" + string(cfg.ClientSecret)))
 	return &Provider{
-		validateURL: strings.TrimSuffix(base, "/") + "/user/validate",
-		auth:        &basicAuth{header: "Basic " + creds},
-		client:      client,
-		leeway:      leeway,
-		now:         now,
+		validateURL:   strings.TrimSuffix(base, "/") + "/user/validate",
+		authorization: new(provider.Secret("Basic " + creds)),
+		client:        client,
+		leeway:        leeway,
+		now:           now,
 	}
 }
 
@@ -139,7 +135,7 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", p.auth.header)
+	req.Header.Set("Authorization", string(*p.authorization))
 
 	resp, answer, err := provider.Do(p.client, req, Name)
 	if err != nil {

@@ -2,13 +2,9 @@ package providertest
 
 import (
 	"crypto/hmac"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,12 +20,8 @@ type Introspection struct {
 	// ClientID and ClientSecret are the credentials the fake accepts.
 	ClientID, ClientSecret string
 
-	server *httptest.Server
-	faults faults
-	calls  atomic.Int64
-	mu     sync.Mutex
-	tokens map[string]introspected
-	last   Request
+	Server                        // Close, Calls, LastRequest, SetFault
+	tokens grants[map[string]any] // the introspection answer for each live token
 }
 
 // NewIntrospection starts a fake introspection endpoint on a free loopback
@@ -38,29 +30,10 @@ func NewIntrospection() *Introspection {
 	f := &Introspection{
 		ClientID:     "rs-" + randomString(6),
 		ClientSecret: "secret-" + randomString(18),
-		tokens:       map[string]introspected{},
 	}
-	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
-	f.URL = f.server.URL + "/oauth2/introspect"
+	f.URL = f.start(f.serve) + "/oauth2/introspect"
 	return f
 }
-
-// Close shuts the fake down.
-func (f *Introspection) Close() { f.server.Close() }
-
-// Calls returns how many introspection calls the fake received.
-func (f *Introspection) Calls() int64 { return f.calls.Load() }
-
-// LastRequest returns what the fake saw of the last call.
-func (f *Introspection) LastRequest() Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
-
-// SetFault makes every following answer fail as fault says;
-// SetFault(Fault{}) restores normal answers.
-func (f *Introspection) SetFault(fault Fault) { f.faults.set(fault) }
 
 // Issue returns an opaque token for sub, active for ttl, whose
 // introspection answer also carries extra. Extra may override any member
@@ -75,29 +48,13 @@ func (f *Introspection) Issue(sub string, ttl time.Duration, extra map[string]an
 	for k, v := range extra {
 		answer[k] = v
 	}
-	token := randomString(40)
-	f.mu.Lock()
-	f.tokens[token] = introspected{answer: answer, expires: now.Add(ttl)}
-	f.mu.Unlock()
-	return token
+	return f.tokens.issue(40, answer, now.Add(ttl))
 }
 
 // Revoke makes the fake answer {"active": false} for token from now on.
-func (f *Introspection) Revoke(token string) {
-	f.mu.Lock()
-	delete(f.tokens, token)
-	f.mu.Unlock()
-}
+func (f *Introspection) Revoke(token string) { f.tokens.revoke(token) }
 
-func (f *Introspection) serve(w http.ResponseWriter, r *http.Request) {
-	f.calls.Add(1)
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	f.mu.Lock()
-	f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
-	f.mu.Unlock()
-	if f.faults.apply(w, r) {
-		return
-	}
+func (f *Introspection) serve(w http.ResponseWriter, r *http.Request, raw []byte) {
 	if r.Method != http.MethodPost || r.URL.Path != "/oauth2/introspect" {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found"})
 		return
@@ -117,17 +74,10 @@ func (f *Introspection) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 		return
 	}
-	f.mu.Lock()
-	t, ok := f.tokens[form.Get("token")]
-	f.mu.Unlock()
-	if !ok || !time.Now().Before(t.expires) {
+	answer, ok := f.tokens.live(form.Get("token"))
+	if !ok {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
-	writeJSON(w, http.StatusOK, t.answer)
-}
-
-type introspected struct {
-	answer  map[string]any
-	expires time.Time
+	writeJSON(w, http.StatusOK, answer)
 }

@@ -2,7 +2,6 @@ package providertest
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"time"
 )
@@ -20,8 +19,7 @@ type Issuer struct {
 	// Keys signs tokens and serves the key set.
 	Keys *Keys
 
-	server    *httptest.Server
-	faults    faults
+	Server    // Close, Calls, LastRequest, SetFault
 	discovery atomic.Int64
 }
 
@@ -29,18 +27,11 @@ type Issuer struct {
 // port. Close it when done.
 func NewIssuer() *Issuer {
 	i := &Issuer{Keys: NewKeys()}
-	i.server = httptest.NewServer(http.HandlerFunc(i.serve))
-	i.URL = i.server.URL
+	i.counts = map[string]*atomic.Int64{discoveryPath: &i.discovery, "/jwks": &i.Keys.calls}
+	i.URL = i.start(i.serve)
 	i.JWKSURL = i.URL + "/jwks"
 	return i
 }
-
-// Close shuts the fake down.
-func (i *Issuer) Close() { i.server.Close() }
-
-// SetFault makes every following answer (discovery and key set) fail as
-// fault says; SetFault(Fault{}) restores normal answers.
-func (i *Issuer) SetFault(fault Fault) { i.faults.set(fault) }
 
 // DiscoveryCalls returns how many times the discovery document was
 // fetched.
@@ -57,18 +48,11 @@ func (i *Issuer) Token(sub, aud string, ttl time.Duration, extra map[string]any)
 	return i.Keys.Sign(claims)
 }
 
-func (i *Issuer) serve(w http.ResponseWriter, r *http.Request) {
+const discoveryPath = "/.well-known/openid-configuration"
+
+func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, _ []byte) {
 	switch r.URL.Path {
-	case "/.well-known/openid-configuration":
-		i.discovery.Add(1)
-	case "/jwks":
-		i.Keys.calls.Add(1)
-	}
-	if i.faults.apply(w, r) {
-		return
-	}
-	switch r.URL.Path {
-	case "/.well-known/openid-configuration":
+	case discoveryPath:
 		writeJSON(w, http.StatusOK, map[string]any{
 			"issuer":                                i.URL,
 			"jwks_uri":                              i.JWKSURL,

@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,16 +34,15 @@ type Para struct {
 	// Keys signs the JWTs and serves them at /.well-known/jwks.json.
 	Keys *Keys
 
-	server *httptest.Server
-	faults faults
+	Server // Close, Calls, LastRequest, SetFault
 	verify atomic.Int64
 	wallet atomic.Int64
 
+	tokens grants[ParaUser] // verification tokens
+
 	mu      sync.Mutex
 	users   map[string]ParaUser // by authType + identifier
-	tokens  map[string]paraGrant
-	wallets map[string]string // address → wallet id
-	last    Request
+	wallets map[string]string   // address → wallet id
 }
 
 // ParaUser is a Para user as the fake's tokens describe them.
@@ -73,45 +70,26 @@ type ParaWallet struct {
 	PublicKey string `json:"publicKey"` // optional
 }
 
-type paraGrant struct {
-	user    ParaUser
-	expires time.Time
-}
-
 // NewPara starts a fake Para on a free loopback port. Close it when done.
 func NewPara() *Para {
 	f := &Para{
 		SecretAPIKey: "sk_" + randomString(24),
-		APIKeyID:     uuid(),
+		APIKeyID:     randomUUID(),
 		Keys:         NewKeys(),
 		users:        map[string]ParaUser{},
-		tokens:       map[string]paraGrant{},
 		wallets:      map[string]string{},
 	}
-	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
-	f.URL = f.server.URL
+	f.counts = map[string]*atomic.Int64{"/sessions/verify": &f.verify, "/wallets/verify": &f.wallet, "/.well-known/jwks.json": &f.Keys.calls}
+	f.keep = func(r *http.Request) bool { return r.Method == http.MethodPost }
+	f.URL = f.start(f.serve)
 	return f
 }
-
-// Close shuts the fake down.
-func (f *Para) Close() { f.server.Close() }
-
-// SetFault makes every following answer, on every endpoint, fail as fault
-// says; SetFault(Fault{}) restores normal answers.
-func (f *Para) SetFault(fault Fault) { f.faults.set(fault) }
 
 // VerifyCalls returns how many /sessions/verify calls the fake received.
 func (f *Para) VerifyCalls() int64 { return f.verify.Load() }
 
 // WalletCalls returns how many /wallets/verify calls the fake received.
 func (f *Para) WalletCalls() int64 { return f.wallet.Load() }
-
-// LastRequest returns what the fake saw of the last POST it received.
-func (f *Para) LastRequest() Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
 
 // User returns the user signed in with authType and identifier, creating
 // it (with an id and a wallet) the first time, so that ids are stable
@@ -128,10 +106,10 @@ func (f *Para) User(u ParaUser) ParaUser {
 		return known
 	}
 	if u.ID == "" {
-		u.ID = uuid()
+		u.ID = randomUUID()
 	}
 	if u.Wallets == nil {
-		u.Wallets = []ParaWallet{{ID: uuid(), Type: "EVM", Address: "0x" + hex.EncodeToString(randomBytes(20)), PublicKey: ""}}
+		u.Wallets = []ParaWallet{{ID: randomUUID(), Type: "EVM", Address: "0x" + hex.EncodeToString(randomBytes(20)), PublicKey: ""}}
 	}
 	for _, w := range u.Wallets {
 		f.wallets[w.Address] = w.ID
@@ -143,20 +121,11 @@ func (f *Para) User(u ParaUser) ParaUser {
 // VerificationToken returns a verification token for u, valid for ttl, as
 // para.getVerificationToken() would hand one to the frontend.
 func (f *Para) VerificationToken(u ParaUser, ttl time.Duration) string {
-	u = f.User(u)
-	token := randomString(43)
-	f.mu.Lock()
-	f.tokens[token] = paraGrant{user: u, expires: time.Now().Add(ttl)}
-	f.mu.Unlock()
-	return token
+	return f.tokens.issue(43, f.User(u), time.Now().Add(ttl))
 }
 
 // Revoke makes the fake answer 403 for a verification token from now on.
-func (f *Para) Revoke(token string) {
-	f.mu.Lock()
-	delete(f.tokens, token)
-	f.mu.Unlock()
-}
+func (f *Para) Revoke(token string) { f.tokens.revoke(token) }
 
 // JWT returns a Para JWT for u, valid for ttl, as issueJwt() would: the
 // documented payload signed with the current key.
@@ -200,24 +169,7 @@ func ParaData(u ParaUser) map[string]any {
 	return data
 }
 
-func (f *Para) serve(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/sessions/verify":
-		f.verify.Add(1)
-	case "/wallets/verify":
-		f.wallet.Add(1)
-	case "/.well-known/jwks.json":
-		f.Keys.calls.Add(1)
-	}
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if r.Method == http.MethodPost {
-		f.mu.Lock()
-		f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
-		f.mu.Unlock()
-	}
-	if f.faults.apply(w, r) {
-		return
-	}
+func (f *Para) serve(w http.ResponseWriter, r *http.Request, raw []byte) {
 	switch {
 	case r.URL.Path == "/.well-known/jwks.json" && r.Method == http.MethodGet:
 		f.Keys.serveJWKS(w)
@@ -255,16 +207,14 @@ func (f *Para) serveVerify(w http.ResponseWriter, r *http.Request, raw []byte) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Missing verification token"})
 		return
 	}
-	f.mu.Lock()
-	grant, ok := f.tokens[body.VerificationToken]
-	f.mu.Unlock()
-	if !ok || !time.Now().Before(grant.expires) {
+	user, ok := f.tokens.live(body.VerificationToken)
+	if !ok {
 		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Session expired"})
 		return
 	}
-	answer := map[string]any{"authType": grant.user.AuthType, "identifier": grant.user.Identifier}
-	if grant.user.OAuthMethod != "" {
-		answer["oAuthMethod"] = grant.user.OAuthMethod
+	answer := map[string]any{"authType": user.AuthType, "identifier": user.Identifier}
+	if user.OAuthMethod != "" {
+		answer["oAuthMethod"] = user.OAuthMethod
 	}
 	writeJSON(w, http.StatusOK, answer)
 }
@@ -288,13 +238,4 @@ func (f *Para) serveWallet(w http.ResponseWriter, r *http.Request, raw []byte) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"walletId": id})
-}
-
-// uuid returns a random RFC 4122 version 4 UUID.
-func uuid() string {
-	b := randomBytes(16)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -2,18 +2,12 @@ package providertest
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -40,21 +34,10 @@ type Plurality struct {
 	// as {"user": {"id": ...}} to exercise ids that come from the answer.
 	Profile func(userID string) map[string]any
 
-	server  *httptest.Server
+	Server  // Close, Calls, LastRequest, SetFault
 	key     []byte
-	calls   atomic.Int64
-	faults  faults
 	mu      sync.Mutex
 	revoked map[string]bool
-	last    Request
-}
-
-// Request is what a fake recorded of the last call it received.
-type Request struct {
-	Method string      // HTTP method
-	Path   string      // URL path
-	Header http.Header // every header, credentials included (it is a test fake)
-	Body   []byte      // the body, up to 64 KiB
 }
 
 // NewPlurality starts a fake Plurality on a free loopback port. Close it
@@ -66,27 +49,9 @@ func NewPlurality() *Plurality {
 		key:          []byte(randomString(32)),
 		revoked:      map[string]bool{},
 	}
-	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
-	f.URL = f.server.URL + "/api"
+	f.URL = f.start(f.serve) + "/api"
 	return f
 }
-
-// Close shuts the fake down.
-func (f *Plurality) Close() { f.server.Close() }
-
-// Calls returns how many validate calls the fake has received.
-func (f *Plurality) Calls() int64 { return f.calls.Load() }
-
-// LastRequest returns what the fake saw of the last call.
-func (f *Plurality) LastRequest() Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
-
-// SetFault makes every following answer fail as fault says; SetFault(Fault{})
-// restores normal answers.
-func (f *Plurality) SetFault(fault Fault) { f.faults.set(fault) }
 
 // Issue returns a token for userID that expires after ttl, as Plurality's
 // widget would hand one to the frontend.
@@ -127,18 +92,9 @@ func (f *Plurality) Revoke(token string) {
 	f.mu.Unlock()
 }
 
-func (f *Plurality) serve(w http.ResponseWriter, r *http.Request) {
-	f.calls.Add(1)
+func (f *Plurality) serve(w http.ResponseWriter, r *http.Request, raw []byte) {
 	var body struct {
 		Token *string `json:"token"`
-	}
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	f.mu.Lock()
-	f.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw}
-	f.mu.Unlock()
-
-	if f.faults.apply(w, r) {
-		return
 	}
 	if r.URL.Path != "/api/user/validate" {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "not found"})
@@ -206,31 +162,4 @@ func (f *Plurality) verify(token string) (map[string]any, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return claims, !f.revoked[token]
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func randomString(n int) string {
-	return base64.RawURLEncoding.EncodeToString(randomBytes(n))[:n]
-}
-
-// randomUUID returns a random (version 4) UUID in canonical form.
-func randomUUID() string {
-	b := randomBytes(16)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("providertest: crypto/rand: %v", err))
-	}
-	return b
 }
