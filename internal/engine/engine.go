@@ -71,7 +71,7 @@ type Engine struct {
 // New returns an engine for cfg.
 func New(cfg Config) *Engine {
 	sm := scs.New()
-	sm.Store = cfg.Store
+	sm.Store = valueStore{cfg.Store}
 	sm.Codec = format.Codec{}
 	sm.Lifetime = cfg.Lifetime
 	sm.HashTokenInStore = false // the store splits tokens itself

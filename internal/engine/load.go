@@ -1,14 +1,18 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/provider"
 )
 
 // Loaded is a live session loaded for a request.
@@ -32,16 +36,23 @@ type Loaded struct {
 // that cannot answer (wrapping backend.ErrUnavailable).
 func (e *Engine) Load(ctx context.Context, token string) (_ *Loaded, err error) {
 	defer e.recoverInto(&err, "store")
-	st, err := backend.Open(ctx, e.cfg.Store, token)
+	sel, _, ok := format.Split(token)
+	if !ok {
+		return nil, nil
+	}
+	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
 	if err != nil {
 		e.Counters.StoreErrors.Add(1)
 		return nil, err
+	}
+	if !st.Opens(token) {
+		return nil, nil
 	}
 	return e.loadStored(ctx, token, st)
 }
 
 // loadStored is Load for a session already read from the store (st, which
-// token opens): it decodes the record and puts the session's scs values in
+// token opens; Stored.Opens checked it): it decodes the record and puts the session's scs values in
 // the returned context without reading the store again.
 func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored) (*Loaded, error) {
 	if !st.Live() {
@@ -62,7 +73,9 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 	if !e.live(s, e.cfg.Now()) {
 		return nil, nil
 	}
-	loaded, err := e.values.Load(backend.Prefetched(ctx, s.Key, st), token)
+	// scs's Load finds the values in st (valueStore) instead of reading
+	// the store again.
+	loaded, err := e.values.Load(context.WithValue(ctx, prefetchKey{}, &prefetched{token: token, s: st}), token)
 	if err != nil {
 		if errors.Is(err, backend.ErrUnavailable) {
 			e.Counters.StoreErrors.Add(1)
@@ -74,6 +87,125 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 		return nil, nil
 	}
 	return &Loaded{Session: s, Token: token, Ctx: loaded}, nil
+}
+
+// Exchange returns the session for front, a frontend token: the live one
+// already minted from it (one store read), or a new one after the
+// provider validated the token. Concurrent exchanges of one token share a
+// single validation and mint, detached from any one caller's
+// cancellation (ctx's values go with it); processes that share a store
+// and a secret mint at most one session per token between them.
+//
+// current is the live session the request carried, if any: a new session
+// of the same user continues it (the same device signing in again), and a
+// frontend token whose session it continued is answered with it, with no
+// upstream call.
+//
+// Errors: provider.ErrInvalidToken (rejected, expired, signed out),
+// backend.ErrUnavailable (the store), *provider.UnavailableError (the
+// provider, or an exchange that did not finish within twice
+// ExchangeTimeout), ctx's error, or Config.Turn's.
+func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *Loaded) (_ *Loaded, err error) {
+	defer e.recoverInto(&err, "store")
+	e.Counters.Exchanges.Add(1)
+	sel := e.cfg.Secret.Selector(front)
+	key := sel.Key()
+	if current != nil && current.Session.Continues(key) {
+		// This token's session was continued by the one the request
+		// carries (two tabs, a refreshed token): the same device, already
+		// validated; no store read, no upstream call.
+		e.Counters.Reused.Add(1)
+		return current, nil
+	}
+	found, _, err := e.existing(ctx, front, sel)
+	if err != nil || found != nil {
+		if found != nil {
+			e.Counters.Reused.Add(1)
+		}
+		return found, err
+	}
+	if e.negative.rejected(key) {
+		e.Counters.NegativeHits.Add(1)
+		return nil, ErrRejectedRecently
+	}
+	if e.cfg.Provider == nil {
+		return nil, &provider.UnavailableError{Provider: "sessiongate", Reason: "no provider configured"}
+	}
+
+	cont := e.continuation(current)
+	ch := e.flights.DoChan(key, func() (_ any, err error) {
+		// A panic in the store fails this exchange (and its waiters)
+		// alone: singleflight would re-panic it on a goroutine of its own,
+		// where nothing could recover it. (validate recovers the
+		// provider's own.)
+		defer e.recoverInto(&err, "store")
+		return e.validateAndMint(context.WithoutCancel(ctx), front, sel, c, cont)
+	})
+	// A waiter waits for its turn (a limited client's) and then for the
+	// exchange, each at most ExchangeTimeout, whatever the provider does
+	// (ignores its context, never returns): then it fails, and the next
+	// request with this token starts an exchange of its own.
+	wait := time.NewTimer(2 * e.cfg.ExchangeTimeout)
+	defer wait.Stop()
+	var m minted
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		m = res.Val.(minted)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		e.flights.Forget(key)
+		e.cfg.Logger.Warn("sessiongate: an exchange did not finish in time; the provider ignores its context?", "provider", e.providerName())
+		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the exchange did not finish in time"}
+	}
+
+	l, err := e.Load(ctx, m.token)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		// Gone between the mint and now: signed out elsewhere, or
+		// replaced by a concurrent mint of another spelling of the same
+		// credential (then the token is fine: retry).
+		if st, err := e.cfg.Store.Lookup(ctx, key); err != nil || st.Ended {
+			if err != nil {
+				return nil, err
+			}
+			return nil, ErrSignedOut
+		}
+		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
+	}
+	// Requests that shared this exchange carried sessions of their own:
+	// only the one whose session the mint continued has it ended already.
+	l.Minted = m.fresh
+	l.Continued = current != nil && m.continued != "" && m.continued == current.Session.Key
+	return l, nil
+}
+
+// existing returns the live session minted from front (whose selector is
+// sel), with what the store holds at its key; nil when there is none
+// (never minted, expired, idle too long), and ErrSignedOut when it was
+// ended.
+func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (*Loaded, format.Stored, error) {
+	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
+	switch {
+	case err != nil:
+		e.Counters.StoreErrors.Add(1)
+		return nil, st, err
+	case st.Ended:
+		return nil, st, ErrSignedOut
+	case !st.Live():
+		return nil, st, nil
+	}
+	token := e.cfg.Secret.Token(front, sel, st.Nonce)
+	if !st.Opens(token) {
+		return nil, st, nil
+	}
+	l, err := e.loadStored(ctx, token, st)
+	return l, st, err
 }
 
 // live reports whether s has neither expired nor been idle too long at now.
@@ -122,3 +254,70 @@ func (e *Engine) Save(ctx context.Context, l *Loaded) {
 		e.cfg.Logger.Error("sessiongate: saving session values failed", "session", s.ID, "error", err)
 	}
 }
+
+// maxCachedRecords bounds the decoded-record cache: about a kilobyte each.
+const maxCachedRecords = 8192
+
+// cacheKeyLen is how much of a session token keys the record cache: 21 ×
+// 6 bits of the 128-bit selector, none of the validator.
+const cacheKeyLen = 21
+
+// recordCache keeps the last decoded session of each recently seen one,
+// so that a steady-state request decodes nothing. An entry is used only
+// while the stored record is byte for byte the one it was decoded from: a
+// keep-alive or a new mint changes the bytes and the entry with them. It
+// is keyed by the selector part of the session token (the part that names
+// the session, not the part that opens it): no secret is kept.
+type recordCache struct {
+	entries *lru.Cache[string, cachedRecord]
+}
+
+type cachedRecord struct {
+	raw []byte
+	s   *format.Session
+}
+
+func newRecordCache() *recordCache {
+	entries, _ := lru.New[string, cachedRecord](maxCachedRecords)
+	return &recordCache{entries: entries}
+}
+
+// get returns the session decoded from raw for token, nil when it is not
+// cached.
+func (c *recordCache) get(token string, raw []byte) *format.Session {
+	e, ok := c.entries.Get(token[:cacheKeyLen])
+	if !ok || !bytes.Equal(e.raw, raw) {
+		return nil
+	}
+	return e.s
+}
+
+// put caches s, decoded from raw (which it keeps: raw must not change).
+func (c *recordCache) put(token string, raw []byte, s *format.Session) {
+	// A copy: a slice of token would keep the whole token, validator
+	// included, alive in the cache.
+	c.entries.Add(strings.Clone(token[:cacheKeyLen]), cachedRecord{raw: raw, s: s})
+}
+
+// prefetchKey is the context key of a *prefetched.
+type prefetchKey struct{}
+
+// prefetched is a session loadStored has just read, for valueStore.
+type prefetched struct {
+	token string
+	s     format.Stored
+}
+
+// valueStore is the store of the engine's scs manager: the backend, except
+// that scs's Load of a session loadStored has just read (and checked that
+// its token opens) answers from that read, with no second one.
+type valueStore struct{ backend.Backend }
+
+// FindCtx returns the scs values of token's session.
+func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	if p, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && p.token == token {
+		return p.s.Data, true, nil
+	}
+	return v.Backend.FindCtx(ctx, token)
+}
+

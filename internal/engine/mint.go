@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
@@ -36,125 +38,6 @@ type minted struct {
 	// continued is the store key of the session the mint continued (and
 	// ended), "" when it continued none.
 	continued string
-}
-
-// Exchange returns the session for front, a frontend token: the live one
-// already minted from it (one store read), or a new one after the
-// provider validated the token. Concurrent exchanges of one token share a
-// single validation and mint, detached from any one caller's
-// cancellation (ctx's values go with it); processes that share a store
-// and a secret mint at most one session per token between them.
-//
-// current is the live session the request carried, if any: a new session
-// of the same user continues it (the same device signing in again), and a
-// frontend token whose session it continued is answered with it, with no
-// upstream call.
-//
-// Errors: provider.ErrInvalidToken (rejected, expired, signed out),
-// backend.ErrUnavailable (the store), *provider.UnavailableError (the
-// provider, or an exchange that did not finish within twice
-// ExchangeTimeout), ctx's error, or Config.Turn's.
-func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *Loaded) (_ *Loaded, err error) {
-	defer e.recoverInto(&err, "store")
-	e.Counters.Exchanges.Add(1)
-	sel := e.cfg.Secret.Selector(front)
-	key := sel.Key()
-	if current != nil && current.Session.Continues(key) {
-		// This token's session was continued by the one the request
-		// carries (two tabs, a refreshed token): the same device, already
-		// validated; no store read, no upstream call.
-		e.Counters.Reused.Add(1)
-		return current, nil
-	}
-	found, _, err := e.existing(ctx, front, sel)
-	if err != nil || found != nil {
-		if found != nil {
-			e.Counters.Reused.Add(1)
-		}
-		return found, err
-	}
-	if e.negative.rejected(key) {
-		e.Counters.NegativeHits.Add(1)
-		return nil, ErrRejectedRecently
-	}
-	if e.cfg.Provider == nil {
-		return nil, &provider.UnavailableError{Provider: "sessiongate", Reason: "no provider configured"}
-	}
-
-	cont := e.continuation(current)
-	ch := e.flights.DoChan(key, func() (_ any, err error) {
-		// A panic in the store fails this exchange (and its waiters)
-		// alone: singleflight would re-panic it on a goroutine of its own,
-		// where nothing could recover it. (validate recovers the
-		// provider's own.)
-		defer e.recoverInto(&err, "store")
-		return e.validateAndMint(context.WithoutCancel(ctx), front, sel, c, cont)
-	})
-	// A waiter waits for its turn (a limited client's) and then for the
-	// exchange, each at most ExchangeTimeout, whatever the provider does
-	// (ignores its context, never returns): then it fails, and the next
-	// request with this token starts an exchange of its own.
-	wait := time.NewTimer(2 * e.cfg.ExchangeTimeout)
-	defer wait.Stop()
-	var m minted
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		m = res.Val.(minted)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-wait.C:
-		e.flights.Forget(key)
-		e.cfg.Logger.Warn("sessiongate: an exchange did not finish in time; the provider ignores its context?", "provider", e.providerName())
-		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the exchange did not finish in time"}
-	}
-
-	l, err := e.Load(ctx, m.token)
-	if err != nil {
-		return nil, err
-	}
-	if l == nil {
-		// Gone between the mint and now: signed out elsewhere, or
-		// replaced by a concurrent mint of another spelling of the same
-		// credential (then the token is fine: retry).
-		if st, err := e.cfg.Store.Lookup(ctx, key); err != nil || st.Ended {
-			if err != nil {
-				return nil, err
-			}
-			return nil, ErrSignedOut
-		}
-		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
-	}
-	// Requests that shared this exchange carried sessions of their own:
-	// only the one whose session the mint continued has it ended already.
-	l.Minted = m.fresh
-	l.Continued = current != nil && m.continued != "" && m.continued == current.Session.Key
-	return l, nil
-}
-
-// existing returns the live session minted from front (whose selector is
-// sel), with what the store holds at its key; nil when there is none
-// (never minted, expired, idle too long), and ErrSignedOut when it was
-// ended.
-func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (*Loaded, format.Stored, error) {
-	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
-	switch {
-	case err != nil:
-		e.Counters.StoreErrors.Add(1)
-		return nil, st, err
-	case st.Ended:
-		return nil, st, ErrSignedOut
-	case !st.Live():
-		return nil, st, nil
-	}
-	token := e.cfg.Secret.Token(front, sel, st.Nonce)
-	if !st.Opens(token) {
-		return nil, st, nil
-	}
-	l, err := e.loadStored(ctx, token, st)
-	return l, st, err
 }
 
 // validateAndMint runs once per token however many requests wait on it.
@@ -370,4 +253,43 @@ func (e *Engine) continuation(current *Loaded) *continuation {
 // sameUser reports whether id is the user of the continued session.
 func (c *continuation) sameUser(id provider.Identity) bool {
 	return c.provider == id.Provider && c.user == id.UserID
+}
+
+// negativeCacheSize bounds the negative cache: a client sending endless
+// distinct bad tokens cannot grow it past this many entries (the least
+// recently used go first).
+const negativeCacheSize = 10_000
+
+// negativeCache remembers the store keys of frontend tokens the provider
+// rejected, until a deadline read from the injected clock. Safe for
+// concurrent use.
+type negativeCache struct {
+	ttl     time.Duration
+	now     func() time.Time
+	entries *lru.Cache[string, time.Time]
+}
+
+func newNegativeCache(ttl time.Duration, now func() time.Time) *negativeCache {
+	entries, _ := lru.New[string, time.Time](negativeCacheSize) // errors only for a size <= 0
+	return &negativeCache{ttl: ttl, now: now, entries: entries}
+}
+
+// rejected reports whether key was rejected less than ttl ago.
+func (c *negativeCache) rejected(key string) bool {
+	if c.ttl <= 0 {
+		return false
+	}
+	until, ok := c.entries.Get(key)
+	if ok && !c.now().Before(until) {
+		c.entries.Remove(key)
+		return false
+	}
+	return ok
+}
+
+// add remembers key as rejected.
+func (c *negativeCache) add(key string) {
+	if c.ttl > 0 {
+		c.entries.Add(key, c.now().Add(c.ttl))
+	}
 }
