@@ -115,10 +115,13 @@ func PublicID(key string, nonce []byte) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// publicIDBytes decodes a public id.
+// publicIDBytes decodes a public id, and reports false for anything else.
 func publicIDBytes(id string) (b [16]byte, ok bool) {
-	n, err := base64.RawURLEncoding.Decode(b[:], []byte(id))
-	return b, err == nil && n == 16 && len(id) == 22
+	if len(id) != 22 {
+		return b, false // Decode would write past b
+	}
+	n, err := strict.Decode(b[:], []byte(id))
+	return b, err == nil && n == 16
 }
 
 // NewNonce returns NonceLen bytes from crypto/rand.

@@ -29,6 +29,10 @@ const (
 	VerifierLen = 16
 )
 
+// strict decodes tokens and keys: base64url without padding, whose unused
+// low bits must be zero.
+var strict = base64.RawURLEncoding.Strict()
+
 // Selector names a session; Validator opens it; Credential names the
 // credential (the provider's TokenID) a session was minted from, zero
 // when it has none.
@@ -69,10 +73,14 @@ func KeyOf(token string) string {
 	return sel.Key()
 }
 
-// SelectorOf returns the selector a store key encodes.
+// SelectorOf returns the selector a store key encodes, and false for
+// anything that is not a store key.
 func SelectorOf(key string) (sel Selector, ok bool) {
-	n, err := base64.RawURLEncoding.Decode(sel[:], []byte(key))
-	return sel, err == nil && n == SelectorLen && len(key) == KeyLen
+	if len(key) != KeyLen {
+		return sel, false // Decode would write past sel
+	}
+	n, err := strict.Decode(sel[:], []byte(key))
+	return sel, err == nil && n == SelectorLen
 }
 
 // ValidToken reports whether s has the shape of a session token: TokenLen
@@ -90,13 +98,15 @@ func ValidToken(s string) bool {
 	return true
 }
 
-// Split decodes a session token into its halves.
+// Split decodes a session token into its halves. Only the one spelling
+// Token writes splits: base64's unused low bits must be zero, so that no
+// two strings name one session.
 func Split(token string) (sel Selector, val Validator, ok bool) {
 	var b [SelectorLen + ValidatorLen]byte
 	if len(token) != TokenLen {
 		return sel, val, false
 	}
-	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(token)); err != nil || n != len(b) {
+	if n, err := strict.Decode(b[:], []byte(token)); err != nil || n != len(b) {
 		return sel, val, false
 	}
 	copy(sel[:], b[:SelectorLen])
