@@ -13,10 +13,10 @@ import (
 	"github.com/sessiongate/sessiongate/internal/wire"
 )
 
-// Codec is a compact scs.Codec, the one NewManager installs. A session
-// with a few string or []byte values costs tens of bytes and a handful of
-// allocations to decode, where scs's GobCodec spends about 200 allocations
-// building a decoder on every request.
+// Codec is a compact scs.Codec, the one the middleware's scs manager
+// uses. A session with a few string or []byte values costs tens of bytes
+// and a handful of allocations to decode, where scs's GobCodec spends
+// about 200 allocations building a decoder on every request.
 //
 // Strings, []byte, bool, int, int64, float64 and time.Time values have a
 // binary form of their own. Any other value is encoded with encoding/gob,
@@ -42,7 +42,7 @@ const (
 	tagTime    = 't'
 )
 
-var errCodec = errors.New("store: not a session encoded by store.Codec")
+var errCodec = errors.New("store: not a session encoded by sessiongate's codec")
 
 // Encode encodes deadline and values, keys in sorted order.
 func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
