@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -442,15 +443,30 @@ return 1`))
 // the scripts and the Go code read one layout (internal/format's frame).
 func luaFrame(script string) string {
 	return strings.NewReplacer(
-		"SESSION_PREFIX", strconv.Quote(sessionPrefix),
+		"SESSION_PREFIX", luaString(sessionPrefix),
 		"RECORD_LEN_AT", strconv.Itoa(format.RecordLenAt),
 		"RECORD_AT", strconv.Itoa(format.RecordAt),
 		"NONCE_AT", strconv.Itoa(format.NonceAt),
 		"CRED_AT", strconv.Itoa(format.CredAt),
 		"CRED_LEN", strconv.Itoa(format.CredentialLen),
-		"ENDED", strconv.Quote(string(format.Ended)),
-		"LIVE", strconv.Quote(string([]byte{format.FrameLive})),
+		"ENDED", luaString(string(format.Ended)),
+		"LIVE", luaString(string([]byte{format.FrameLive})),
 	).Replace(script)
+}
+
+// luaString returns s as a string literal of Redis's Lua (5.1), whose only
+// numeric escape is decimal (\ddd): Go's quoting writes \x01, which that
+// Lua reads as "x01".
+func luaString(s string) string {
+	b := []byte{'"'}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= ' ' && c <= '~' && c != '"' && c != '\\' {
+			b = append(b, c)
+		} else {
+			b = fmt.Appendf(b, `\%03d`, c)
+		}
+	}
+	return string(append(b, '"'))
 }
 
 // Mint writes the session and its index entry in one script, if the key
