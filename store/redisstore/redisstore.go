@@ -395,16 +395,16 @@ func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, err
 // minted from the same credential. The index keeps live members only and
 // expires with its last session: NX sets an expiry on a new index, GT only
 // ever extends it. With a session to continue (KEYS[4], with nonce
-// ARGV[8]; the session's own key when none), it mints only if that one is
-// still live, and in the same step deletes it and drops ARGV[9] from the
-// index. It
-// answers 1 when it minted, 0 on a conflict, -1 when the credential was
-// signed out, -2 when the session to continue ended meanwhile.
+// ARGV[8]; the session's own key and "" when none), it mints only if that
+// one is still live, and in the same step deletes it and drops ARGV[9]
+// from the index (unless it is the key minted). It answers 1 when it
+// minted, 0 on a conflict, -1 when the credential was signed out, -2 when
+// the session to continue ended meanwhile.
 var mintScript = redis.NewScript(4, luaFrame(`
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[5] then return 0 end
 if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
-if KEYS[4] ~= KEYS[1] then
+if ARGV[8] ~= '' then
   local old = redis.call('GET', KEYS[4])
   if not old or string.sub(old, 1, 1) ~= LIVE or string.sub(old, NONCE_AT + 1, CRED_AT) ~= ARGV[8] then return -2 end
 end
@@ -418,7 +418,7 @@ if ARGV[7] ~= '' then
     end
   end
 end
-if KEYS[4] ~= KEYS[1] then
+if ARGV[8] ~= '' and KEYS[4] ~= KEYS[1] then
   redis.call('DEL', KEYS[4])
   redis.call('ZREM', KEYS[2], ARGV[9])
 end
@@ -491,7 +491,7 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 		cred = string(m.Credential[:])
 	}
 	old, oldNonce, oldMember := sessionPrefix+key, []byte(nil), ""
-	if c := m.Continues; c != nil && c.Key != key {
+	if c := m.Continues; c != nil {
 		old, oldNonce, oldMember = sessionPrefix+c.Key, format.PadNonce(c.Nonce), c.Key
 	}
 	done := 0

@@ -32,6 +32,11 @@ func newRedis(t *testing.T) (*storetest.Server, store.Store) {
 	return srv, redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{})
 }
 
+func TestRedisContract(t *testing.T) {
+	t.Parallel()
+	backendtest.Run(t, func(t *testing.T) backend.Backend { _, st := newRedis(t); return st })
+}
+
 // The contract's Prefetched test sees that the store is not read; here,
 // Redis says so too.
 func TestPrefetchedSendsNoCommand(t *testing.T) {
