@@ -595,13 +595,23 @@ func (r *redisStore) Ping(ctx context.Context) error {
 }
 
 // transaction sends the commands queued by fill in one MULTI/EXEC round
-// trip.
+// trip. It fails if any of them failed: refused when queued (EXEC then
+// fails), or when EXEC ran it (a script's command refused: its error is
+// one of EXEC's replies, and the others still ran).
 func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) error {
 	return r.with(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
-		_, err := redis.DoContext(conn, ctx, "EXEC")
-		return err
+		replies, err := redis.Values(redis.DoContext(conn, ctx, "EXEC"))
+		if err != nil {
+			return err
+		}
+		for _, reply := range replies {
+			if err, failed := reply.(redis.Error); failed {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -131,6 +131,27 @@ func TestRedisDown(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrUnavailable, "End of a mark already past")
 }
 
+// A command that fails inside End's transaction (here, the replace
+// script's DEL, which this Redis user may not run) fails End: EXEC itself
+// succeeds, with the error among its replies, and End said nil.
+func TestRedisEndFailsWithACommandOfItsTransaction(t *testing.T) {
+	t.Parallel()
+	srv, admin := newRedis(t)
+	_, err := srv.Do("ACL", "SETUSER", "nodel", "on", ">pw", "~*", "&*", "+@all", "-del")
+	require.NoError(t, err)
+	st := redisstore.New(userPool(t, srv, "nodel", "pw"), redisstore.Options{})
+	ctx := context.Background()
+	tok := token("replaced", "v")
+	require.NoError(t, admin.Mint(ctx, backend.NewSession{Token: tok, Nonce: []byte("nonce"), Record: rec, Expires: time.Now().Add(time.Hour), User: "p:u"}))
+
+	err = st.End(ctx, backend.Ending{Key: format.KeyOf(tok), User: "p:u", Replaced: true, Nonce: []byte("nonce")})
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.EqualError(t, err, "store: unavailable: redis: error reply ERR", "the reply's text is not shown")
+	got, err := admin.Lookup(ctx, format.KeyOf(tok))
+	require.NoError(t, err)
+	assert.True(t, got.Live(), "the session was not ended, and End said so")
+}
+
 func TestNewPoolRejectsBadURLs(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "http://x:6379", "redis://", "::", "redis://:hunter2@%zz", "redis://:hunter2@/0"} {
