@@ -47,13 +47,15 @@ const (
 
 // New returns a store that keeps sessions in the Redis behind pool, with
 // opts (the zero Options is the default). The Redis must be 7.0 or later,
-// a primary, with maxmemory-policy noeviction. Call it before the pool is used: it wraps the pool's dial and its
-// TestOnBorrowContext (stores that share a pool each add their checks).
+// a primary, with maxmemory-policy noeviction. Call it before the pool is
+// used: it wraps the pool's dial and its TestOnBorrowContext (stores that
+// share a pool each add their checks). New panics if pool is nil or has
+// neither Dial nor DialContext.
 //
 //   - Every new connection is checked before its first use: a Sentinel, a
 //     cluster node, or (unless opts.InsecureAllowEviction) a
 //     maxmemory-policy other than noeviction make it fail with
-//     ErrMisconfigured, which every operation then returns.
+//     store.ErrMisconfigured, which every operation then returns.
 //   - Once a connection has been found dead (Redis restarted, CLIENT KILL,
 //     a network blip), every pooled connection idle since then is checked
 //     with a PING before reuse, and an operation that met a dead connection
@@ -72,9 +74,12 @@ const (
 // covers its wait for a connection, its commands and its one retry. Its
 // errors wrap store.ErrUnavailable and carry a short reason ("timeout",
 // "connection refused", "READONLY: ..."), never Redis's reply text, a
-// command's arguments, a key or the URL. The store is safe for
-// concurrent use.
+// command's arguments, a key or the URL. The store logs nothing, and is
+// safe for concurrent use.
 func New(pool *redis.Pool, opts Options) store.Store {
+	if pool == nil || pool.Dial == nil && pool.DialContext == nil {
+		panic("sessiongate/redisstore: New needs a pool that can dial (NewPool makes one)")
+	}
 	r := &redisStore{pool: pool, opts: opts.withDefaults()}
 	dial := pool.DialContext
 	if dial == nil {

@@ -152,6 +152,16 @@ func TestRedisEndFailsWithACommandOfItsTransaction(t *testing.T) {
 	assert.True(t, got.Live(), "the session was not ended, and End said so")
 }
 
+// A pool that cannot dial fails at construction, not at the first
+// request.
+func TestNewPanicsWithoutAPool(t *testing.T) {
+	t.Parallel()
+	for name, pool := range map[string]*redis.Pool{"nil": nil, "no dial": {}} {
+		assert.PanicsWithValue(t, "sessiongate/redisstore: New needs a pool that can dial (NewPool makes one)",
+			func() { redisstore.New(pool, redisstore.Options{}) }, name)
+	}
+}
+
 func TestNewPoolRejectsBadURLs(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "http://x:6379", "redis://", "::", "redis://:hunter2@%zz", "redis://:hunter2@/0"} {
