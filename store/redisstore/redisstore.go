@@ -591,14 +591,6 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 	return entries, nil
 }
 
-// Ping sends PING.
-func (r *redisStore) Ping(ctx context.Context) error {
-	return r.with(ctx, func(conn redis.Conn) error {
-		_, err := redis.DoContext(conn, ctx, "PING")
-		return err
-	})
-}
-
 // transaction sends the commands queued by fill in one MULTI/EXEC round
 // trip. It fails if any of them failed: refused when queued (EXEC then
 // fails), or when EXEC ran it (a script's command refused: its error is
