@@ -18,16 +18,9 @@ import (
 	"github.com/sessiongate/sessiongate/store"
 )
 
-// redisStore is New's Store: sessions in Redis (7.0 or later), on a
-// redigo pool. Keys:
-//
-//	sg:s:<Key>      a session (framed with its validator's hash), or the mark of an ended one, with its expiry
-//	sg:u:<user>     sorted set of the user's session keys scored by expiry (ms)
-//	sg:fingerprint  the fingerprint of the secret of the processes that share the store (Check)
-//
-// A session with a typical identity takes under 400 bytes of Redis memory,
-// index included. Writes that belong together run in one round trip (a
-// script or MULTI/EXEC). Nothing scans the keyspace: no KEYS, no SCAN.
+// redisStore is New's Store: sessions in Redis, on a redigo pool, under
+// the keys the package doc lists. Writes that belong together run in one
+// round trip (a script or MULTI/EXEC).
 type redisStore struct {
 	pool *redis.Pool
 	opts Options
