@@ -1,41 +1,30 @@
-// Package store persists sessiongate's sessions for scs, in memory or in
-// Redis.
+// Package store is where sessiongate keeps its sessions: a Store, which
+// the middleware takes in its Config and uses for everything a session
+// needs (scs's loads and commits, minting a session from a frontend
+// token, signing out, listing a user's sessions, the start-up check).
 //
-// A Store is an scs.Store, so a *scs.SessionManager loads and commits
-// sessions through it as usual, plus what scs has no words for:
+// NewMemory keeps sessions in this process: for one process, tests and
+// demos. Package store/redisstore keeps them in Redis, for processes that
+// share sessions; it is a package of its own so that a program that uses
+// the memory store does not link a Redis client.
 //
-//   - Lookup reads a session by key alone, for a caller that derives the
-//     key from the frontend token the session was minted from.
-//   - Mint creates a session together with its entry in the user's index,
-//     in one round trip, only if the key still holds what the caller saw
-//     (processes that share a store never mint twice for one key) and its
-//     credential was not signed out; it replaces the user's other live
-//     session of the same credential.
-//   - End ends sessions: each key (and its credential's mark) keeps the
-//     mark of an ended session until a time the caller gives (its frontend
-//     token's expiry), so a signed-out token cannot mint again, and leaves
-//     its user's index. A replaced session leaves no mark.
-//   - Touch replaces a session's record (sessiongate's own description of
-//     it), which is kept beside the scs values, never among them.
-//   - Sessions lists one user's live sessions from the index, never by
-//     scanning the store.
+//	st := store.NewMemory()
+//	// or: pool, err := redisstore.NewPool(url); st := redisstore.New(pool, redisstore.Options{})
+//	// then: middleware.Config{Store: st, ...}
 //
-// Session tokens are split tokens (Token): a selector that names the
-// session and a validator that opens it. The store keeps the selector as
-// the key and 16 bytes of the validator's SHA-256 hash: a dump of the store
-// cannot be replayed as cookies, and a guessed selector opens nothing.
+// Every Store keeps the same promises, which both stores are tested
+// against: not found is never an error; every error of a store that
+// cannot answer wraps ErrUnavailable (the middleware answers 503); a
+// session is created only by a sign-in, never by scs's Commit (which
+// returns ErrNotLive for a session that ended meanwhile), so a request in
+// flight during a sign-out cannot bring the session back; scs's Destroy,
+// RenewToken and Iterate return ErrUnsupported; a store keeps a hash of
+// each session token's secret half, never the token.
 //
-// Commit, the method scs calls to save a session's values, only updates a
-// live session that the token still opens (ErrNotLive otherwise): sessions
-// are created by Mint alone, so a request that was in flight while its
-// session was signed out (or minted anew) cannot write it back. Delete and
-// scs's iteration return ErrUnsupported: scs's Destroy and RenewToken
-// would end a session without its sign-out mark.
-//
-// Codec is the compact scs.Codec that NewManager installs.
-//
-//	sm := store.NewManager(store.NewMemory())
-//	// or
-//	pool, err := store.NewRedisPool("redis://127.0.0.1:6379/0")
-//	sm := store.NewManager(store.NewRedis(pool))
+// Store is sealed: its methods take types of an internal package, so only
+// this module's stores implement it. The promises above are kept by
+// scripts and locks that a store written elsewhere could easily get
+// subtly wrong (a sign-out that a concurrent sign-in undoes), and sealing
+// leaves the methods free to change as the middleware needs. A type that
+// embeds a Store is a Store too, and may override scs's methods.
 package store

@@ -26,10 +26,12 @@ type item struct {
 func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 
 // NewMemory returns an empty Store in this process's memory: for a single
-// process, tests and demos (processes cannot share it, and it is lost on
-// restart). Expired sessions and index entries are dropped when read and
-// swept at most once a minute on write; nothing runs in the background.
-// Its Check always succeeds.
+// process, tests and demos (processes cannot share it, it is lost on
+// restart, and it has no size limit). It is never unavailable: none of
+// its errors wraps ErrUnavailable, and its Check always succeeds. Expired
+// sessions and index entries are dropped when read and swept at most once
+// a minute when a session is minted; nothing runs in the background. It
+// is safe for concurrent use.
 func NewMemory() Store {
 	return &memory{
 		sessions:  map[string]item{},

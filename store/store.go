@@ -5,13 +5,16 @@ import (
 )
 
 // Store keeps sessiongate's sessions: NewMemory's, in this process, or
-// redisstore.New's, in Redis. Give it to middleware.Config.Store.
+// redisstore.New's, in Redis. Give it to middleware.Config.Store; there
+// is no default.
 //
 // Its methods are sessiongate's own: their types live in an internal
 // package, so a Store cannot be implemented outside this module (and so
-// cannot be implemented wrongly); wrap one to add behaviour. Every Store
-// is safe for concurrent use. Not found is never an error: errors are for
-// a store that cannot answer, and every such error wraps ErrUnavailable.
+// cannot be implemented wrongly). A type that embeds a Store is a Store
+// too, and may override scs's methods (Find, FindCtx, Commit, Delete),
+// whose types are public. Every Store is safe for concurrent use. Not
+// found is never an error: errors are for a store that cannot answer, and
+// every such error wraps ErrUnavailable.
 type Store interface {
 	backend.Backend
 }

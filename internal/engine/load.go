@@ -320,4 +320,3 @@ func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, er
 	}
 	return v.Backend.FindCtx(ctx, token)
 }
-

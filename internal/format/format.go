@@ -132,10 +132,13 @@ func PublicID(key string, nonce []byte) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// publicIDBytes decodes a public id.
+// publicIDBytes decodes a public id, and reports false for anything else.
 func publicIDBytes(id string) (b [16]byte, ok bool) {
-	n, err := base64.RawURLEncoding.Decode(b[:], []byte(id))
-	return b, err == nil && n == 16 && len(id) == 22
+	if len(id) != 22 {
+		return b, false // Decode would write past b
+	}
+	n, err := strict.Decode(b[:], []byte(id))
+	return b, err == nil && n == 16
 }
 
 // NewNonce returns NonceLen bytes from crypto/rand.
@@ -171,6 +174,10 @@ const (
 	// VerifierLen is the size of the validator's hash a frame keeps.
 	VerifierLen = 16
 )
+
+// strict decodes tokens and keys: base64url without padding, whose unused
+// low bits must be zero.
+var strict = base64.RawURLEncoding.Strict()
 
 // Selector names a session; Validator opens it; Credential names the
 // credential (the provider's TokenID) a session was minted from, zero
@@ -212,10 +219,14 @@ func KeyOf(token string) string {
 	return sel.Key()
 }
 
-// SelectorOf returns the selector a store key encodes.
+// SelectorOf returns the selector a store key encodes, and false for
+// anything that is not a store key.
 func SelectorOf(key string) (sel Selector, ok bool) {
-	n, err := base64.RawURLEncoding.Decode(sel[:], []byte(key))
-	return sel, err == nil && n == SelectorLen && len(key) == KeyLen
+	if len(key) != KeyLen {
+		return sel, false // Decode would write past sel
+	}
+	n, err := strict.Decode(sel[:], []byte(key))
+	return sel, err == nil && n == SelectorLen
 }
 
 // ValidToken reports whether s has the shape of a session token: TokenLen
@@ -233,13 +244,15 @@ func ValidToken(s string) bool {
 	return true
 }
 
-// Split decodes a session token into its halves.
+// Split decodes a session token into its halves. Only the one spelling
+// Token writes splits: base64's unused low bits must be zero, so that no
+// two strings name one session.
 func Split(token string) (sel Selector, val Validator, ok bool) {
 	var b [SelectorLen + ValidatorLen]byte
 	if len(token) != TokenLen {
 		return sel, val, false
 	}
-	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(token)); err != nil || n != len(b) {
+	if n, err := strict.Decode(b[:], []byte(token)); err != nil || n != len(b) {
 		return sel, val, false
 	}
 	copy(sel[:], b[:SelectorLen])
@@ -410,10 +423,10 @@ func (s Stored) SameNonce(nonce []byte) bool {
 	return s.Live() && bytes.Equal(s.Nonce, PadNonce(nonce))
 }
 
-// Codec is a compact scs.Codec, the one NewManager installs. A session
-// with a few string or []byte values costs tens of bytes and a handful of
-// allocations to decode, where scs's GobCodec spends about 200 allocations
-// building a decoder on every request.
+// Codec is a compact scs.Codec, the one the middleware's scs manager
+// uses. A session with a few string or []byte values costs tens of bytes
+// and a handful of allocations to decode, where scs's GobCodec spends
+// about 200 allocations building a decoder on every request.
 //
 // Strings, []byte, bool, int, int64, float64 and time.Time values have a
 // binary form of their own. Any other value is encoded with encoding/gob,
@@ -439,7 +452,7 @@ const (
 	tagTime    = 't'
 )
 
-var errCodec = errors.New("store: not a session encoded by store.Codec")
+var errCodec = errors.New("store: not a session encoded by sessiongate's codec")
 
 // Encode encodes deadline and values, keys in sorted order.
 func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {

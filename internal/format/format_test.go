@@ -40,6 +40,20 @@ func TestCodecRoundTrip(t *testing.T) {
 	assert.Equal(t, []byte{0, 1, 2}, fresh["b"], "a decoded []byte is a copy")
 }
 
+// Common types have a compact form of their own: a deadline and two
+// values in 32 bytes (this was store's ExampleCodec).
+func TestCodecEncodesCommonValuesCompactly(t *testing.T) {
+	t.Parallel()
+	c := format.Codec{}
+	b, err := c.Encode(time.UnixMilli(1_790_000_000_000), map[string]any{"cart": "3 items", "visits": 7})
+	require.NoError(t, err)
+	assert.Len(t, b, 32)
+	deadline, values, err := c.Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, "2026-09-21T14:13:20Z", deadline.UTC().Format(time.RFC3339))
+	assert.Equal(t, map[string]any{"cart": "3 items", "visits": 7}, values)
+}
+
 func TestCodecIsCompact(t *testing.T) {
 	t.Parallel()
 	b, err := format.Codec{}.Encode(time.Now(), map[string]any{"sg": make([]byte, 100)})

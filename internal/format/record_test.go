@@ -1,6 +1,7 @@
 package format
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +68,22 @@ func TestRecordRoundTrip(t *testing.T) {
 			}
 		}
 		assert.Equal(t, s, got, name)
+	}
+}
+
+// An ID or a predecessor's key that cannot be decoded is not kept, and
+// never panics: the decoders wrote past their 16 bytes for a longer one.
+func TestRecordOfIDsThatDoNotDecode(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{strings.Repeat("A", 43), "short", "", strings.Repeat("*", 22)} {
+		s := typicalSession()
+		s.ID = bad
+		s.Preds = []Predecessor{{Key: bad, Until: s.Expires}}
+		got, err := decodeRecord(EncodeRecord(s))
+		require.NoError(t, err, "%q", bad)
+		assert.Equal(t, PublicID("key", nil), got.ID, "%q: the id derived from the key", bad)
+		require.Len(t, got.Preds, 1)
+		assert.Equal(t, Selector{}.Key(), got.Preds[0].Key, "%q: a zero selector", bad)
 	}
 }
 

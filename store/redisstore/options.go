@@ -8,8 +8,8 @@ type Options struct {
 	// pooled connection (when the pool's MaxActive is reached), dialling
 	// one, its commands, and its one retry on a fresh connection. A
 	// caller's context deadline that comes first bounds it too. When it
-	// passes, the operation fails with ErrUnavailable ("timeout"), and the
-	// middleware answers 503. Default 2 s.
+	// passes, the operation fails with store.ErrUnavailable ("timeout"),
+	// and the middleware answers 503. Zero or less: the default, 2 s.
 	Timeout time.Duration
 
 	// InsecureAllowEviction lets the store run on a Redis whose
@@ -19,8 +19,8 @@ type Options struct {
 	// out could sign in again. Default false: every new connection reads
 	// the policy (INFO memory, or CONFIG GET when INFO is not allowed), and
 	// each operation on a Redis whose policy may evict, or whose policy
-	// cannot be read, fails with ErrMisconfigured saying that the policy
-	// must be noeviction. A policy changed at runtime is seen within
+	// cannot be read, fails with store.ErrMisconfigured saying that the
+	// policy must be noeviction. A policy changed at runtime is seen within
 	// RecheckInterval.
 	InsecureAllowEviction bool
 
@@ -28,7 +28,7 @@ type Options struct {
 	// connection, what it checks on each new one (not a Sentinel or a
 	// cluster node; the eviction policy): a Redis reconfigured at runtime
 	// (CONFIG SET maxmemory-policy allkeys-lru) is refused within this
-	// long. It costs one INFO per interval. Default 5 s.
+	// long. It costs one INFO per interval. Zero or less: the default, 5 s.
 	RecheckInterval time.Duration
 }
 

@@ -18,16 +18,9 @@ import (
 	"github.com/sessiongate/sessiongate/store"
 )
 
-// redisStore is New's Store: sessions in Redis (7.0 or later), on a
-// redigo pool. Keys:
-//
-//	sg:s:<Key>      a session (framed with its validator's hash), or the mark of an ended one, with its expiry
-//	sg:u:<user>     sorted set of the user's session keys scored by expiry (ms)
-//	sg:fingerprint  the fingerprint of the secret of the processes that share the store (Check)
-//
-// A session with a typical identity takes under 400 bytes of Redis memory,
-// index included. Writes that belong together run in one round trip (a
-// script or MULTI/EXEC). Nothing scans the keyspace: no KEYS, no SCAN.
+// redisStore is New's Store: sessions in Redis, on a redigo pool, under
+// the keys the package doc lists. Writes that belong together run in one
+// round trip (a script or MULTI/EXEC).
 type redisStore struct {
 	pool *redis.Pool
 	opts Options
@@ -47,13 +40,15 @@ const (
 
 // New returns a store that keeps sessions in the Redis behind pool, with
 // opts (the zero Options is the default). The Redis must be 7.0 or later,
-// a primary, with maxmemory-policy noeviction. Call it before the pool is used: it wraps the pool's dial and its
-// TestOnBorrowContext (stores that share a pool each add their checks).
+// a primary, with maxmemory-policy noeviction. Call it before the pool is
+// used: it wraps the pool's dial and its TestOnBorrowContext (stores that
+// share a pool each add their checks). New panics if pool is nil or has
+// neither Dial nor DialContext.
 //
 //   - Every new connection is checked before its first use: a Sentinel, a
 //     cluster node, or (unless opts.InsecureAllowEviction) a
 //     maxmemory-policy other than noeviction make it fail with
-//     ErrMisconfigured, which every operation then returns.
+//     store.ErrMisconfigured, which every operation then returns.
 //   - Once a connection has been found dead (Redis restarted, CLIENT KILL,
 //     a network blip), every pooled connection idle since then is checked
 //     with a PING before reuse, and an operation that met a dead connection
@@ -72,9 +67,12 @@ const (
 // covers its wait for a connection, its commands and its one retry. Its
 // errors wrap store.ErrUnavailable and carry a short reason ("timeout",
 // "connection refused", "READONLY: ..."), never Redis's reply text, a
-// command's arguments, a key or the URL. The store is safe for
-// concurrent use.
+// command's arguments, a key or the URL. The store logs nothing, and is
+// safe for concurrent use.
 func New(pool *redis.Pool, opts Options) store.Store {
+	if pool == nil || pool.Dial == nil && pool.DialContext == nil {
+		panic("sessiongate/redisstore: New needs a pool that can dial (NewPool makes one)")
+	}
 	r := &redisStore{pool: pool, opts: opts.withDefaults()}
 	dial := pool.DialContext
 	if dial == nil {
@@ -395,16 +393,16 @@ func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, err
 // minted from the same credential. The index keeps live members only and
 // expires with its last session: NX sets an expiry on a new index, GT only
 // ever extends it. With a session to continue (KEYS[4], with nonce
-// ARGV[8]; the session's own key when none), it mints only if that one is
-// still live, and in the same step deletes it and drops ARGV[9] from the
-// index. It
-// answers 1 when it minted, 0 on a conflict, -1 when the credential was
-// signed out, -2 when the session to continue ended meanwhile.
+// ARGV[8]; the session's own key and "" when none), it mints only if that
+// one is still live, and in the same step deletes it and drops ARGV[9]
+// from the index (unless it is the key minted). It answers 1 when it
+// minted, 0 on a conflict, -1 when the credential was signed out, -2 when
+// the session to continue ended meanwhile.
 var mintScript = redis.NewScript(4, luaFrame(`
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[5] then return 0 end
 if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
-if KEYS[4] ~= KEYS[1] then
+if ARGV[8] ~= '' then
   local old = redis.call('GET', KEYS[4])
   if not old or string.sub(old, 1, 1) ~= LIVE or string.sub(old, NONCE_AT + 1, CRED_AT) ~= ARGV[8] then return -2 end
 end
@@ -418,7 +416,7 @@ if ARGV[7] ~= '' then
     end
   end
 end
-if KEYS[4] ~= KEYS[1] then
+if ARGV[8] ~= '' and KEYS[4] ~= KEYS[1] then
   redis.call('DEL', KEYS[4])
   redis.call('ZREM', KEYS[2], ARGV[9])
 end
@@ -443,16 +441,30 @@ return 1`))
 // the scripts and the Go code read one layout (internal/format's frame).
 func luaFrame(script string) string {
 	return strings.NewReplacer(
-		"SESSION_PREFIX", strconv.Quote(sessionPrefix),
+		"SESSION_PREFIX", luaString(sessionPrefix),
 		"RECORD_LEN_AT", strconv.Itoa(format.RecordLenAt),
 		"RECORD_AT", strconv.Itoa(format.RecordAt),
 		"NONCE_AT", strconv.Itoa(format.NonceAt),
 		"CRED_AT", strconv.Itoa(format.CredAt),
 		"CRED_LEN", strconv.Itoa(format.CredentialLen),
-		// Lua 5.1 strings know decimal escapes, not \x.
-		"ENDED", fmt.Sprintf(`"\%d"`, format.FrameEnded),
-		"LIVE", fmt.Sprintf(`"\%d"`, format.FrameLive),
+		"ENDED", luaString(string(format.Ended)),
+		"LIVE", luaString(string([]byte{format.FrameLive})),
 	).Replace(script)
+}
+
+// luaString returns s as a string literal of Redis's Lua (5.1), whose only
+// numeric escape is decimal (\ddd): Go's quoting writes \x01, which that
+// Lua reads as "x01".
+func luaString(s string) string {
+	b := []byte{'"'}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= ' ' && c <= '~' && c != '"' && c != '\\' {
+			b = append(b, c)
+		} else {
+			b = fmt.Appendf(b, `\%03d`, c)
+		}
+	}
+	return string(append(b, '"'))
 }
 
 // Mint writes the session and its index entry in one script, if the key
@@ -477,7 +489,7 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 		cred = string(m.Credential[:])
 	}
 	old, oldNonce, oldMember := sessionPrefix+key, []byte(nil), ""
-	if c := m.Continues; c != nil && c.Key != key {
+	if c := m.Continues; c != nil {
 		old, oldNonce, oldMember = sessionPrefix+c.Key, format.PadNonce(c.Nonce), c.Key
 	}
 	done := 0
@@ -572,22 +584,24 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 	return entries, nil
 }
 
-// Ping sends PING.
-func (r *redisStore) Ping(ctx context.Context) error {
-	return r.with(ctx, func(conn redis.Conn) error {
-		_, err := redis.DoContext(conn, ctx, "PING")
-		return err
-	})
-}
-
 // transaction sends the commands queued by fill in one MULTI/EXEC round
-// trip.
+// trip. It fails if any of them failed: refused when queued (EXEC then
+// fails), or when EXEC ran it (a script's command refused: its error is
+// one of EXEC's replies, and the others still ran).
 func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) error {
 	return r.with(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
-		_, err := redis.DoContext(conn, ctx, "EXEC")
-		return err
+		replies, err := redis.Values(redis.DoContext(conn, ctx, "EXEC"))
+		if err != nil {
+			return err
+		}
+		for _, reply := range replies {
+			if err, failed := reply.(redis.Error); failed {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -1,4 +1,4 @@
-package store_test
+package redisstore_test
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -32,7 +34,7 @@ func TestRedisCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		start      func(t *testing.T) string // the server's URL
-		opts       store.RedisOptions
+		opts       redisstore.Options
 		misconfig  bool   // the error is ErrMisconfigured too
 		says       string // in the error; "" for healthy
 		opsFailToo bool   // every operation fails as well, saying why
@@ -45,18 +47,18 @@ func TestRedisCheck(t *testing.T) {
 		{name: "evicting", start: started("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"), misconfig: true,
 			says: "maxmemory-policy is allkeys-lru, but it must be noeviction", opsFailToo: true},
 		{name: "evicting, allowed", start: started("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"),
-			opts: store.RedisOptions{InsecureAllowEviction: true}},
+			opts: redisstore.Options{InsecureAllowEviction: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			pool, err := store.NewRedisPool(tc.start(t))
+			pool, err := redisstore.NewPool(tc.start(t))
 			require.NoError(t, err)
 			t.Cleanup(func() { pool.Close() })
-			st := store.NewRedisWith(pool, tc.opts)
+			st := redisstore.New(pool, tc.opts)
 			err = st.Check(context.Background(), fingerprintA, true)
 			if tc.says == "" {
 				assert.NoError(t, err)
-				assert.NoError(t, st.Ping(context.Background()))
+				assert.NoError(t, lookup(st))
 				return
 			}
 			require.Error(t, err)
@@ -78,7 +80,7 @@ func TestRedisCheck(t *testing.T) {
 func TestRedisFingerprint(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t)
-	st := store.NewRedis(redisPool(t, srv, nil, nil))
+	st := redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{})
 	ctx := context.Background()
 
 	require.NoError(t, st.Check(ctx, fingerprintA, false), "nothing to compare with")
@@ -103,8 +105,6 @@ func TestRedisFingerprint(t *testing.T) {
 	}
 	stored, _ = redis.Bytes(srv.Do("GET", "sg:fingerprint"))
 	assert.Equal(t, fingerprintA, stored, "a mismatch changes nothing")
-
-	assert.NoError(t, store.NewMemory().Check(ctx, fingerprintB, true), "a memory store is one process's")
 }
 
 // Every policy that may evict is refused at each new connection, so every
@@ -117,14 +117,14 @@ func TestRedisRefusesEvictingPolicies(t *testing.T) {
 	for _, policy := range []string{"volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random", "allkeys-random", "volatile-ttl"} {
 		_, err := srv.Do("CONFIG", "SET", "maxmemory-policy", policy)
 		require.NoError(t, err)
-		st := store.NewRedis(redisPool(t, srv, nil, nil))
+		st := redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{})
 		for _, op := range operations(tok) {
 			err := op.run(context.Background(), st)
 			assert.ErrorIs(t, err, store.ErrMisconfigured, "%s under %s", op.name, policy)
 			assert.ErrorIs(t, err, store.ErrUnavailable, "%s under %s", op.name, policy)
 			assert.ErrorContains(t, err, "maxmemory-policy is "+policy+", but it must be noeviction")
 		}
-		allowed := store.NewRedisWith(redisPool(t, srv, nil, nil), store.RedisOptions{InsecureAllowEviction: true})
+		allowed := redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{InsecureAllowEviction: true})
 		mintOps(t, allowed)
 		for _, op := range operations(tok) {
 			assert.NoError(t, op.run(context.Background(), allowed), "%s under %s, allowed", op.name, policy)
@@ -141,26 +141,23 @@ func TestRedisPolicyWithoutINFO(t *testing.T) {
 		_, err := srv.Do("ACL", append([]any{"SETUSER", user, "on", ">pw", "~*", "&*", "+@all"}, rules...)...)
 		require.NoError(t, err)
 	}
-	as := func(user string, opts store.RedisOptions) *store.Redis {
-		pool, err := store.NewRedisPool(strings.Replace(srv.URL, "redis://", "redis://"+user+":pw@", 1))
-		require.NoError(t, err)
-		t.Cleanup(func() { pool.Close() })
-		return store.NewRedisWith(pool, opts)
+	as := func(user string, opts redisstore.Options) store.Store {
+		return redisstore.New(userPool(t, srv, user, "pw"), opts)
 	}
 	ctx := context.Background()
 
-	st := as("noinfo", store.RedisOptions{})
-	assert.NoError(t, st.Ping(ctx), "noeviction read with CONFIG GET")
+	st := as("noinfo", redisstore.Options{})
+	assert.NoError(t, lookup(st), "noeviction read with CONFIG GET")
 	assert.NoError(t, st.Check(ctx, fingerprintA, true), "and Check still writes")
 
-	err := as("blind", store.RedisOptions{}).Ping(ctx)
+	err := lookup(as("blind", redisstore.Options{}))
 	assert.ErrorIs(t, err, store.ErrMisconfigured)
 	assert.ErrorContains(t, err, "maxmemory-policy cannot be read")
-	assert.NoError(t, as("blind", store.RedisOptions{InsecureAllowEviction: true}).Ping(ctx))
+	assert.NoError(t, lookup(as("blind", redisstore.Options{InsecureAllowEviction: true})))
 
 	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
 	require.NoError(t, err)
-	err = as("noinfo", store.RedisOptions{}).Ping(ctx)
+	err = lookup(as("noinfo", redisstore.Options{}))
 	assert.ErrorContains(t, err, "maxmemory-policy is allkeys-lru, but it must be noeviction")
 }
 
@@ -169,13 +166,13 @@ func TestRedisPolicyWithoutINFO(t *testing.T) {
 func TestRedisFullRefusesWrites(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t)
-	st := store.NewRedis(redisPool(t, srv, nil, nil))
+	st := redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{})
 	tok := mintOps(t, st)
 	srv.Fill()
-	err := st.End(context.Background(), store.End{Key: store.Key(tok), User: "p:ops", Until: time.Now().Add(time.Hour)})
+	err := st.End(context.Background(), backend.Ending{Key: format.KeyOf(tok), User: "p:ops", Until: time.Now().Add(time.Hour)})
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.EqualError(t, err, "store: unavailable: redis: OOM: Redis is full (maxmemory reached under noeviction)")
-	got, err := st.Lookup(context.Background(), store.Key(tok))
+	got, err := st.Lookup(context.Background(), format.KeyOf(tok))
 	require.NoError(t, err, "reads still work")
 	assert.True(t, got.Live(), "the session was not ended")
 }
@@ -243,18 +240,18 @@ func sentinel(t *testing.T) string {
 func TestRedisPolicyChangedAtRuntime(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t)
-	st := store.NewRedisWith(redisPool(t, srv, nil, nil), store.RedisOptions{RecheckInterval: time.Millisecond})
+	st := redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{RecheckInterval: time.Millisecond})
 	ctx := context.Background()
-	require.NoError(t, st.Ping(ctx), "noeviction")
+	require.NoError(t, lookup(st), "noeviction")
 	_, err := srv.Do("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return errors.Is(st.Ping(ctx), store.ErrMisconfigured) }, time.Minute, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return errors.Is(lookup(st), store.ErrMisconfigured) }, time.Minute, 5*time.Millisecond,
 		"the pooled connection is checked again")
-	_, err = st.Lookup(ctx, store.Key(token("x", "v")))
+	_, err = st.List(ctx, "p:x")
 	assert.ErrorContains(t, err, "must be noeviction", "and every operation fails, saying why")
 	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return st.Ping(ctx) == nil }, time.Minute, 5*time.Millisecond, "fixed: served again")
+	require.Eventually(t, func() bool { return lookup(st) == nil }, time.Minute, 5*time.Millisecond, "fixed: served again")
 }
 
 // Check writes with a script, as sign-in and sign-out do: a Redis user
@@ -265,12 +262,10 @@ func TestCheckWritesAsSignInDoes(t *testing.T) {
 	srv := storetest.Start(t)
 	_, err := srv.Do("ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-eval", "-evalsha", "-script")
 	require.NoError(t, err)
-	pool, err := store.NewRedisPool(strings.Replace(srv.URL, "redis://", "redis://noscripts:pw@", 1))
-	require.NoError(t, err)
-	t.Cleanup(func() { pool.Close() })
+	pool := userPool(t, srv, "noscripts", "pw")
 	ctx := context.Background()
 	for _, claim := range []bool{true, false} {
-		err = store.NewRedis(pool).Check(ctx, fingerprintA, claim)
+		err = redisstore.New(pool, redisstore.Options{}).Check(ctx, fingerprintA, claim)
 		assert.ErrorIs(t, err, store.ErrMisconfigured, "claim %v", claim)
 		assert.ErrorContains(t, err, "may not run a script")
 	}
@@ -282,13 +277,11 @@ func TestCheckWritesAsSignInDoes(t *testing.T) {
 	} {
 		_, err := srv.Do("ACL", append([]any{"SETUSER", user, "on", ">pw"}, rules...)...)
 		require.NoError(t, err)
-		p, err := store.NewRedisPool(strings.Replace(srv.URL, "redis://", "redis://"+user+":pw@", 1))
-		require.NoError(t, err)
-		t.Cleanup(func() { p.Close() })
-		assert.ErrorIs(t, store.NewRedis(p).Check(ctx, fingerprintA, true), store.ErrMisconfigured, "user %s cannot sign anyone in", user)
+		st := redisstore.New(userPool(t, srv, user, "pw"), redisstore.Options{})
+		assert.ErrorIs(t, st.Check(ctx, fingerprintA, true), store.ErrMisconfigured, "user %s cannot sign anyone in", user)
 	}
 
-	st := store.NewRedis(redisPool(t, srv, nil, nil))
+	st := redisstore.New(redisPool(t, srv, nil, nil), redisstore.Options{})
 	require.NoError(t, st.Check(ctx, fingerprintA, true))
 	_, err = srv.Do("CONFIG", "SET", "min-replicas-to-write", "1")
 	require.NoError(t, err)
