@@ -30,8 +30,7 @@ type Backend interface {
 	// session. Delete returns ErrUnsupported: scs's Destroy and RenewToken
 	// would end a session without sessiongate's sign-out mark.
 	scs.Store
-	// FindCtx is Find with a context; a context from Prefetched answers
-	// without reading the store again.
+	// FindCtx is Find with a context.
 	FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 
 	// Lookup returns what is stored at key, whatever its validator: a live

@@ -279,9 +279,9 @@ func (r *redisStore) Find(token string) ([]byte, bool, error) {
 	return r.FindCtx(context.Background(), token)
 }
 
-// FindCtx is Find; a context from Prefetched answers without a read.
+// FindCtx is Find, under ctx: one GET.
 func (r *redisStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	return backend.Find(ctx, token, func(key [format.KeyLen]byte) (raw []byte, found bool, err error) {
+	return backend.Find(token, func(key [format.KeyLen]byte) (raw []byte, found bool, err error) {
 		err = r.with(ctx, func(conn redis.Conn) (err error) {
 			raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+string(key[:])))
 			if errors.Is(err, redis.ErrNil) {

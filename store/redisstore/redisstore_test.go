@@ -37,30 +37,6 @@ func TestRedisContract(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) backend.Backend { _, st := newRedis(t); return st })
 }
 
-// The contract's Prefetched test sees that the store is not read; here,
-// Redis says so too.
-func TestPrefetchedSendsNoCommand(t *testing.T) {
-	t.Parallel()
-	srv, st := newRedis(t)
-	ctx := context.Background()
-	a := token("prefetch", "v")
-	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: a, Record: rec, Data: []byte("A"), Expires: time.Now().Add(time.Hour), User: "p:u"}))
-	got, err := st.Lookup(ctx, format.KeyOf(a))
-	require.NoError(t, err)
-	_, err = srv.Do("CONFIG", "RESETSTAT")
-	require.NoError(t, err)
-	data, found, err := st.FindCtx(backend.Prefetched(ctx, format.KeyOf(a), got), a)
-	require.NoError(t, err)
-	assert.True(t, found)
-	assert.Equal(t, "A", string(data))
-	_, found, _ = st.FindCtx(backend.Prefetched(ctx, format.KeyOf(a), got), token("prefetch", "forged"))
-	assert.False(t, found, "a prefetched session still needs its validator")
-	info, err := redis.String(srv.Do("INFO", "commandstats"))
-	require.NoError(t, err)
-	assert.NotContains(t, info, "cmdstat_get", "no read")
-}
-
-// The keys a session writes: its own and its user's index, named by the
 // store key, never the token; both expire with the session.
 func TestRedisKeysAndIndex(t *testing.T) {
 	t.Parallel()

@@ -40,8 +40,6 @@ func Run(t *testing.T, newStore func(t *testing.T) backend.Backend) {
 		{"Continues", testContinues},
 		{"ReplacedNeedsItsNonce", testReplacedNeedsItsNonce},
 		{"BadMint", testBadMint},
-		{"Prefetched", testPrefetched},
-		{"Open", testOpen},
 		{"Expiry", testExpiry},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -305,60 +303,6 @@ func testBadMint(t *testing.T, st backend.Backend) {
 	assert.Equal(t, "d", string(got.Data))
 }
 
-// testPrefetched: a context from Prefetched answers FindCtx from the
-// session it holds, not from the store, and still needs the validator.
-func testPrefetched(t *testing.T, st backend.Backend) {
-	ctx := context.Background()
-	a := Token("prefetch", "v")
-	key := format.KeyOf(a)
-	exp := time.Now().Add(time.Hour)
-	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: a, Record: Record, Data: []byte("A"), Expires: exp, User: "p:u"}))
-	got, err := st.Lookup(ctx, key)
-	require.NoError(t, err)
-	// Ended in the store: only the prefetched session can answer now.
-	require.NoError(t, st.End(ctx, backend.Ending{Key: key, User: "p:u", Until: exp}))
-
-	data, found, err := st.FindCtx(backend.Prefetched(ctx, key, got), a)
-	require.NoError(t, err)
-	assert.True(t, found, "answered from the prefetched session, without a read")
-	assert.Equal(t, "A", string(data))
-	_, found, _ = st.FindCtx(backend.Prefetched(ctx, key, got), Token("prefetch", "forged"))
-	assert.False(t, found, "a prefetched session still needs its validator")
-	_, found, _ = st.FindCtx(backend.Prefetched(ctx, format.KeyOf(Token("other", "v")), got), a)
-	assert.False(t, found, "a session prefetched for another key is not used")
-	_, found, _ = st.FindCtx(backend.Prefetched(ctx, key, format.Stored{}), a)
-	assert.False(t, found, "nor is one that is not live")
-	_, found, _ = st.FindCtx(ctx, a)
-	assert.False(t, found, "without it, the store answers")
-}
-
-// testOpen: backend.Open returns the live session a token opens, and a
-// Stored that is not Live for anything else.
-func testOpen(t *testing.T, st backend.Backend) {
-	ctx := context.Background()
-	a := Token("open", "v")
-	exp := time.Now().Add(time.Hour)
-	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: a, Record: Record, Data: []byte("A"), Expires: exp, User: "p:u"}))
-	got, err := backend.Open(ctx, st, a)
-	require.NoError(t, err)
-	assert.True(t, got.Live())
-	assert.Equal(t, "A", string(got.Data))
-	for name, tok := range map[string]string{
-		"forged":      Token("open", "forged"),
-		"no session":  Token("nobody", "v"),
-		"not a token": "not a token",
-	} {
-		got, err := backend.Open(ctx, st, tok)
-		require.NoError(t, err, name)
-		assert.False(t, got.Live(), name)
-	}
-	require.NoError(t, st.End(ctx, backend.Ending{Key: format.KeyOf(a), User: "p:u", Until: exp}))
-	got, err = backend.Open(ctx, st, a)
-	require.NoError(t, err)
-	assert.False(t, got.Live(), "ended")
-}
-
-// testExpiry: sessions expire by themselves, and leave their user's
 // index; one already expired is never written.
 func testExpiry(t *testing.T, st backend.Backend) {
 	ctx := context.Background()
