@@ -11,13 +11,14 @@ import (
 // is shared: do not modify it.
 func SessionFrom(ctx context.Context) (*Session, bool) {
 	st := stateFrom(ctx)
-	if st == nil || st.loaded == nil {
+	if st == nil || st.loaded.Session == nil {
 		return nil, false
 	}
 	if s := st.public.Load(); s != nil {
 		return s, true
 	}
-	st.public.CompareAndSwap(nil, newSession(st.loaded.Session, true))
+	v := view(st.loaded.Session, true)
+	st.public.CompareAndSwap(nil, &v)
 	return st.public.Load(), true
 }
 
@@ -25,7 +26,7 @@ func SessionFrom(ctx context.Context) (*Session, bool) {
 // and false when the request has no session.
 func UserFrom(ctx context.Context) (provider.Identity, bool) {
 	st := stateFrom(ctx)
-	if st == nil || st.loaded == nil {
+	if st == nil || st.loaded.Session == nil {
 		return provider.Identity{}, false
 	}
 	return st.loaded.Session.Identity, true

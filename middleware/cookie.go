@@ -53,7 +53,7 @@ func (a *Auth) clearEnded(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i := range c.n {
-		if c.fromCookie[i] && (st.loaded == nil || c.token[i] != st.loaded.Token) {
+		if c.fromCookie[i] && (st.loaded.Session == nil || c.token[i] != st.loaded.Token) {
 			return
 		}
 	}

@@ -74,11 +74,11 @@ type outcome struct {
 	// not be loaded (state.err), for the log.
 	err error
 
-	// session is the request's live session (nil: none); reused is true
+	// session is the request's live session (zero: none); reused is true
 	// when it is the session the request carried, served as it was (an
 	// exchange counts its own), handOut when its token is new to the
 	// client (a mint, or a session the frontend token already had).
-	session *engine.Loaded
+	session engine.Loaded
 	reused  bool
 	handOut bool
 	// clear tells the browser to drop its session cookie.
@@ -109,7 +109,7 @@ func (a *Auth) resolve(r *http.Request) outcome {
 
 	// The first live session among the candidates is the request's.
 	var (
-		current    *engine.Loaded
+		current    engine.Loaded
 		fromCookie bool
 		dead       int
 	)
@@ -121,14 +121,14 @@ func (a *Auth) resolve(r *http.Request) outcome {
 			}
 			return outcome{err: err}
 		}
-		if l != nil {
+		if l.Session != nil {
 			current, fromCookie = l, candidates.fromCookie[i]
 			break
 		}
 		dead++
 	}
 
-	if current != nil && (!hasFront || format.Equal(current.Session.Key, a.engine.Key(front)) ||
+	if current.Session != nil && (!hasFront || format.Equal(current.Session.Key, a.engine.Key(front)) ||
 		frontFromCookie && a.mintedFromTokenCookie(r, current.Session.Key)) {
 		if (fromCookie || frontFromCookie) && a.cfg.CrossOrigin.Check(r) != nil {
 			return crossOrigin
@@ -159,17 +159,21 @@ func (a *Auth) resolve(r *http.Request) outcome {
 			ctx = a.guesses.Queued(ctx, ip)
 		}
 	}
-	l, err := a.engine.Exchange(ctx, front, clientOf(r, a.cfg.ClientIP), current)
+	var carried *engine.Loaded
+	if current.Session != nil {
+		carried = &current
+	}
+	l, err := a.engine.Exchange(ctx, front, clientOf(r, a.cfg.ClientIP), carried)
 	if err != nil {
 		if engine.IsGuess(err) {
 			a.failed(r, 1)
 		}
 		return a.failure(err)
 	}
-	if current != nil && current.Session.Key != l.Session.Key && !l.Continued {
+	if current.Session != nil && current.Session.Key != l.Session.Key && !l.Continued {
 		a.engine.Replace(ctx, current.Session)
 	}
-	return outcome{session: l, handOut: current == nil || l.Token != current.Token}
+	return outcome{session: l, handOut: l.Token != current.Token}
 }
 
 // failure is the refusal for an exchange or a load that failed with err,
@@ -233,7 +237,7 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 // give zero values, writes are dropped and set no cookie).
 func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, st *state) {
 	var ctx context.Context
-	if st.loaded != nil {
+	if st.loaded.Session != nil {
 		ctx = st.loaded.Ctx
 	} else {
 		ctx = a.engine.NoSession(r.Context())
@@ -243,8 +247,8 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, 
 	if nw, ok := w.(*noStoreWriter); ok {
 		nw.seal() // nothing was written: the server writes this header
 	}
-	if st.loaded != nil {
-		a.engine.Save(ctx, st.loaded)
+	if st.loaded.Session != nil {
+		a.engine.Save(ctx, &st.loaded)
 	}
 }
 
@@ -273,8 +277,8 @@ var stateKey = &struct{ name string }{"sessiongate state"}
 type state struct {
 	context.Context
 
-	// loaded is the request's live session, nil when it has none.
-	loaded *engine.Loaded
+	// loaded is the request's live session, zero when it has none.
+	loaded engine.Loaded
 	// err is why the session could not be loaded (the store was down),
 	// for RequireSession to answer 503 rather than 401.
 	err error

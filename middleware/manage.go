@@ -25,12 +25,13 @@ func (a *Auth) Sessions(ctx context.Context, providerName, userID string) ([]*Se
 		return nil, err
 	}
 	var currentKey string
-	if st := stateFrom(ctx); st != nil && st.loaded != nil {
+	if st := stateFrom(ctx); st != nil && st.loaded.Session != nil {
 		currentKey = st.loaded.Session.Key
 	}
-	out := make([]*Session, len(all))
+	views, out := make([]Session, len(all)), make([]*Session, len(all))
 	for i, s := range all {
-		out[i] = newSession(s, s.Key == currentKey)
+		views[i] = view(s, s.Key == currentKey)
+		out[i] = &views[i]
 	}
 	return out, nil
 }
@@ -103,7 +104,7 @@ func (a *Auth) RevokeUpstreamSession(ctx context.Context, providerName, userID, 
 // current returns the session of the request whose context is ctx.
 func current(ctx context.Context) (*format.Session, bool) {
 	st := stateFrom(ctx)
-	if st == nil || st.loaded == nil {
+	if st == nil || st.loaded.Session == nil {
 		return nil, false
 	}
 	return st.loaded.Session, true

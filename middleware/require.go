@@ -10,7 +10,7 @@ func (a *Auth) RequireSession(next http.Handler) http.Handler {
 	check := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := stateFrom(r.Context())
 		switch {
-		case st.loaded != nil:
+		case st.loaded.Session != nil:
 			next.ServeHTTP(w, r)
 		case st.err != nil:
 			a.storeUnavailable(w, st.err)

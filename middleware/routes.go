@@ -65,7 +65,7 @@ func (a *Auth) serveExchange(w http.ResponseWriter, r *http.Request) {
 	case st.err != nil:
 		a.storeUnavailable(w, st.err)
 		return
-	case st.loaded == nil:
+	case st.loaded.Session == nil:
 		writeError(w, http.StatusUnauthorized, codeUnauthorized, messageSessionRequired, 0)
 		return
 	}

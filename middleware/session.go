@@ -37,9 +37,9 @@ type Session struct {
 	s *format.Session // what the engine knows of it
 }
 
-// newSession returns the public view of s.
-func newSession(s *format.Session, current bool) *Session {
-	return &Session{
+// view returns the public view of s.
+func view(s *format.Session, current bool) Session {
+	return Session{
 		ID:        s.ID,
 		Identity:  s.Identity,
 		Created:   s.Created,

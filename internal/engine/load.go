@@ -15,7 +15,8 @@ import (
 	"github.com/sessiongate/sessiongate/provider"
 )
 
-// Loaded is a live session loaded for a request.
+// Loaded is a live session loaded for a request; the zero Loaded (nil
+// Session) is none.
 type Loaded struct {
 	// Session is the session; it is shared: do not modify it.
 	Session *format.Session
@@ -34,19 +35,19 @@ type Loaded struct {
 // decoding when the stored record is the one decoded last time. A token
 // with no live session gives nil and no error; the error is for a store
 // that cannot answer (wrapping backend.ErrUnavailable).
-func (e *Engine) Load(ctx context.Context, token string) (_ *Loaded, err error) {
+func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
 	sel, _, ok := format.Split(token)
 	if !ok {
-		return nil, nil
+		return Loaded{}, nil
 	}
 	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
 	if err != nil {
 		e.Counters.StoreErrors.Add(1)
-		return nil, err
+		return Loaded{}, err
 	}
 	if !st.Opens(token) {
-		return nil, nil
+		return Loaded{}, nil
 	}
 	return e.loadStored(ctx, token, st)
 }
@@ -54,9 +55,9 @@ func (e *Engine) Load(ctx context.Context, token string) (_ *Loaded, err error) 
 // loadStored is Load for a session already read from the store (st, which
 // token opens; Stored.Opens checked it): it decodes the record and puts the session's scs values in
 // the returned context without reading the store again.
-func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored) (*Loaded, error) {
+func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored) (Loaded, error) {
 	if !st.Live() {
-		return nil, nil
+		return Loaded{}, nil
 	}
 	s := e.records.get(token, st.Record)
 	if s != nil {
@@ -66,12 +67,12 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 		var err error
 		if s, err = format.DecodeRecord(format.KeyOf(token), st); err != nil {
 			e.cfg.Logger.Warn("sessiongate: undecodable session record ignored")
-			return nil, nil
+			return Loaded{}, nil
 		}
 		e.records.put(token, st.Record, s)
 	}
 	if !e.live(s, e.cfg.Now()) {
-		return nil, nil
+		return Loaded{}, nil
 	}
 	// scs's Load finds the values in st (valueStore) instead of reading
 	// the store again.
@@ -79,14 +80,14 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 	if err != nil {
 		if errors.Is(err, backend.ErrUnavailable) {
 			e.Counters.StoreErrors.Add(1)
-			return nil, err
+			return Loaded{}, err
 		}
 		// The codec could not decode the handler's values: not a session
 		// of ours.
 		e.cfg.Logger.Warn("sessiongate: undecodable session values ignored", "session", s.ID)
-		return nil, nil
+		return Loaded{}, nil
 	}
-	return &Loaded{Session: s, Token: token, Ctx: loaded}, nil
+	return Loaded{Session: s, Token: token, Ctx: loaded}, nil
 }
 
 // Exchange returns the session for front, a frontend token: the live one
@@ -105,7 +106,7 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 // backend.ErrUnavailable (the store), *provider.UnavailableError (the
 // provider, or an exchange that did not finish within twice
 // ExchangeTimeout), ctx's error, or Config.Turn's.
-func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *Loaded) (_ *Loaded, err error) {
+func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *Loaded) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
 	e.Counters.Exchanges.Add(1)
 	sel := e.cfg.Secret.Selector(front)
@@ -115,21 +116,21 @@ func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *
 		// carries (two tabs, a refreshed token): the same device, already
 		// validated; no store read, no upstream call.
 		e.Counters.Reused.Add(1)
-		return current, nil
+		return *current, nil
 	}
 	found, _, err := e.existing(ctx, front, sel)
-	if err != nil || found != nil {
-		if found != nil {
+	if err != nil || found.Session != nil {
+		if found.Session != nil {
 			e.Counters.Reused.Add(1)
 		}
 		return found, err
 	}
 	if e.negative.rejected(key) {
 		e.Counters.NegativeHits.Add(1)
-		return nil, ErrRejectedRecently
+		return Loaded{}, ErrRejectedRecently
 	}
 	if e.cfg.Provider == nil {
-		return nil, &provider.UnavailableError{Provider: "sessiongate", Reason: "no provider configured"}
+		return Loaded{}, &provider.UnavailableError{Provider: "sessiongate", Reason: "no provider configured"}
 	}
 
 	cont := e.continuation(current)
@@ -151,32 +152,32 @@ func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return Loaded{}, res.Err
 		}
 		m = res.Val.(minted)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return Loaded{}, ctx.Err()
 	case <-wait.C:
 		e.flights.Forget(key)
 		e.cfg.Logger.Warn("sessiongate: an exchange did not finish in time; the provider ignores its context?", "provider", e.providerName())
-		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the exchange did not finish in time"}
+		return Loaded{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "the exchange did not finish in time"}
 	}
 
 	l, err := e.Load(ctx, m.token)
 	if err != nil {
-		return nil, err
+		return Loaded{}, err
 	}
-	if l == nil {
+	if l.Session == nil {
 		// Gone between the mint and now: signed out elsewhere, or
 		// replaced by a concurrent mint of another spelling of the same
 		// credential (then the token is fine: retry).
 		if st, err := e.cfg.Store.Lookup(ctx, key); err != nil || st.Ended {
 			if err != nil {
-				return nil, err
+				return Loaded{}, err
 			}
-			return nil, ErrSignedOut
+			return Loaded{}, ErrSignedOut
 		}
-		return nil, &provider.UnavailableError{Provider: e.providerName(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
+		return Loaded{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "the session was replaced meanwhile by another spelling of the same credential", RetryAfter: time.Second}
 	}
 	// Requests that shared this exchange carried sessions of their own:
 	// only the one whose session the mint continued has it ended already.
@@ -189,20 +190,20 @@ func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *
 // sel), with what the store holds at its key; nil when there is none
 // (never minted, expired, idle too long), and ErrSignedOut when it was
 // ended.
-func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (*Loaded, format.Stored, error) {
+func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (Loaded, format.Stored, error) {
 	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
 	switch {
 	case err != nil:
 		e.Counters.StoreErrors.Add(1)
-		return nil, st, err
+		return Loaded{}, st, err
 	case st.Ended:
-		return nil, st, ErrSignedOut
+		return Loaded{}, st, ErrSignedOut
 	case !st.Live():
-		return nil, st, nil
+		return Loaded{}, st, nil
 	}
 	token := e.cfg.Secret.Token(front, sel, st.Nonce)
 	if !st.Opens(token) {
-		return nil, st, nil
+		return Loaded{}, st, nil
 	}
 	l, err := e.loadStored(ctx, token, st)
 	return l, st, err
@@ -319,4 +320,10 @@ func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, er
 		return p.s.Data, true, nil
 	}
 	return v.Backend.FindCtx(ctx, token)
+}
+
+// AllCtx returns backend.ErrUnsupported, so that scs's Iterate fails with
+// an error, not a panic: list a user's sessions with List.
+func (valueStore) AllCtx(context.Context) (map[string][]byte, error) {
+	return nil, backend.ErrUnsupported
 }

@@ -48,7 +48,7 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	if err != nil {
 		return minted{}, err
 	}
-	if found != nil {
+	if found.Session != nil {
 		return minted{token: found.Token}, nil
 	}
 
@@ -89,7 +89,7 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 		return minted{}, ErrSignedOut
 	case errors.Is(err, backend.ErrConflict):
 		// Another process minted (or ended) this token's session meanwhile.
-		if found, _, err := e.existing(ctx, front, sel); err != nil || found != nil {
+		if found, _, err := e.existing(ctx, front, sel); err != nil || found.Session != nil {
 			if err != nil {
 				return minted{}, err
 			}
