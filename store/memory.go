@@ -95,10 +95,6 @@ func (m *memory) update(token string, record, values []byte, expires time.Time) 
 // Delete returns ErrUnsupported: see Store.
 func (m *memory) Delete(string) error { return ErrUnsupported }
 
-// AllCtx returns ErrUnsupported: scs's Iterate is not supported (see
-// Store). It is here so that Iterate fails with an error, not a panic.
-func (m *memory) AllCtx(context.Context) (map[string][]byte, error) { return nil, ErrUnsupported }
-
 // Lookup returns what is stored at key.
 func (m *memory) Lookup(_ context.Context, key string) (format.Stored, error) {
 	m.mu.RLock()

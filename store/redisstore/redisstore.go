@@ -363,12 +363,6 @@ func (r *redisStore) update(ctx context.Context, token, part string, b []byte, t
 // Delete returns ErrUnsupported: see Store.
 func (r *redisStore) Delete(string) error { return backend.ErrUnsupported }
 
-// AllCtx returns ErrUnsupported: scs's Iterate is not supported (see
-// Store). It is here so that Iterate fails with an error, not a panic.
-func (r *redisStore) AllCtx(context.Context) (map[string][]byte, error) {
-	return nil, backend.ErrUnsupported
-}
-
 // Lookup returns what is stored at key: one GET.
 func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, error) {
 	var raw []byte
