@@ -45,7 +45,21 @@ func New(cfg Config) *Auth {
 	if cfg.Provider == nil {
 		panic("sessiongate/middleware: Config.Provider is required")
 	}
-	cookieName := sessionCookieName(cfg.Cookie, cfg.InsecureCookie)
+	a := &Auth{
+		cfg:           cfg,
+		bearer:        http.CanonicalHeaderKey(cfg.TokenHeader) == "Authorization",
+		cookieName:    sessionCookieName(cfg.Cookie, cfg.InsecureCookie),
+		sessionHeader: http.CanonicalHeaderKey(cfg.SessionHeader),
+		vary:          varyOn(cfg.TokenHeader),
+		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
+	}
+	a.engine = newEngine(cfg)
+	return a
+}
+
+// newEngine returns the session engine for cfg, whose defaults are
+// filled; it panics if cfg.Secret is set and shorter than 16 bytes.
+func newEngine(cfg Config) *engine.Engine {
 	secret := []byte(cfg.Secret)
 	switch {
 	case len(secret) == 0:
@@ -55,15 +69,7 @@ func New(cfg Config) *Auth {
 	case len(secret) < 16:
 		panic("sessiongate/middleware: Config.Secret must be at least 16 bytes")
 	}
-	a := &Auth{
-		cfg:           cfg,
-		bearer:        http.CanonicalHeaderKey(cfg.TokenHeader) == "Authorization",
-		cookieName:    cookieName,
-		sessionHeader: http.CanonicalHeaderKey(cfg.SessionHeader),
-		vary:          varyOn(cfg.TokenHeader),
-		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
-	}
-	a.engine = engine.New(engine.Config{
+	return engine.New(engine.Config{
 		Store:             cfg.Store,
 		Provider:          cfg.Provider,
 		Secret:            format.NewSecret(secret),
@@ -77,7 +83,6 @@ func New(cfg Config) *Auth {
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
 	})
-	return a
 }
 
 // Values returns the scs session manager that holds the handlers' own

@@ -88,6 +88,15 @@ func TestEverySpellingOfASignedOutCredentialIsRefused(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 1, n)
 		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: "bob-1.other"}).StatusCode, "RevokeUser marks every spelling")
+
+		// And by a Revoker, which marks the credential with the
+		// middleware's secret and no provider of its own.
+		require.Equal(t, http.StatusCreated, e.exchange("carl-1.first").StatusCode)
+		job := middleware.NewRevoker(middleware.Config{Store: e.store, Secret: testSecret, Now: e.clock.Now})
+		n, err = job.RevokeUser(context.Background(), "spell", "carl")
+		require.NoError(t, err)
+		assert.Equal(t, 1, n)
+		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: "carl-1.other"}).StatusCode, "a Revoker marks every spelling")
 	})
 }
 

@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,4 +113,27 @@ func ExampleAuth_Routes() {
 	r.ServeHTTP(w, req)
 	fmt.Println(w.Code, w.Header().Get("X-Session-Token") != "")
 	// Output: 201 true
+}
+
+// ExampleNewRevoker ends a user's sessions from a backend job (an account
+// deletion) that serves no requests: it shares the web app's store and
+// secret, and needs no provider.
+func ExampleNewRevoker() {
+	upstream := providertest.NewPlurality()
+	defer upstream.Close()
+	st := store.NewMemory() // in production, both processes use redisstore.New on one Redis
+	const secret = "a shared secret of at least 16 bytes"
+	web := middleware.New(middleware.Config{
+		Store:    st,
+		Provider: plurality.New(plurality.Config{BaseURL: upstream.URL, ClientID: upstream.ClientID, ClientSecret: provider.Secret(upstream.ClientSecret)}),
+		Secret:   secret,
+	})
+	signIn := httptest.NewRequest("POST", "/auth/session", nil)
+	signIn.Header.Set("Authorization", "Bearer "+upstream.Issue("dora", time.Hour))
+	web.Routes("/auth").ServeHTTP(httptest.NewRecorder(), signIn)
+
+	job := middleware.NewRevoker(middleware.Config{Store: st, Secret: secret})
+	n, err := job.RevokeUser(context.Background(), "plurality", "dora")
+	fmt.Println(n, err)
+	// Output: 1 <nil>
 }

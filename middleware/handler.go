@@ -71,7 +71,7 @@ type outcome struct {
 	// retryAfter is the refusal's Retry-After (0: none).
 	retryAfter time.Duration
 	// err is the error behind a refusal or behind a session that could
-	// not be loaded (state.err), for the log.
+	// not be loaded (requestState.err), for the log.
 	err error
 
 	// session is the request's live session (zero: none); reused is true
@@ -225,7 +225,7 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 	if o.clear || o.handOut {
 		w = &noStoreWriter{ResponseWriter: w, a: a}
 	}
-	a.serve(w, r, next, &state{loaded: o.session, err: o.err})
+	a.serve(w, r, next, &requestState{loaded: o.session, err: o.err})
 }
 
 // serve runs next with the request's state, then saves what changed:
@@ -235,7 +235,7 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 // Without a session, next still gets an scs session, empty and never
 // saved: the scs API works in every handler behind the middleware (reads
 // give zero values, writes are dropped and set no cookie).
-func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, st *state) {
+func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, st *requestState) {
 	var ctx context.Context
 	if st.loaded.Session != nil {
 		ctx = st.loaded.Ctx
@@ -268,13 +268,13 @@ func (a *Auth) failed(r *http.Request, n int) (wait time.Duration) {
 	return wait
 }
 
-// stateKey is the context key of a request's *state.
+// stateKey is the context key of a request's *requestState.
 var stateKey = &struct{ name string }{"sessiongate state"}
 
-// state is the request's state: what the middleware decided for it. It is
+// requestState is what the middleware decided for one request. It is
 // also the request's context (its parent's, plus itself under stateKey),
 // so that adding it costs one allocation.
-type state struct {
+type requestState struct {
 	context.Context
 
 	// loaded is the request's live session, zero when it has none.
@@ -288,21 +288,21 @@ type state struct {
 }
 
 // withState makes st the child of ctx that carries it.
-func withState(ctx context.Context, st *state) context.Context {
+func withState(ctx context.Context, st *requestState) context.Context {
 	st.Context = ctx
 	return st
 }
 
 // Value returns st for stateKey, and ctx's values otherwise.
-func (st *state) Value(key any) any {
+func (st *requestState) Value(key any) any {
 	if key == stateKey {
 		return st
 	}
 	return st.Context.Value(key)
 }
 
-func stateFrom(ctx context.Context) *state {
-	st, _ := ctx.Value(stateKey).(*state)
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey).(*requestState)
 	return st
 }
 

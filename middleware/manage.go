@@ -20,7 +20,11 @@ var ErrNotFound = errors.New("sessiongate/middleware: no such session")
 // first, read through the user's index: the cost grows with that user's
 // sessions only. When ctx carries a session, it is flagged Current.
 func (a *Auth) Sessions(ctx context.Context, providerName, userID string) ([]*Session, error) {
-	all, err := a.engine.List(ctx, providerName, userID)
+	return sessions(ctx, a.engine, providerName, userID)
+}
+
+func sessions(ctx context.Context, e *engine.Engine, providerName, userID string) ([]*Session, error) {
+	all, err := e.List(ctx, providerName, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +89,67 @@ func (a *Auth) Revoke(ctx context.Context, id string) error {
 
 // RevokeUser ends every session of a user, with no request at hand: for a
 // backend job that disables an account. It returns how many it ended.
+// (A job that serves no requests can use a Revoker instead.)
 func (a *Auth) RevokeUser(ctx context.Context, providerName, userID string) (int, error) {
-	return a.engine.EndWhere(ctx, engine.UserRevoked, providerName, userID, func(*format.Session) bool { return true })
+	return revokeUser(ctx, a.engine, providerName, userID)
 }
 
 // RevokeUpstreamSession ends every session minted from one sign-in at the
 // provider (Identity.SessionID, Plurality's uniqueSessionId), for
 // back-channel logout. It returns how many it ended.
 func (a *Auth) RevokeUpstreamSession(ctx context.Context, providerName, userID, upstreamSessionID string) (int, error) {
+	return revokeUpstreamSession(ctx, a.engine, providerName, userID, upstreamSessionID)
+}
+
+// Revoker lists and ends sessions with no request at hand and no Provider:
+// for a backend job (an account-deletion job, a back-channel logout
+// endpoint in another process) over the store of the middleware whose
+// sessions it manages. Build it with NewRevoker; it is safe for concurrent
+// use.
+type Revoker struct{ engine *engine.Engine }
+
+// NewRevoker returns a Revoker for the sessions of the middleware
+// configured by cfg: cfg.Store and cfg.Secret must be that middleware's
+// (a sign-out marks each session's credential under keys derived from the
+// secret), and cfg.Lifetime, IdleTimeout, ExchangeTimeout, Logger and Now
+// apply as they do there. cfg.Provider is not used and may be nil.
+//
+// NewRevoker panics if cfg.Store is nil (a new memory store would hold
+// nothing of the middleware's) or cfg.Secret is empty (a random one would
+// mark nothing the middleware reads) or shorter than 16 bytes.
+func NewRevoker(cfg Config) *Revoker {
+	if cfg.Store == nil || cfg.Secret == "" {
+		panic("sessiongate/middleware: NewRevoker needs the middleware's Config.Store and Config.Secret")
+	}
+	return &Revoker{engine: newEngine(cfg.withDefaults())}
+}
+
+// Sessions returns the live sessions of one user of one provider, newest
+// first (see Auth.Sessions).
+func (r *Revoker) Sessions(ctx context.Context, providerName, userID string) ([]*Session, error) {
+	return sessions(ctx, r.engine, providerName, userID)
+}
+
+// RevokeUser ends every session of a user (see Auth.RevokeUser).
+func (r *Revoker) RevokeUser(ctx context.Context, providerName, userID string) (int, error) {
+	return revokeUser(ctx, r.engine, providerName, userID)
+}
+
+// RevokeUpstreamSession ends every session minted from one sign-in at the
+// provider (see Auth.RevokeUpstreamSession).
+func (r *Revoker) RevokeUpstreamSession(ctx context.Context, providerName, userID, upstreamSessionID string) (int, error) {
+	return revokeUpstreamSession(ctx, r.engine, providerName, userID, upstreamSessionID)
+}
+
+func revokeUser(ctx context.Context, e *engine.Engine, providerName, userID string) (int, error) {
+	return e.EndWhere(ctx, engine.UserRevoked, providerName, userID, func(*format.Session) bool { return true })
+}
+
+func revokeUpstreamSession(ctx context.Context, e *engine.Engine, providerName, userID, upstreamSessionID string) (int, error) {
 	if upstreamSessionID == "" {
 		return 0, nil
 	}
-	return a.engine.EndWhere(ctx, engine.UpstreamRevoked, providerName, userID, func(o *format.Session) bool {
+	return e.EndWhere(ctx, engine.UpstreamRevoked, providerName, userID, func(o *format.Session) bool {
 		return o.Identity.SessionID == upstreamSessionID
 	})
 }

@@ -159,6 +159,37 @@ func TestBackendRevocation(t *testing.T) {
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: d}).StatusCode)
 }
 
+// TestRevokerWithoutAProvider: a backend job with the middleware's store
+// and secret, and no provider, lists and ends a user's sessions, and the
+// frontend tokens they were minted from cannot sign in again.
+func TestRevokerWithoutAProvider(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind)
+		front, a := e.signIn("yuri")
+		_, b := e.signIn("yuri")
+		_, other := e.signIn("zack")
+		job := middleware.NewRevoker(middleware.Config{Store: e.store, Secret: testSecret, Now: e.clock.Now})
+		ctx := context.Background()
+		list, err := job.Sessions(ctx, "plurality", "yuri")
+		require.NoError(t, err)
+		assert.Len(t, list, 2)
+
+		n, err := job.RevokeUser(ctx, "plurality", "yuri")
+		require.NoError(t, err)
+		assert.Equal(t, 2, n)
+		for _, s := range []string{a, b} {
+			assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: s}).StatusCode)
+		}
+		assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: front}).StatusCode, "the token is marked signed out")
+		assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: other}).StatusCode, "another user is untouched")
+		assert.EqualValues(t, 3, e.fake.Calls(), "the job called no provider")
+
+		assert.Panics(t, func() { middleware.NewRevoker(middleware.Config{Store: e.store}) }, "no secret: it would mark nothing that the middleware reads")
+		assert.Panics(t, func() { middleware.NewRevoker(middleware.Config{Secret: testSecret}) }, "no store: a new memory store holds none of the middleware's sessions")
+	})
+}
+
 func sessionOf(e *env, session string) (*middleware.Session, bool) {
 	var got *middleware.Session
 	h := e.auth.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
