@@ -3,14 +3,17 @@
 //
 // A browser signs in through an identity provider's widget and the
 // frontend sends the provider's token once, as Authorization: Bearer. The
-// middleware validates it once with the provider, mints a session in an
-// scs session manager (memory or Redis, see package store), sets the
+// middleware validates it once with the provider, mints a session in a
+// store (memory or Redis, see packages store and store/redisstore), sets the
 // session cookie (and the X-Session-Token header for non-browser clients),
 // and every later request reuses the session: one store read, no upstream
 // call, no write.
 //
-//	sm := store.NewManager(store.NewMemory())
-//	auth := middleware.New(middleware.Config{Sessions: sm, Provider: p})
+//	auth := middleware.New(middleware.Config{
+//		Store:    store.NewMemory(), // or redisstore.New(pool, redisstore.Options{})
+//		Provider: p,
+//		Secret:   secret, // shared by every process on one store
+//	})
 //	r := chi.NewRouter()
 //	r.Use(auth.Handler)                            // mount
 //	r.With(auth.RequireSession).Get("/api/me", me) // protect
@@ -25,8 +28,12 @@
 // whose credentials keep failing (Config.GuessBurst). Nothing a client
 // sends causes a 500.
 //
+// Handlers keep their own values in the session through scs's API on the
+// manager the middleware builds (Auth.Values). Backend jobs list and end
+// sessions with a Revoker.
+//
 // Tokens never reach the store, a log or an error. A session token is a
-// split token (store.Token): its selector, the store key, is an HMAC of the
+// split token: its selector, the store key, is an HMAC of the
 // frontend token under Config.Secret, so a client that resends only its
 // frontend token finds its session with one read; its validator is an
 // HMAC of the frontend token and a nonce drawn at each mint, and the store

@@ -11,10 +11,7 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"runtime"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -138,28 +135,6 @@ func (e *Engine) providerName() string {
 		return ""
 	}
 	return e.cfg.Provider.Name()
-}
-
-// recoverInto turns a panic into *err and logs it once with its stack:
-// an ErrUnavailable of the provider, or of the store when where is
-// "store". Use it deferred. The panic's value is logged only when it is a
-// runtime error (a nil map, an index out of range): another value, a
-// provider's own message, could hold a token.
-func (e *Engine) recoverInto(err *error, where string) {
-	v := recover()
-	if v == nil {
-		return
-	}
-	what := fmt.Sprintf("a %T", v)
-	if re, ok := v.(runtime.Error); ok {
-		what = re.Error()
-	}
-	e.cfg.Logger.Error("sessiongate: recovered from a panic; the request fails with 503", "in", where, "panic", what, "stack", string(debug.Stack()))
-	if where == "store" {
-		*err = fmt.Errorf("%w: the store panicked (see the log)", backend.ErrUnavailable)
-		return
-	}
-	*err = &provider.UnavailableError{Provider: e.providerName(), Reason: "panicked (see the log)"}
 }
 
 // detached returns a context for a write that ends sessions: it keeps

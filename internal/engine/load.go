@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -298,6 +301,28 @@ func (c *recordCache) put(token string, raw []byte, s *format.Session) {
 	// A copy: a slice of token would keep the whole token, validator
 	// included, alive in the cache.
 	c.entries.Add(strings.Clone(token[:cacheKeyLen]), cachedRecord{raw: raw, s: s})
+}
+
+// recoverInto turns a panic into *err and logs it once with its stack:
+// an ErrUnavailable of the provider, or of the store when where is
+// "store". Use it deferred. The panic's value is logged only when it is a
+// runtime error (a nil map, an index out of range): another value, a
+// provider's own message, could hold a token.
+func (e *Engine) recoverInto(err *error, where string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	what := fmt.Sprintf("a %T", v)
+	if re, ok := v.(runtime.Error); ok {
+		what = re.Error()
+	}
+	e.cfg.Logger.Error("sessiongate: recovered from a panic; the request fails with 503", "in", where, "panic", what, "stack", string(debug.Stack()))
+	if where == "store" {
+		*err = fmt.Errorf("%w: the store panicked (see the log)", backend.ErrUnavailable)
+		return
+	}
+	*err = &provider.UnavailableError{Provider: e.providerName(), Reason: "panicked (see the log)"}
 }
 
 // prefetchKey is the context key of a *prefetched.
