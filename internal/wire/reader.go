@@ -32,19 +32,14 @@ func (r *Reader) Next(n uint64) []byte {
 func (r *Reader) Byte() byte { return r.Next(1)[0] }
 
 // Uvarint returns the next unsigned varint.
-func (r *Reader) Uvarint() uint64 {
-	v, n := binary.Uvarint(r.B)
-	if n <= 0 {
-		r.Fail()
-		return 0
-	}
-	r.B = r.B[n:]
-	return v
-}
+func (r *Reader) Uvarint() uint64 { return varint(r, binary.Uvarint) }
 
 // Varint returns the next signed (zigzag) varint.
-func (r *Reader) Varint() int64 {
-	v, n := binary.Varint(r.B)
+func (r *Reader) Varint() int64 { return varint(r, binary.Varint) }
+
+// varint reads the next varint with decode.
+func varint[T uint64 | int64](r *Reader, decode func([]byte) (T, int)) T {
+	v, n := decode(r.B)
 	if n <= 0 {
 		r.Fail()
 		return 0
