@@ -262,9 +262,9 @@ func (e *Engine) Save(ctx context.Context, l *Loaded) {
 // maxCachedRecords bounds the decoded-record cache: about a kilobyte each.
 const maxCachedRecords = 8192
 
-// cacheKeyLen is how much of a session token keys the record cache: 21 ×
-// 6 bits of the 128-bit selector, none of the validator.
-const cacheKeyLen = 21
+// cacheKeyLen is how much of a session token keys the record cache: the
+// selector's characters, none of the validator's.
+const cacheKeyLen = format.SelectorChars
 
 // recordCache keeps the last decoded session of each recently seen one,
 // so that a steady-state request decodes nothing. An entry is used only

@@ -167,6 +167,10 @@ const (
 	SelectorLen, ValidatorLen = 16, 16
 	// KeyLen is the length of a store key: the selector in base64url.
 	KeyLen = 22
+	// SelectorChars is how many leading characters of a session token
+	// encode its selector alone (21 × 6 bits of its 128): a prefix that
+	// names a session without anything of the validator.
+	SelectorChars = 21
 	// NonceLen is the size of the nonce a session is minted with.
 	NonceLen = 8
 	// CredentialLen is the size of a session's credential id.

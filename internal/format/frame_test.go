@@ -134,3 +134,19 @@ func TestParseWhatIsNotALiveFrame(t *testing.T) {
 		assert.False(t, s.SameNonce(nil), tc.name)
 	}
 }
+
+// Testformat.SelectorCharsHoldNothingOfTheValidator: the first format.SelectorChars
+// characters of a session token are its key's, whatever the validator.
+func TestSelectorCharsHoldNothingOfTheValidator(t *testing.T) {
+	t.Parallel()
+	var sel format.Selector
+	copy(sel[:], "selector-0123456")
+	var zero, ones format.Validator
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	a, b := format.Token(sel, zero), format.Token(sel, ones)
+	assert.Equal(t, a[:format.SelectorChars], b[:format.SelectorChars])
+	assert.NotEqual(t, a[:format.SelectorChars+1], b[:format.SelectorChars+1], "one more character reads the validator")
+	assert.Equal(t, sel.Key()[:format.SelectorChars], a[:format.SelectorChars])
+}
