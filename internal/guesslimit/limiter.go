@@ -60,6 +60,8 @@ type Limiter struct {
 	mu        sync.Mutex
 	clients   map[string]*client
 	lastSweep time.Time
+	// latest is the latest time clock returned.
+	latest time.Time
 	// tracked is len(clients), read without the lock so that the usual
 	// case (no client has failed lately) costs one atomic load.
 	tracked atomic.Int64
@@ -141,7 +143,7 @@ func (l *Limiter) Wait(ip string) time.Duration {
 	if c == nil {
 		return 0
 	}
-	tokens := l.tokens(c, l.now())
+	tokens := l.tokens(c, l.clock())
 	if l.atLeast(tokens, 1) {
 		return 0
 	}
@@ -162,8 +164,7 @@ func (l *Limiter) Failed(ip string, n int) (lockout bool) {
 	key := ClientKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// Read under the lock: the buckets see the times in order.
-	now := l.now()
+	now := l.clock()
 	c := l.clients[key]
 	if c == nil {
 		l.sweep(now)
@@ -184,6 +185,20 @@ func (l *Limiter) Failed(ip string, n int) (lockout bool) {
 		return true
 	}
 	return false
+}
+
+// clock returns the time now, never earlier than a time it returned
+// before: rate's buckets refill again the span between a later and an
+// earlier reading, so a clock stepped back (NTP, a clock without a
+// monotonic reading) would forgive a locked-out client. Read under l.mu,
+// so that the buckets see the times in order.
+func (l *Limiter) clock() time.Time {
+	now := l.now()
+	if now.Before(l.latest) {
+		return l.latest
+	}
+	l.latest = now
+	return now
 }
 
 // tokens returns how many tokens c's bucket holds at now; a full bucket

@@ -297,3 +297,20 @@ func TestWholeIntervalsGiveBackWholeTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestAClockSteppedBackForgivesNothing: buckets never see time run
+// backwards. rate.Limiter would take an earlier reading as its last
+// refill and refill that span again once the clock caught up, freeing a
+// locked-out client (NTP stepping back a clock without a monotonic
+// reading).
+func TestAClockSteppedBackForgivesNothing(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	l := New(20, 3*time.Second, clock.Now)
+	const ip = "192.0.2.1"
+	require.True(t, l.Failed(ip, 20), "locked out")
+	clock.Advance(-time.Minute)
+	l.Failed(ip, 1) // read at the earlier time
+	clock.Advance(time.Minute)
+	assert.Positive(t, l.Wait(ip), "no time has passed since the lockout: still limited")
+}
