@@ -41,9 +41,13 @@ type Auth struct {
 // InsecureCookie (prefixes are matched regardless of case, as browsers
 // do).
 func New(cfg Config) *Auth {
+	noStore := cfg.Store == nil
 	cfg = cfg.withDefaults()
 	if cfg.Provider == nil {
 		panic("sessiongate/middleware: Config.Provider is required")
+	}
+	if noStore {
+		cfg.Logger.Warn("sessiongate: no Config.Store given; using a memory store, right only for a single process.")
 	}
 	a := &Auth{
 		cfg:           cfg,

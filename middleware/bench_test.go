@@ -115,3 +115,38 @@ func fillOtherUsers(tb testing.TB, e *env, cookie string, n int) {
 	require.NoError(tb, err)
 	require.GreaterOrEqual(tb, size, 2*n)
 }
+
+// BenchmarkSteadyCredential serves a steady-state request in process on
+// each store, for each way a client may carry its session: the cookie,
+// the session header, or the frontend token alone (a bearer-only client:
+// one read by the token's key).
+func BenchmarkSteadyCredential(b *testing.B) {
+	for _, kind := range []string{"memory", "redis"} {
+		e := newEnv(b, kind)
+		frontend, session := e.signIn("bench")
+		h := e.auth.Handler(e.auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+		for _, how := range []string{"cookie", "header", "bearer"} {
+			b.Run(kind+"/"+how, func(b *testing.B) {
+				r := httptest.NewRequest("GET", "/", nil)
+				switch how {
+				case "cookie":
+					r.AddCookie(&http.Cookie{Name: cookieName, Value: session})
+				case "header":
+					r.Header.Set("X-Session-Token", session)
+				case "bearer":
+					r.Header.Set("Authorization", "Bearer "+frontend)
+				}
+				w := &discardWriter{h: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					w.status = 0
+					h.ServeHTTP(w, r)
+					if w.status > 299 {
+						b.Fatalf("status %d", w.status)
+					}
+				}
+			})
+		}
+	}
+}

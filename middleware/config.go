@@ -16,7 +16,8 @@ type Config struct {
 	Provider provider.Provider
 
 	// Store keeps the sessions: store.NewMemory() or redisstore.New(...).
-	// Default: a new memory store, right only for a single process.
+	// Default: a new memory store, right only for a single process (New
+	// logs a warning).
 	Store store.Store
 
 	// Lifetime is the longest a session lives, counted from the device's

@@ -163,7 +163,7 @@ func (a *Auth) resolve(r *http.Request) outcome {
 	if current.Session != nil {
 		carried = &current
 	}
-	l, err := a.engine.Exchange(ctx, front, clientOf(r, a.cfg.ClientIP), carried)
+	l, err := a.engine.Exchange(ctx, front, func() engine.Client { return clientOf(r, a.cfg.ClientIP) }, carried)
 	if err != nil {
 		if engine.IsGuess(err) {
 			a.failed(r, 1)
@@ -201,7 +201,9 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 	case o.status == 0:
 	case o.code == codeInvalidToken:
 		a.counters.rejected.Add(1)
-		a.cfg.Logger.Debug("sessiongate: frontend token refused", "reason", o.message)
+		if o.err == nil { // malformed: the engine never saw it (a rejection it logs itself)
+			a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
+		}
 	case o.code == codeRateLimited:
 		a.counters.rateLimited.Add(1)
 	case o.code == codeStoreDown:

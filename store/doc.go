@@ -26,5 +26,6 @@
 // scripts and locks that a store written elsewhere could easily get
 // subtly wrong (a sign-out that a concurrent sign-in undoes), and sealing
 // leaves the methods free to change as the middleware needs. A type that
-// embeds a Store is a Store too, and may override scs's methods.
+// embeds a Store is a Store too, and may override scs's methods (see
+// Store).
 package store

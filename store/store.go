@@ -5,14 +5,17 @@ import (
 )
 
 // Store keeps sessiongate's sessions: NewMemory's, in this process, or
-// redisstore.New's, in Redis. Give it to middleware.Config.Store; there
-// is no default.
+// redisstore.New's, in Redis. Give it to middleware.Config.Store (whose
+// default is a new memory store, for a single process).
 //
 // Its methods are sessiongate's own: their types live in an internal
 // package, so a Store cannot be implemented outside this module (and so
 // cannot be implemented wrongly). A type that embeds a Store is a Store
-// too, and may override scs's methods (Find, FindCtx, Commit, Delete),
-// whose types are public. Every Store is safe for concurrent use. Not
+// too, and may override the scs methods, whose types are public: the
+// handlers' values are committed through its Commit (CommitCtx when it has
+// one, with the request's context values) and Delete; sessions are read
+// with the store's own methods, one read per request, which scs's Find
+// and FindCtx are not called for. Every Store is safe for concurrent use. Not
 // found is never an error: errors are for a store that cannot answer, and
 // every such error wraps ErrUnavailable.
 type Store interface {

@@ -100,6 +100,8 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 // cancellation (ctx's values go with it); processes that share a store
 // and a secret mint at most one session per token between them.
 //
+// client tells what the new session records of its client; it is called
+// only when the token has no session yet (and is not a recent rejection).
 // current is the live session the request carried, if any: a new session
 // of the same user continues it (the same device signing in again), and a
 // frontend token whose session it continued is answered with it, with no
@@ -109,7 +111,7 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 // backend.ErrUnavailable (the store), *provider.UnavailableError (the
 // provider, or an exchange that did not finish within twice
 // ExchangeTimeout), ctx's error, or Config.Turn's.
-func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *Loaded) (_ Loaded, err error) {
+func (e *Engine) Exchange(ctx context.Context, front string, client func() Client, current *Loaded) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
 	e.Counters.Exchanges.Add(1)
 	sel := e.cfg.Secret.Selector(front)
@@ -136,6 +138,7 @@ func (e *Engine) Exchange(ctx context.Context, front string, c Client, current *
 		return Loaded{}, &provider.UnavailableError{Provider: "sessiongate", Reason: "no provider configured"}
 	}
 
+	c := client() // only for a token that may mint: the client is recorded in its session
 	cont := e.continuation(current)
 	ch := e.flights.DoChan(key, func() (_ any, err error) {
 		// A panic in the store fails this exchange (and its waiters)
@@ -336,7 +339,9 @@ type prefetched struct {
 
 // valueStore is the store of the engine's scs manager: the backend, except
 // that scs's Load of a session loadStored has just read (and checked that
-// its token opens) answers from that read, with no second one.
+// its token opens) answers from that read, with no second one. Commits go
+// to the backend's context-aware methods when it has them, as scs itself
+// would call them.
 type valueStore struct{ backend.Backend }
 
 // FindCtx returns the scs values of token's session.
@@ -345,6 +350,29 @@ func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, er
 		return p.s.Data, true, nil
 	}
 	return v.Backend.FindCtx(ctx, token)
+}
+
+// CommitCtx commits the handlers' values under ctx (its values; Save
+// detaches it from the request's cancellation): through the store's own
+// CommitCtx when it has one, else its Commit.
+func (v valueStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	if c, ok := v.Backend.(interface {
+		CommitCtx(context.Context, string, []byte, time.Time) error
+	}); ok {
+		return c.CommitCtx(ctx, token, b, expiry)
+	}
+	return v.Backend.Commit(token, b, expiry)
+}
+
+// DeleteCtx is the store's DeleteCtx when it has one, else its Delete
+// (both return backend.ErrUnsupported for sessiongate's stores).
+func (v valueStore) DeleteCtx(ctx context.Context, token string) error {
+	if d, ok := v.Backend.(interface {
+		DeleteCtx(context.Context, string) error
+	}); ok {
+		return d.DeleteCtx(ctx, token)
+	}
+	return v.Backend.Delete(token)
 }
 
 // AllCtx returns backend.ErrUnsupported, so that scs's Iterate fails with

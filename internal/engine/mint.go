@@ -287,9 +287,20 @@ func (c *negativeCache) rejected(key string) bool {
 	return ok
 }
 
-// add remembers key as rejected.
+// add remembers key as rejected. When the cache is full it first drops
+// the expired entries, so that the least recently used of those still in
+// force goes only when none has expired.
 func (c *negativeCache) add(key string) {
-	if c.ttl > 0 {
-		c.entries.Add(key, c.now().Add(c.ttl))
+	if c.ttl <= 0 {
+		return
 	}
+	now := c.now()
+	if c.entries.Len() >= negativeCacheSize {
+		for _, k := range c.entries.Keys() {
+			if until, ok := c.entries.Peek(k); ok && !now.Before(until) {
+				c.entries.Remove(k)
+			}
+		}
+	}
+	c.entries.Add(key, now.Add(c.ttl))
 }
