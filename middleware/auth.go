@@ -34,7 +34,8 @@ type Auth struct {
 // later changes to cfg have no effect.
 //
 // New panics if cfg.Provider is nil, if cfg.Secret is shorter than 16
-// bytes, or if browsers would drop the cookie: a Cookie.Name starting
+// bytes, if Cookie.Name is not a cookie name (net/http would never send
+// it), or if browsers would drop the cookie: a Cookie.Name starting
 // __Host- (other than the default, which New adapts) when the cookie is
 // not Secure (InsecureCookie) or has a Domain or a Path other than "/", a
 // name starting __Secure- with InsecureCookie, or SameSite=None with
@@ -58,6 +59,9 @@ func New(cfg Config) *Auth {
 		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}
 	a.engine = newEngine(cfg)
+	// The engine keeps the secret. fmt prints an unexported field's
+	// value without its String method, so a printed *Auth would show it.
+	a.cfg.Secret = ""
 	return a
 }
 
@@ -93,9 +97,11 @@ func newEngine(cfg Config) *engine.Engine {
 // values in each session: call its Get, Put, Remove, Keys... with the
 // request's context in any handler behind Handler. sessiongate commits
 // what a handler put after it returns when the request has a session,
-// and drops it when the request has none. Its Destroy, RenewToken and
-// Iterate return store.ErrUnsupported (sign out with SignOut, list with
-// Sessions). The manager is the Auth's own: do not change its fields.
+// and drops it when the request has none. Its Destroy, RenewToken,
+// Iterate and MergeSession return store.ErrUnsupported and change nothing
+// (sign out with SignOut, list with Sessions); on a request without a
+// session, where nothing is ever saved, RenewToken returns nil. The
+// manager is the Auth's own: do not change its fields.
 func (a *Auth) Values() *scs.SessionManager { return a.engine.Values() }
 
 // sessionCookieName returns the name of the session cookie shaped by c,
@@ -112,6 +118,9 @@ func sessionCookieName(c Cookie, insecure bool) string {
 		default:
 			name = DefaultCookieName
 		}
+	}
+	if err := (&http.Cookie{Name: name, Value: "v"}).Valid(); err != nil {
+		panic("sessiongate/middleware: Cookie.Name is not a cookie name net/http will send (a token of RFC 6265: no spaces, separators or control characters)")
 	}
 	lower := strings.ToLower(name)
 	switch {

@@ -78,9 +78,11 @@ type Config struct {
 	NegativeCacheTTL time.Duration
 
 	// GuessBurst and GuessInterval limit guessing, per client address
-	// (ClientIP; an IPv6 address by its /64). Each credential that fails
-	// counts: a well-formed session token with no live session, and a
-	// frontend token that is malformed or newly rejected upstream (a
+	// (ClientIP; an IPv4-mapped address as its IPv4 one, an IPv6 address
+	// by its /64). Each credential that fails counts: a well-formed
+	// session token with no live session sent without a frontend token
+	// (beside one, it is the stale cookie of a device signing in again),
+	// and a frontend token that is malformed or newly rejected upstream (a
 	// repeat of a recent rejection, or the token of a signed-out session,
 	// does not). A client may fail GuessBurst times, then once per
 	// GuessInterval; past that it is limited, which costs it only what

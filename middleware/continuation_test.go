@@ -203,3 +203,50 @@ func TestAReplacedTokenIsNotSignedOutByAnotherDevice(t *testing.T) {
 		assert.Equal(t, 201, r.StatusCode, "A was replaced, never signed out: %s", r.body)
 	})
 }
+
+// TestASignOutEndsTheSessionThatContinuedIt: a request holds the device's
+// session while another tab continues it with a refreshed token; then the
+// first signs out. The sign-out ends the session that continued the one
+// it signed out: the device is signed out, under any token.
+func TestASignOutEndsTheSessionThatContinuedIt(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind)
+		_, s := e.signIn("ivy")
+		loaded, proceed := make(chan struct{}), make(chan struct{})
+		var signOutErr error
+		var signedOutID string
+		h := e.auth.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cur, ok := middleware.SessionFrom(r.Context())
+			require.True(t, ok)
+			signedOutID = cur.ID
+			close(loaded)
+			<-proceed
+			signOutErr = e.auth.SignOut(r.Context())
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		done := make(chan int)
+		go func() {
+			done <- httptestRecorder(h, http.MethodGet, "/x", map[string]string{"X-Session-Token": s}).Code
+		}()
+		<-loaded
+		// Another tab of the same device sends a refreshed token with the
+		// device's cookie: the device continues.
+		r := e.do(req{path: "/api/me", bearer: e.fake.Issue("ivy", time.Hour), cookie: s})
+		require.Equal(t, http.StatusOK, r.StatusCode, r.body)
+		next := r.sessionCookie()
+		require.NotNil(t, next)
+		close(proceed)
+		require.Equal(t, http.StatusNoContent, <-done)
+		require.NoError(t, signOutErr)
+
+		after := e.do(req{path: "/auth/session", cookie: next.Value})
+		if after.StatusCode == http.StatusOK {
+			id := after.json(t)["session"].(map[string]any)["id"]
+			assert.NotEqual(t, signedOutID, id, "the device signed out (SignOut returned nil) is still signed in under its id")
+		}
+		list, err := e.auth.Sessions(context.Background(), "plurality", "ivy")
+		require.NoError(t, err)
+		assert.Empty(t, list, "SignOut of the only device returned nil, yet a session of it lives")
+	})
+}

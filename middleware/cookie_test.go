@@ -186,6 +186,9 @@ func TestNewRefusesCookiesBrowsersDrop(t *testing.T) {
 			c.Cookie.Domain = "example.com"
 		}, false},
 		{"a plain name without Secure", func(c *middleware.Config) { c.Cookie.Name = "sid"; c.InsecureCookie = true }, false},
+		{"a name with a space", func(c *middleware.Config) { c.Cookie.Name = "my session" }, true},
+		{"a name with a separator", func(c *middleware.Config) { c.Cookie.Name = "sid;x" }, true},
+		{"a name with an equals sign", func(c *middleware.Config) { c.Cookie.Name = "sid=x" }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			build := func() { newEnv(t, "memory", tc.mod) }

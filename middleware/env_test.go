@@ -40,6 +40,12 @@ const cookieName = middleware.DefaultCookieName
 // upstream cut calls sooner with env.impatient.
 const testProviderTimeout = 30 * time.Second
 
+// testStoreTimeout bounds each Redis operation in these tests, for the
+// same reason: 200 concurrent requests under -race on a busy machine can
+// wait longer than the store's 2 s default for a connection. Tests of a
+// stalled Redis set their own.
+const testStoreTimeout = 30 * time.Second
+
 // env is one middleware under test: a fake Plurality, a store, the
 // middleware on a chi router served over TLS, a clock and captured logs.
 type env struct {
@@ -95,7 +101,7 @@ func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middlewa
 		pool, err := redisstore.NewPool(e.redis.URL)
 		require.NoError(t, err)
 		t.Cleanup(func() { pool.Close() })
-		st = redisstore.New(pool, redisstore.Options{})
+		st = redisstore.New(pool, redisstore.Options{Timeout: testStoreTimeout})
 	}
 	e.store = st
 	cfg := middleware.Config{

@@ -8,7 +8,7 @@ import "context"
 // cluster node, maxmemory-policy noeviction, not full) and compares the
 // fingerprint of Config.Secret (an HMAC that names it without revealing
 // it) with the one the store keeps, recording it when the store has none.
-// A memory store always passes.
+// A memory store checks the fingerprint alone.
 //
 // It returns nil, or an error that says why in words safe to show (no
 // secret, token, key or server text): store.ErrSecretMismatch when

@@ -130,14 +130,25 @@ func (r *Revoker) Sessions(ctx context.Context, providerName, userID string) ([]
 	return sessions(ctx, r.engine, providerName, userID)
 }
 
-// RevokeUser ends every session of a user (see Auth.RevokeUser).
+// RevokeUser ends every session of a user (see Auth.RevokeUser). It first
+// compares its secret's fingerprint with the one the store keeps (never
+// recording it): with another secret, its sign-out marks would be written
+// where the middleware never reads them, so it returns
+// store.ErrSecretMismatch and ends nothing.
 func (r *Revoker) RevokeUser(ctx context.Context, providerName, userID string) (int, error) {
+	if err := r.engine.CheckSecret(ctx); err != nil {
+		return 0, err
+	}
 	return revokeUser(ctx, r.engine, providerName, userID)
 }
 
 // RevokeUpstreamSession ends every session minted from one sign-in at the
-// provider (see Auth.RevokeUpstreamSession).
+// provider (see Auth.RevokeUpstreamSession), after the same check of the
+// secret as RevokeUser.
 func (r *Revoker) RevokeUpstreamSession(ctx context.Context, providerName, userID, upstreamSessionID string) (int, error) {
+	if err := r.engine.CheckSecret(ctx); err != nil {
+		return 0, err
+	}
 	return revokeUpstreamSession(ctx, r.engine, providerName, userID, upstreamSessionID)
 }
 

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
 	"sync"
 	"time"
 
@@ -16,6 +18,8 @@ type memory struct {
 	sessions  map[string]item
 	users     map[string]map[string]time.Time
 	lastSweep time.Time
+	// fingerprint is the secret's fingerprint Check recorded, nil before.
+	fingerprint []byte
 }
 
 type item struct {
@@ -28,7 +32,9 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 // NewMemory returns an empty Store in this process's memory: for a single
 // process, tests and demos (processes cannot share it, it is lost on
 // restart, and it has no size limit). It is never unavailable: none of
-// its errors wraps ErrUnavailable, and its Check always succeeds. Expired
+// its errors wraps ErrUnavailable, and its Check only compares secrets
+// (see the middleware's Check and Revoker: processes, or middlewares of one
+// process, that share a store must share a secret). Expired
 // sessions and index entries are dropped when read and swept at most once
 // a minute when a session is minted; nothing runs in the background. It
 // is safe for concurrent use.
@@ -218,8 +224,20 @@ func (m *memory) List(_ context.Context, user string) ([]backend.Entry, error) {
 	return entries, nil
 }
 
-// Check always succeeds: a memory store is this process's alone.
-func (m *memory) Check(context.Context, []byte, bool) error { return nil }
+// Check records fingerprint when it has none and claim is set, and
+// returns ErrSecretMismatch when it holds another one. A memory store is
+// always reachable and set up right.
+func (m *memory) Check(_ context.Context, fingerprint []byte, claim bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.fingerprint == nil && claim:
+		m.fingerprint = bytes.Clone(fingerprint)
+	case m.fingerprint != nil && subtle.ConstantTimeCompare(m.fingerprint, fingerprint) != 1:
+		return ErrSecretMismatch
+	}
+	return nil
+}
 
 // sweep drops everything expired, at most once a minute. m.mu is held.
 func (m *memory) sweep(now time.Time) {

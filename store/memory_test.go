@@ -18,16 +18,19 @@ func TestMemoryContract(t *testing.T) {
 	backendtest.Run(t, func(*testing.T) backend.Backend { return store.NewMemory() })
 }
 
-// A memory store belongs to one process, and so does its secret: any
-// fingerprint passes, and none is kept.
-func TestMemoryCheckAlwaysSucceeds(t *testing.T) {
+// A memory store keeps the first fingerprint claimed, as Redis does: two
+// middlewares of one process (or a middleware and a Revoker) with
+// different secrets on one store are told apart.
+func TestMemoryCheckComparesSecrets(t *testing.T) {
 	t.Parallel()
 	st := store.NewMemory()
 	ctx := context.Background()
-	for _, fingerprint := range [][]byte{[]byte("fingerprint-A"), []byte("fingerprint-B"), nil} {
-		assert.NoError(t, st.Check(ctx, fingerprint, true))
-		assert.NoError(t, st.Check(ctx, fingerprint, false))
-	}
+	assert.NoError(t, st.Check(ctx, []byte("fingerprint-A"), false), "nothing to compare with: compared, not recorded")
+	assert.NoError(t, st.Check(ctx, []byte("fingerprint-B"), true), "the first claim is recorded")
+	assert.NoError(t, st.Check(ctx, []byte("fingerprint-B"), false))
+	assert.NoError(t, st.Check(ctx, []byte("fingerprint-B"), true))
+	assert.ErrorIs(t, st.Check(ctx, []byte("fingerprint-A"), false), store.ErrSecretMismatch)
+	assert.ErrorIs(t, st.Check(ctx, []byte("fingerprint-A"), true), store.ErrSecretMismatch, "a later claim changes nothing")
 }
 
 // FindCtx, the read of every request with a session, does not allocate.

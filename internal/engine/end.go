@@ -83,12 +83,16 @@ func (e *Engine) EndUser(ctx context.Context, why Reason, s *format.Session) (in
 }
 
 // SignOut ends sessions of one user with their marks, then the user's
-// other live sessions minted from the same credentials: a session of
-// another spelling of a credential minted while the first end was on its
-// way (before the credential's mark) ends too, so a sign-out never returns
-// while a session of its credential lives. Every mint after the mark meets
-// it. It runs detached from ctx's cancellation (a client that leaves does
-// not undo its sign-out), bounded by ExchangeTimeout.
+// other live sessions that carry on what it ended: those minted from the
+// same credentials (another spelling of a credential, minted while the
+// first end was on its way, before the credential's mark), and those that
+// continue an ended session (the same device signing in again with a
+// refreshed token while it was being signed out). So a sign-out never
+// returns while a session of its credentials or of its devices lives:
+// every mint after the marks meets them, and a continuation that came
+// first is in the user's index when it lists it. It runs detached from
+// ctx's cancellation (a client that leaves does not undo its sign-out),
+// bounded by ExchangeTimeout.
 func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Session) error {
 	if len(sessions) == 0 {
 		return nil
@@ -97,18 +101,18 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Se
 		return err
 	}
 	creds := map[format.Credential]bool{}
+	keys := map[string]bool{}
 	for _, s := range sessions {
+		keys[s.Key] = true
 		if s.Credential != (format.Credential{}) {
 			creds[s.Credential] = true
 		}
 		for _, p := range s.Preds {
+			keys[p.Key] = true
 			if p.Credential != (format.Credential{}) {
 				creds[p.Credential] = true
 			}
 		}
-	}
-	if len(creds) == 0 {
-		return nil
 	}
 	ctx, cancel := e.detached(ctx)
 	defer cancel()
@@ -117,11 +121,13 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Se
 	if err != nil {
 		return err
 	}
-	twins := slices.DeleteFunc(rest, func(o *format.Session) bool { return !creds[o.Credential] })
-	if len(twins) == 0 {
+	heirs := slices.DeleteFunc(rest, func(o *format.Session) bool {
+		return !creds[o.Credential] && !slices.ContainsFunc(o.Preds, func(p format.Predecessor) bool { return keys[p.Key] })
+	})
+	if len(heirs) == 0 {
 		return nil
 	}
-	return e.end(ctx, why, twins...)
+	return e.end(ctx, why, heirs...)
 }
 
 // end ends sessions, signed out or revoked: each keeps the mark of an

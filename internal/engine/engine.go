@@ -99,8 +99,17 @@ func (e *Engine) Key(front string) string { return e.cfg.Secret.Key(front) }
 // Check reports whether the store can do what sign-in and sign-out need,
 // and whether it keeps this secret's fingerprint (recording it when the
 // store has none and the secret is not Random).
-func (e *Engine) Check(ctx context.Context) error {
+func (e *Engine) Check(ctx context.Context) (err error) {
+	defer e.recoverInto(&err, "store")
 	return e.cfg.Store.Check(ctx, e.cfg.Secret.Fingerprint(), !e.cfg.Random)
+}
+
+// CheckSecret is Check that never records the fingerprint: for a caller
+// that must not claim a store for its secret (a backend job), only learn
+// that the store keeps another one (backend.ErrSecretMismatch).
+func (e *Engine) CheckSecret(ctx context.Context) (err error) {
+	defer e.recoverInto(&err, "store")
+	return e.cfg.Store.Check(ctx, e.cfg.Secret.Fingerprint(), false)
 }
 
 // Counters is what an Engine did since New: counters that only grow.

@@ -116,7 +116,7 @@ func (e *Engine) Exchange(ctx context.Context, front string, client func() Clien
 	e.Counters.Exchanges.Add(1)
 	sel := e.cfg.Secret.Selector(front)
 	key := sel.Key()
-	if current != nil && current.Session.Continues(key) {
+	if current != nil && current.Session.Continues(key, e.cfg.Now()) {
 		// This token's session was continued by the one the request
 		// carries (two tabs, a refreshed token): the same device, already
 		// validated; no store read, no upstream call.
@@ -344,12 +344,16 @@ type prefetched struct {
 // would call them.
 type valueStore struct{ backend.Backend }
 
-// FindCtx returns the scs values of token's session.
+// FindCtx returns the scs values of the session loadStored has just read
+// for token. Any other token is another session than the request's: scs
+// looks one up only to merge it into the request's (MergeSession), which
+// would hand one session's values to another and returns
+// backend.ErrUnsupported before anything changes.
 func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
 	if p, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && p.token == token {
 		return p.s.Data, true, nil
 	}
-	return v.Backend.FindCtx(ctx, token)
+	return nil, false, backend.ErrUnsupported
 }
 
 // CommitCtx commits the handlers' values under ctx (its values; Save

@@ -76,10 +76,12 @@ type Predecessor struct {
 // tokens out of reach of its sign-out.
 const MaxPredecessors = 16
 
-// Continues reports whether s continues the session of store key key.
-func (s *Session) Continues(key string) bool {
+// Continues reports whether s continues the session of store key key
+// whose frontend token has not expired at now (a predecessor counts until
+// its Until).
+func (s *Session) Continues(key string, now time.Time) bool {
 	for _, p := range s.Preds {
-		if p.Key == key {
+		if p.Key == key && now.Before(p.Until) {
 			return true
 		}
 	}

@@ -110,14 +110,18 @@ func New(burst int, interval time.Duration, now func() time.Time) *Limiter {
 	}
 }
 
-// ClientKey is who is limited for the address ip: an IPv4 address (or an
-// IPv4-mapped IPv6 one) as is, an IPv6 address by its /64 (one
+// ClientKey is who is limited for the address ip: an IPv4 address (an
+// IPv4-mapped IPv6 one too, however written) in dotted form, an IPv6
+// address by its /64 (one
 // subscriber's usual allocation) in prefix notation, anything unparsable
 // as is. Callers log it to name a limited client.
 func ClientKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
-	if err != nil || a.Unmap().Is4() {
+	switch {
+	case err != nil:
 		return ip
+	case a.Unmap().Is4():
+		return a.Unmap().String() // one key however the address is written
 	}
 	p, _ := a.Prefix(64)
 	return p.String()

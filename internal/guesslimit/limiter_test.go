@@ -162,7 +162,10 @@ func TestClientKey(t *testing.T) {
 	t.Parallel()
 	for ip, want := range map[string]string{
 		"203.0.113.7":             "203.0.113.7",
-		"::ffff:203.0.113.7":      "::ffff:203.0.113.7",
+		"::ffff:203.0.113.7":      "203.0.113.7", // one client, however written
+		"::FFFF:203.0.113.7":      "203.0.113.7",
+		"::ffff:cb00:7107":        "203.0.113.7",
+		"203.000.113.7":           "203.000.113.7", // not an address Go parses: as is
 		"2001:db8:7:7::1":         "2001:db8:7:7::/64",
 		"2001:db8:7:7:ffff:1:2:3": "2001:db8:7:7::/64",
 		"fe80::1%eth0":            "fe80::/64",
