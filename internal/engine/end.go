@@ -87,7 +87,9 @@ func (e *Engine) EndUser(ctx context.Context, why Reason, s *format.Session) (in
 // same credentials (another spelling of a credential, minted while the
 // first end was on its way, before the credential's mark), and those that
 // continue an ended session (the same device signing in again with a
-// refreshed token while it was being signed out). So a sign-out never
+// refreshed token while it was being signed out: a continuation keeps the
+// public id of the session it continues, and public ids are otherwise
+// unique). So a sign-out never
 // returns while a session of its credentials or of its devices lives:
 // every mint after the marks meets them, and a continuation that came
 // first is in the user's index when it lists it. It runs detached from
@@ -101,14 +103,13 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Se
 		return err
 	}
 	creds := map[format.Credential]bool{}
-	keys := map[string]bool{}
+	devices := map[string]bool{}
 	for _, s := range sessions {
-		keys[s.Key] = true
+		devices[s.ID] = true
 		if s.Credential != (format.Credential{}) {
 			creds[s.Credential] = true
 		}
 		for _, p := range s.Preds {
-			keys[p.Key] = true
 			if p.Credential != (format.Credential{}) {
 				creds[p.Credential] = true
 			}
@@ -121,9 +122,7 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Se
 	if err != nil {
 		return err
 	}
-	heirs := slices.DeleteFunc(rest, func(o *format.Session) bool {
-		return !creds[o.Credential] && !slices.ContainsFunc(o.Preds, func(p format.Predecessor) bool { return keys[p.Key] })
-	})
+	heirs := slices.DeleteFunc(rest, func(o *format.Session) bool { return !creds[o.Credential] && !devices[o.ID] })
 	if len(heirs) == 0 {
 		return nil
 	}
