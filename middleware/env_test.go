@@ -30,7 +30,7 @@ import (
 
 const testSecret = "test-secret-0123456789abcdef"
 
-// cookieName is the session cookie's name in these tests: NewManager's
+// cookieName is the session cookie's name in these tests: the default,
 // default, Secure.
 const cookieName = middleware.DefaultCookieName
 
