@@ -31,7 +31,7 @@ import (
 const testSecret = "test-secret-0123456789abcdef"
 
 // cookieName is the session cookie's name in these tests: the default,
-// default, Secure.
+// Secure.
 const cookieName = middleware.DefaultCookieName
 
 // testProviderTimeout bounds each upstream call in these tests: generous,
