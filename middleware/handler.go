@@ -201,8 +201,10 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 	case o.status == 0:
 	case o.code == codeInvalidToken:
 		a.counters.rejected.Add(1)
-		if o.err == nil { // malformed: the engine never saw it (a rejection it logs itself)
+		if o.err == nil { // malformed: the engine never saw it
 			a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
+		} else {
+			a.cfg.Logger.Debug("sessiongate: frontend token refused", "reason", o.err)
 		}
 	case o.code == codeRateLimited:
 		a.counters.rateLimited.Add(1)

@@ -47,7 +47,7 @@ func (a *Auth) SignOut(ctx context.Context) error {
 	if !ok {
 		return ErrNoSession
 	}
-	return a.engine.SignOut(ctx, engine.SignedOut, s)
+	return a.engine.SignOut(ctx, engine.SignedOut, nil, s)
 }
 
 // SignOutAll ends every session of the current request's user, the
@@ -68,8 +68,10 @@ func (a *Auth) SignOutOthers(ctx context.Context) (int, error) {
 	if !ok {
 		return 0, ErrNoSession
 	}
-	return a.engine.EndWhere(ctx, engine.SignedOutOthers, s.Identity.Provider, s.Identity.UserID,
-		func(o *format.Session) bool { return o.Key != s.Key })
+	// Others are other devices: a tab that continued this session
+	// meanwhile keeps its public id, and is this device.
+	return a.engine.EndWhere(ctx, engine.SignedOutOthers, s.Identity.Provider, s.Identity.UserID, s,
+		func(o *format.Session) bool { return o.ID != s.ID })
 }
 
 // Revoke ends the session with public id id, if it belongs to the current
@@ -79,7 +81,11 @@ func (a *Auth) Revoke(ctx context.Context, id string) error {
 	if !ok {
 		return ErrNoSession
 	}
-	n, err := a.engine.EndWhere(ctx, engine.Revoked, s.Identity.Provider, s.Identity.UserID,
+	keep := s // revoking another device spares this one
+	if format.Equal(s.ID, id) {
+		keep = nil
+	}
+	n, err := a.engine.EndWhere(ctx, engine.Revoked, s.Identity.Provider, s.Identity.UserID, keep,
 		func(o *format.Session) bool { return format.Equal(o.ID, id) })
 	if err == nil && n == 0 {
 		return ErrNotFound
@@ -134,7 +140,9 @@ func (r *Revoker) Sessions(ctx context.Context, providerName, userID string) ([]
 // compares its secret's fingerprint with the one the store keeps (never
 // recording it): with another secret, its sign-out marks would be written
 // where the middleware never reads them, so it returns
-// store.ErrSecretMismatch and ends nothing.
+// store.ErrSecretMismatch and ends nothing. The store keeps the
+// fingerprint the middleware's Check records: call auth.Check at start,
+// as README says, or a Revoker cannot tell.
 func (r *Revoker) RevokeUser(ctx context.Context, providerName, userID string) (int, error) {
 	if err := r.engine.CheckSecret(ctx); err != nil {
 		return 0, err
@@ -153,14 +161,14 @@ func (r *Revoker) RevokeUpstreamSession(ctx context.Context, providerName, userI
 }
 
 func revokeUser(ctx context.Context, e *engine.Engine, providerName, userID string) (int, error) {
-	return e.EndWhere(ctx, engine.UserRevoked, providerName, userID, func(*format.Session) bool { return true })
+	return e.EndWhere(ctx, engine.UserRevoked, providerName, userID, nil, func(*format.Session) bool { return true })
 }
 
 func revokeUpstreamSession(ctx context.Context, e *engine.Engine, providerName, userID, upstreamSessionID string) (int, error) {
 	if upstreamSessionID == "" {
 		return 0, nil
 	}
-	return e.EndWhere(ctx, engine.UpstreamRevoked, providerName, userID, func(o *format.Session) bool {
+	return e.EndWhere(ctx, engine.UpstreamRevoked, providerName, userID, nil, func(o *format.Session) bool {
 		return o.Identity.SessionID == upstreamSessionID
 	})
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-// TestRefusedTokenLogLines: a malformed frontend token is logged once
-// (debug); a rejected one by the engine's own line, not again per
-// response.
+// TestRefusedTokenLogLines: every refused frontend token gets a debug
+// line that says why, a malformed one its own; a replayed signed-out
+// token too. None holds the token.
 func TestRefusedTokenLogLines(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "memory")
@@ -28,8 +28,16 @@ func TestRefusedTokenLogLines(t *testing.T) {
 	for range 2 { // rejected upstream, then from the negative cache
 		require.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: bad}).StatusCode)
 	}
-	assert.NotContains(t, e.logs.String(), "frontend token refused\" reason=\"the token is invalid",
-		"the engine logs a rejection itself: no second line per response")
+	assert.Equal(t, 2, strings.Count(e.logs.String(), "sessiongate: frontend token refused"), "rejected upstream, then from the negative cache")
+	assert.Contains(t, e.logs.String(), "rejected recently")
+
+	front, session := e.signIn("olaf")
+	require.Equal(t, http.StatusNoContent, e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: session}).StatusCode)
+	require.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: front}).StatusCode)
+	assert.Contains(t, e.logs.String(), "signed out")
+	for _, tok := range []string{bad, front} {
+		assert.NotContains(t, e.logs.String(), tok)
+	}
 }
 
 // TestClientIPNotCalledForAnExistingSession: Config.ClientIP is asked only

@@ -49,10 +49,10 @@ func (e *Engine) List(ctx context.Context, providerName, userID string) (_ []*fo
 	return out, nil
 }
 
-// EndWhere ends the user's sessions that match (SignOut), and returns how
-// many. The listing and the ending run detached from ctx's cancellation,
-// bounded by ExchangeTimeout.
-func (e *Engine) EndWhere(ctx context.Context, why Reason, providerName, userID string, match func(*format.Session) bool) (int, error) {
+// EndWhere ends the user's sessions that match (SignOut, sparing keep),
+// and returns how many. The listing and the ending run detached from
+// ctx's cancellation, bounded by ExchangeTimeout.
+func (e *Engine) EndWhere(ctx context.Context, why Reason, providerName, userID string, keep *format.Session, match func(*format.Session) bool) (int, error) {
 	ctx, cancel := e.detached(ctx)
 	defer cancel()
 	all, err := e.List(ctx, providerName, userID)
@@ -63,7 +63,7 @@ func (e *Engine) EndWhere(ctx context.Context, why Reason, providerName, userID 
 	if len(matched) == 0 {
 		return 0, nil
 	}
-	return len(matched), e.SignOut(ctx, why, matched...)
+	return len(matched), e.SignOut(ctx, why, keep, matched...)
 }
 
 // EndUser ends every session of s's user, s always included (even if the
@@ -79,7 +79,7 @@ func (e *Engine) EndUser(ctx context.Context, why Reason, s *format.Session) (in
 	if !slices.ContainsFunc(all, func(o *format.Session) bool { return o.Key == s.Key }) {
 		all = append(all, s)
 	}
-	return len(all), e.SignOut(ctx, why, all...)
+	return len(all), e.SignOut(ctx, why, nil, all...)
 }
 
 // SignOut ends sessions of one user with their marks, then the user's
@@ -95,11 +95,16 @@ func (e *Engine) EndUser(ctx context.Context, why Reason, s *format.Session) (in
 // first is in the user's index when it lists it. It runs detached from
 // ctx's cancellation (a client that leaves does not undo its sign-out),
 // bounded by ExchangeTimeout.
-func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Session) error {
+//
+// keep, when set, is the caller's own session, which a sign-out of its
+// other devices spares: the tokens an ended device used before that keep
+// holds now (its key, its credential) are not marked, and keep's device
+// is no heir, even continued meanwhile by another tab.
+func (e *Engine) SignOut(ctx context.Context, why Reason, keep *format.Session, sessions ...*format.Session) error {
 	if len(sessions) == 0 {
 		return nil
 	}
-	if err := e.end(ctx, why, sessions...); err != nil {
+	if err := e.end(ctx, why, keep, sessions...); err != nil {
 		return err
 	}
 	creds := map[format.Credential]bool{}
@@ -115,6 +120,10 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Se
 			}
 		}
 	}
+	if keep != nil {
+		delete(creds, keep.Credential)
+		delete(devices, keep.ID)
+	}
 	ctx, cancel := e.detached(ctx)
 	defer cancel()
 	id := sessions[0].Identity
@@ -122,24 +131,35 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, sessions ...*format.Se
 	if err != nil {
 		return err
 	}
-	heirs := slices.DeleteFunc(rest, func(o *format.Session) bool { return !creds[o.Credential] && !devices[o.ID] })
+	heirs := slices.DeleteFunc(rest, func(o *format.Session) bool {
+		return keep != nil && (o.Key == keep.Key || o.ID == keep.ID) || !creds[o.Credential] && !devices[o.ID]
+	})
 	if len(heirs) == 0 {
 		return nil
 	}
-	return e.end(ctx, why, heirs...)
+	return e.end(ctx, why, keep, heirs...)
 }
 
 // end ends sessions, signed out or revoked: each keeps the mark of an
 // ended session on its key (and its credential's mark) until its frontend
 // token expires (see markUntil), so a signed-out token cannot mint again.
-func (e *Engine) end(ctx context.Context, why Reason, sessions ...*format.Session) error {
+// The tokens the devices used before (their predecessors) are marked too,
+// but for those keep holds now (see SignOut).
+func (e *Engine) end(ctx context.Context, why Reason, keep *format.Session, sessions ...*format.Session) error {
 	ends := make([]backend.Ending, 0, len(sessions))
 	for _, s := range sessions {
 		ends = append(ends, backend.Ending{Key: s.Key, User: userIndex(s.Identity), Until: e.markUntil(s), Mark: e.markOf(s)})
-		// The tokens the device used before, whose sessions this one
-		// continues, are signed out with it.
 		for _, p := range s.Preds {
-			ends = append(ends, backend.Ending{Key: p.Key, Until: p.Until, Mark: e.cfg.Secret.Mark(userIndex(s.Identity), p.Credential)})
+			pe := backend.Ending{Key: p.Key, Until: p.Until, Mark: e.cfg.Secret.Mark(userIndex(s.Identity), p.Credential)}
+			if keep != nil {
+				if p.Key == keep.Key {
+					continue
+				}
+				if p.Credential != (format.Credential{}) && p.Credential == keep.Credential {
+					pe.Mark = ""
+				}
+			}
+			ends = append(ends, pe)
 		}
 	}
 	return e.write(ctx, why, ends, sessions)

@@ -62,7 +62,7 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 	if !st.Live() {
 		return Loaded{}, nil
 	}
-	s := e.records.get(token, st.Record)
+	s := e.records.get(token, st)
 	if s != nil {
 		e.Counters.CacheHits.Add(1)
 	} else {
@@ -289,11 +289,14 @@ func newRecordCache() *recordCache {
 	return &recordCache{entries: entries}
 }
 
-// get returns the session decoded from raw for token, nil when it is not
-// cached.
-func (c *recordCache) get(token string, raw []byte) *format.Session {
+// get returns the session decoded for token from st, nil when it is not
+// cached. The record, the nonce and the credential must all be the ones
+// it was decoded from: a session minted again from the same frontend
+// token within the same millisecond has the same record bytes, but
+// another nonce, and so another public id.
+func (c *recordCache) get(token string, st format.Stored) *format.Session {
 	e, ok := c.entries.Get(token[:cacheKeyLen])
-	if !ok || !bytes.Equal(e.raw, raw) {
+	if !ok || !bytes.Equal(e.raw, st.Record) || !bytes.Equal(e.s.Nonce, st.Nonce) || e.s.Credential != st.Credential {
 		return nil
 	}
 	return e.s
@@ -345,15 +348,22 @@ type prefetched struct {
 type valueStore struct{ backend.Backend }
 
 // FindCtx returns the scs values of the session loadStored has just read
-// for token. Any other token is another session than the request's: scs
-// looks one up only to merge it into the request's (MergeSession), which
-// would hand one session's values to another and returns
-// backend.ErrUnsupported before anything changes.
+// for token. Any other token, on a request with a session, is another
+// session than the request's: scs looks one up only to merge it into the
+// request's (MergeSession), which would hand one session's values to
+// another and returns backend.ErrUnsupported before anything changes.
+// Outside a request the engine loaded (scs's own LoadAndSave, which
+// README warns against), nothing is found: whatever a client sends, scs
+// gets no session and no error to answer with a 500.
 func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	if p, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && p.token == token {
+	p, ok := ctx.Value(prefetchKey{}).(*prefetched)
+	switch {
+	case ok && p.token == token:
 		return p.s.Data, true, nil
+	case ok:
+		return nil, false, backend.ErrUnsupported
 	}
-	return nil, false, backend.ErrUnsupported
+	return nil, false, nil
 }
 
 // CommitCtx commits the handlers' values under ctx (its values; Save

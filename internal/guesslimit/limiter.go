@@ -60,8 +60,6 @@ type Limiter struct {
 	mu        sync.Mutex
 	clients   map[string]*client
 	lastSweep time.Time
-	// latest is the latest time clock returned.
-	latest time.Time
 	// tracked is len(clients), read without the lock so that the usual
 	// case (no client has failed lately) costs one atomic load.
 	tracked atomic.Int64
@@ -80,6 +78,8 @@ type client struct {
 	// waiting counts requests holding or waiting for turn: the entry is
 	// not swept while any does.
 	waiting int
+	// latest is the latest time the bucket was handed (see clock).
+	latest time.Time
 }
 
 // New returns a Limiter that lets each client fail burst times, then once
@@ -147,7 +147,7 @@ func (l *Limiter) Wait(ip string) time.Duration {
 	if c == nil {
 		return 0
 	}
-	tokens := l.tokens(c, l.clock())
+	tokens := l.tokens(c, c.clock(l.now()))
 	if l.atLeast(tokens, 1) {
 		return 0
 	}
@@ -168,7 +168,7 @@ func (l *Limiter) Failed(ip string, n int) (lockout bool) {
 	key := ClientKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.clock()
+	now := l.now()
 	c := l.clients[key]
 	if c == nil {
 		l.sweep(now)
@@ -179,6 +179,7 @@ func (l *Limiter) Failed(ip string, n int) (lockout bool) {
 		l.clients[key] = c
 		l.tracked.Store(int64(len(l.clients)))
 	}
+	now = c.clock(now)
 	l.tokens(c, now) // a full bucket ends the last lockout
 	if !c.bucket.AllowN(now, n) {
 		// Fewer than n tokens left: take them all, and no more.
@@ -191,17 +192,17 @@ func (l *Limiter) Failed(ip string, n int) (lockout bool) {
 	return false
 }
 
-// clock returns the time now, never earlier than a time it returned
-// before: rate's buckets refill again the span between a later and an
+// clock returns now for c's bucket, never earlier than a time it handed
+// the bucket before: rate refills again the span between a later and an
 // earlier reading, so a clock stepped back (NTP, a clock without a
-// monotonic reading) would forgive a locked-out client. Read under l.mu,
-// so that the buckets see the times in order.
-func (l *Limiter) clock() time.Time {
-	now := l.now()
-	if now.Before(l.latest) {
-		return l.latest
+// monotonic reading) would forgive a locked-out client. It is per client,
+// as the old bucket's own time was: a clock stepped forward and back
+// holds only the clients that failed meanwhile. l.mu is held.
+func (c *client) clock(now time.Time) time.Time {
+	if now.Before(c.latest) {
+		return c.latest
 	}
-	l.latest = now
+	c.latest = now
 	return now
 }
 

@@ -317,3 +317,20 @@ func TestAClockSteppedBackForgivesNothing(t *testing.T) {
 	clock.Advance(time.Minute)
 	assert.Positive(t, l.Wait(ip), "no time has passed since the lockout: still limited")
 }
+
+// TestAClockSteppedForwardAndBackHoldsOnlyWhoFailedMeanwhile: each bucket
+// keeps its own latest time, so a clock stepped forward by mistake and then
+// corrected holds back only the clients that failed during the bad
+// reading, not one locked out after the correction.
+func TestAClockSteppedForwardAndBackHoldsOnlyWhoFailedMeanwhile(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	l := New(20, 3*time.Second, clock.Now)
+	clock.Advance(365 * 24 * time.Hour)
+	l.Failed("198.51.100.1", 1) // a failure read during the bad year
+	clock.Advance(-365 * 24 * time.Hour)
+	const ip = "192.0.2.1"
+	require.True(t, l.Failed(ip, 20), "locked out after the correction")
+	clock.Advance(time.Hour)
+	assert.Zero(t, l.Wait(ip), "an hour later its bucket is full again")
+}
