@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -92,7 +93,10 @@ func (e *Engine) EndUser(ctx context.Context, why Reason, s *format.Session) (in
 // unique). So a sign-out never
 // returns while a session of its credentials or of its devices lives:
 // every mint after the marks meets them, and a continuation that came
-// first is in the user's index when it lists it. It runs detached from
+// first is in the user's index when it lists it; it lists again until no
+// heir is left (an heir may be continued once more meanwhile), and after
+// maxHeirRounds it gives up with an error wrapping
+// backend.ErrUnavailable, for the caller to retry. It runs detached from
 // ctx's cancellation (a client that leaves does not undo its sign-out),
 // bounded by ExchangeTimeout.
 //
@@ -109,36 +113,52 @@ func (e *Engine) SignOut(ctx context.Context, why Reason, keep *format.Session, 
 	}
 	creds := map[format.Credential]bool{}
 	devices := map[string]bool{}
-	for _, s := range sessions {
-		devices[s.ID] = true
-		if s.Credential != (format.Credential{}) {
-			creds[s.Credential] = true
-		}
-		for _, p := range s.Preds {
-			if p.Credential != (format.Credential{}) {
-				creds[p.Credential] = true
+	remember := func(ended []*format.Session) {
+		for _, s := range ended {
+			devices[s.ID] = true
+			if s.Credential != (format.Credential{}) {
+				creds[s.Credential] = true
+			}
+			for _, p := range s.Preds {
+				if p.Credential != (format.Credential{}) {
+					creds[p.Credential] = true
+				}
 			}
 		}
+		if keep != nil {
+			delete(creds, keep.Credential)
+			delete(devices, keep.ID)
+		}
 	}
-	if keep != nil {
-		delete(creds, keep.Credential)
-		delete(devices, keep.ID)
-	}
+	remember(sessions)
 	ctx, cancel := e.detached(ctx)
 	defer cancel()
 	id := sessions[0].Identity
-	rest, err := e.List(ctx, id.Provider, id.UserID)
-	if err != nil {
-		return err
+	// Until a listing finds no heir: an heir may itself be continued
+	// between the listing that finds it and its end.
+	for range maxHeirRounds {
+		rest, err := e.List(ctx, id.Provider, id.UserID)
+		if err != nil {
+			return err
+		}
+		heirs := slices.DeleteFunc(rest, func(o *format.Session) bool {
+			return keep != nil && (o.Key == keep.Key || o.ID == keep.ID) || !creds[o.Credential] && !devices[o.ID]
+		})
+		if len(heirs) == 0 {
+			return nil
+		}
+		if err := e.end(ctx, why, keep, heirs...); err != nil {
+			return err
+		}
+		remember(heirs)
 	}
-	heirs := slices.DeleteFunc(rest, func(o *format.Session) bool {
-		return keep != nil && (o.Key == keep.Key || o.ID == keep.ID) || !creds[o.Credential] && !devices[o.ID]
-	})
-	if len(heirs) == 0 {
-		return nil
-	}
-	return e.end(ctx, why, keep, heirs...)
+	return fmt.Errorf("%w: the signed-out devices kept signing in again meanwhile; retry", backend.ErrUnavailable)
 }
+
+// maxHeirRounds bounds how often SignOut looks again for heirs: each round
+// an heir survives needs a fresh sign-in (an upstream validation) within
+// one store round trip.
+const maxHeirRounds = 8
 
 // end ends sessions, signed out or revoked: each keeps the mark of an
 // ended session on its key (and its credential's mark) until its frontend

@@ -147,7 +147,7 @@ func (l *Limiter) Wait(ip string) time.Duration {
 	if c == nil {
 		return 0
 	}
-	tokens := l.tokens(c, c.clock(l.now()))
+	tokens := l.tokens(c, c.at(l.now()))
 	if l.atLeast(tokens, 1) {
 		return 0
 	}
@@ -199,10 +199,17 @@ func (l *Limiter) Failed(ip string, n int) (lockout bool) {
 // as the old bucket's own time was: a clock stepped forward and back
 // holds only the clients that failed meanwhile. l.mu is held.
 func (c *client) clock(now time.Time) time.Time {
+	now = c.at(now)
+	c.latest = now
+	return now
+}
+
+// at is clock for a reading that changes nothing (Wait): a client that
+// only asked during a wrong reading is not held to it.
+func (c *client) at(now time.Time) time.Time {
 	if now.Before(c.latest) {
 		return c.latest
 	}
-	c.latest = now
 	return now
 }
 
@@ -233,6 +240,9 @@ func (l *Limiter) emptyBucket(now time.Time) *rate.Limiter {
 // validation queued, at most once per interval (or at once when the table
 // is full). l.mu is held.
 func (l *Limiter) sweep(now time.Time) {
+	if now.Before(l.lastSweep) {
+		l.lastSweep = now // a clock stepped back: sweeps resume from now
+	}
 	if now.Sub(l.lastSweep) < l.interval && len(l.clients) < maxClients {
 		return
 	}
