@@ -97,17 +97,7 @@ func TestALongChainOfContinuationsIsSignedOutWhole(t *testing.T) {
 	t.Parallel()
 	stores(t, func(t *testing.T, kind string) {
 		e := newEnv(t, kind)
-		toks := []string{e.fake.Issue("alice", time.Hour)}
-		r := e.exchange(toks[0])
-		require.Equal(t, 201, r.StatusCode)
-		cookie := r.sessionCookie().Value
-		for i := 1; i <= 9; i++ {
-			tok := e.fake.Issue("alice", time.Hour)
-			toks = append(toks, tok)
-			r = e.do(req{method: http.MethodPost, path: "/auth/session", bearer: tok, cookie: cookie})
-			require.Equal(t, 201, r.StatusCode, r.body)
-			cookie = r.sessionCookie().Value
-		}
+		toks, cookie := continueChain(t, e, "alice", 10)
 		require.Equal(t, 204, e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: cookie}).StatusCode)
 		for i, tok := range toks {
 			r := e.do(req{path: "/api/me", bearer: tok})
@@ -116,22 +106,13 @@ func TestALongChainOfContinuationsIsSignedOutWhole(t *testing.T) {
 	})
 }
 
-// two tabs with 10+ tokens: each old token is validated again.
+// Two tabs sharing the cookie of a device that continued through 10
+// tokens: each token, sent again, is that device, validated once.
 func TestALongChainOfContinuationsValidatesEachTokenOnce(t *testing.T) {
 	t.Parallel()
 	stores(t, func(t *testing.T, kind string) {
 		e := newEnv(t, kind)
-		toks := []string{e.fake.Issue("alice", time.Hour)}
-		r := e.exchange(toks[0])
-		require.Equal(t, 201, r.StatusCode)
-		cookie := r.sessionCookie().Value
-		for i := 1; i <= 9; i++ {
-			tok := e.fake.Issue("alice", time.Hour)
-			toks = append(toks, tok)
-			r = e.do(req{method: http.MethodPost, path: "/auth/session", bearer: tok, cookie: cookie})
-			require.Equal(t, 201, r.StatusCode, r.body)
-			cookie = r.sessionCookie().Value
-		}
+		toks, cookie := continueChain(t, e, "alice", 10)
 		calls := e.fake.Calls()
 		ids := map[string]bool{}
 		for round := 0; round < 2; round++ {
@@ -249,4 +230,23 @@ func TestASignOutEndsTheSessionThatContinuedIt(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, list, "SignOut of the only device returned nil, yet a session of it lives")
 	})
+}
+
+// continueChain signs user in with one token, then continues that device
+// with n-1 more, each sent with the last session cookie. It returns the
+// tokens, oldest first, and the device's last session cookie.
+func continueChain(t *testing.T, e *env, user string, n int) (toks []string, cookie string) {
+	t.Helper()
+	toks = []string{e.fake.Issue(user, time.Hour)}
+	r := e.exchange(toks[0])
+	require.Equal(t, 201, r.StatusCode)
+	cookie = r.sessionCookie().Value
+	for range n - 1 {
+		tok := e.fake.Issue(user, time.Hour)
+		toks = append(toks, tok)
+		r = e.do(req{method: http.MethodPost, path: "/auth/session", bearer: tok, cookie: cookie})
+		require.Equal(t, 201, r.StatusCode, r.body)
+		cookie = r.sessionCookie().Value
+	}
+	return toks, cookie
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -251,7 +249,7 @@ func TestRedisStallAnswers503AtTheStoreDeadline(t *testing.T) {
 	e := newEnvOnStore(t, srv, st)
 	frontend, session := e.signIn("stalled")
 
-	resume := stall(t, srv)
+	resume := srv.Stall()
 	for _, q := range []req{{path: "/api/me", header: session}, {path: "/api/me", bearer: frontend}} {
 		n := c.count()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // fails rather than hangs
@@ -272,26 +270,6 @@ func TestRedisStallAnswers503AtTheStoreDeadline(t *testing.T) {
 	assert.Contains(t, e.logs.String(), "store: unavailable: redis: timeout")
 	resume()
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", header: session}).StatusCode, "served again once Redis answers")
-}
-
-// stall stops srv's process (SIGSTOP) until resume or the test's end:
-// connections open, commands are accepted, nothing answers.
-func stall(t *testing.T, srv *storetest.Server) (resume func()) {
-	t.Helper()
-	info, err := redis.String(srv.Do("INFO", "server"))
-	require.NoError(t, err)
-	pid := 0
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, err = strconv.Atoi(v)
-			require.NoError(t, err)
-		}
-	}
-	require.NotZero(t, pid)
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	resume = func() { syscall.Kill(pid, syscall.SIGCONT) }
-	t.Cleanup(resume)
-	return resume
 }
 
 // CLIENT KILL TYPE normal under load gave an occasional 503: a pooled

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,7 +129,6 @@ func operations(tok string) []operation {
 	fingerprint := []byte("fingerprint-0123456789abcdef0123")
 	return []operation{
 		{"Find", func(_ context.Context, st store.Store) error { _, _, err := st.Find(tok); return err }},
-		{"FindCtx", func(ctx context.Context, st store.Store) error { _, _, err := st.FindCtx(ctx, tok); return err }},
 		{"Lookup", func(ctx context.Context, st store.Store) error {
 			_, err := st.Lookup(ctx, format.KeyOf(tok))
 			return err
@@ -216,26 +213,6 @@ func TestRedisPoolWaitIsBounded(t *testing.T) {
 	}
 }
 
-// stall stops srv's process (SIGSTOP) until resume or the test's end:
-// connections open, commands are accepted, nothing answers.
-func stall(t *testing.T, srv *storetest.Server) (resume func()) {
-	t.Helper()
-	info, err := redis.String(srv.Do("INFO", "server"))
-	require.NoError(t, err)
-	var pid int
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, err = strconv.Atoi(v)
-			require.NoError(t, err)
-		}
-	}
-	require.NotZero(t, pid)
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	resume = func() { syscall.Kill(pid, syscall.SIGCONT) }
-	t.Cleanup(resume)
-	return resume
-}
-
 // finishes runs fn and returns its error, failing the test if it has not
 // returned within 20 s (a hang, whatever the machine's speed).
 func finishes(t *testing.T, fn func() error) error {
@@ -304,7 +281,7 @@ func TestRedisStallFailsAtTheDeadline(t *testing.T) {
 	rec := &recorder{}
 	st := redisstore.New(redisPool(t, srv, rec, nil), redisstore.Options{Timeout: 300 * time.Millisecond})
 	tok := mintOps(t, st)
-	resume := stall(t, srv)
+	resume := srv.Stall()
 
 	for _, op := range operations(tok) {
 		n := rec.len()

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +122,19 @@ func (s *Server) Restart() {
 	if !s.start() {
 		s.t.Fatalf("storetest: restarting redis-server: another process took %s while it was stopped", s.Addr)
 	}
+}
+
+// Stall stops the server's process (SIGSTOP) until resume is called or the
+// test ends: connections stay open and commands are accepted, but nothing
+// answers, as with a Redis frozen by a long command or a paused VM.
+func (s *Server) Stall() (resume func()) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("storetest: stalling redis-server: %v", err)
+	}
+	resume = func() { s.cmd.Process.Signal(syscall.SIGCONT) }
+	s.t.Cleanup(resume)
+	return resume
 }
 
 // Do runs one command on the server, for inspecting what tests wrote.
