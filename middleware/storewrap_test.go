@@ -25,7 +25,7 @@ type commitSpy struct {
 
 func (s *commitSpy) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
 	s.findCtx.Add(1)
-	return s.Store.FindCtx(ctx, token)
+	return s.Store.Find(token)
 }
 
 func (s *commitSpy) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {

@@ -46,14 +46,9 @@ func NewMemory() Store {
 	}
 }
 
-// Find returns the data of token's session, if it has not expired.
-func (m *memory) Find(token string) ([]byte, bool, error) {
-	return m.FindCtx(context.Background(), token)
-}
-
-// FindCtx returns the data of token's session, if it has not expired and
+// Find returns the data of token's session, if it has not expired and
 // token's validator opens it. It does not allocate.
-func (m *memory) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+func (m *memory) Find(token string) ([]byte, bool, error) {
 	return backend.Find(token, func(key [format.KeyLen]byte) ([]byte, bool, error) {
 		m.mu.RLock()
 		it, found := m.sessions[string(key[:])]

@@ -33,14 +33,14 @@ func TestMemoryCheckComparesSecrets(t *testing.T) {
 	assert.ErrorIs(t, st.Check(ctx, []byte("fingerprint-A"), true), store.ErrSecretMismatch, "a later claim changes nothing")
 }
 
-// FindCtx, the read of every request with a session, does not allocate.
+// Find does not allocate.
 func TestMemoryFindDoesNotAllocate(t *testing.T) {
 	st := store.NewMemory()
 	ctx := context.Background()
 	tok := backendtest.Token("alloc", "v")
 	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: backendtest.Record, Data: []byte("d"), Expires: time.Now().Add(time.Hour), User: "p:u"}))
 	allocs := testing.AllocsPerRun(100, func() {
-		if _, found, _ := st.FindCtx(ctx, tok); !found {
+		if _, found, _ := st.Find(tok); !found {
 			t.Fatal("not found")
 		}
 	})

@@ -29,9 +29,9 @@ type Backend interface {
 	// still opens and returns ErrNotLive otherwise; it never creates a
 	// session. Delete returns ErrUnsupported: scs's Destroy and RenewToken
 	// would end a session without sessiongate's sign-out mark.
+	// (The engine answers scs's loads from its own Lookup, so Find serves
+	// only callers of the store itself.)
 	scs.Store
-	// FindCtx is Find with a context.
-	FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 
 	// Lookup returns what is stored at key, whatever its validator: a live
 	// session, the mark of an ended one, or nothing.

@@ -2,7 +2,7 @@ package backend
 
 import "github.com/sessiongate/sessiongate/internal/format"
 
-// Find is FindCtx for any store: the scs values of token's session, read
+// Find is Find for any store: the scs values of token's session, read
 // by get (which reads the raw value at a key), if token's validator opens
 // it. Not found, or not opened, is not an error.
 func Find(token string, get func(key [format.KeyLen]byte) (raw []byte, found bool, err error)) ([]byte, bool, error) {

@@ -274,13 +274,9 @@ func checkRedisURL(rawURL string) error {
 }
 
 // Find returns the data of token's session if token's validator opens
-// it: one GET.
+// it: one GET, under the store's Timeout.
 func (r *redisStore) Find(token string) ([]byte, bool, error) {
-	return r.FindCtx(context.Background(), token)
-}
-
-// FindCtx is Find, under ctx: one GET.
-func (r *redisStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	ctx := context.Background()
 	return backend.Find(token, func(key [format.KeyLen]byte) (raw []byte, found bool, err error) {
 		err = r.with(ctx, func(conn redis.Conn) (err error) {
 			raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+string(key[:])))
