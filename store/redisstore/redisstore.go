@@ -274,7 +274,7 @@ func NewPool(rawURL string) (*redis.Pool, error) {
 		return nil, err
 	}
 	if u.mode != single {
-		return nil, errors.New("store: NewPool takes a single Redis's URL; for a Sentinel or Cluster URL, use redisstore.Open")
+		return nil, errors.New("store: the Redis URL is a Sentinel or Cluster URL, which NewPool does not take: use redisstore.Open")
 	}
 	return u.singlePool(nil), nil
 }
