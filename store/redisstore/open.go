@@ -26,13 +26,17 @@ import (
 //   - rediss:// for any of them: TLS to every server, set by opts.TLS.
 //
 // Unknown query parameters are refused. Open connects once, within
-// opts.Timeout: it fails when the URL is malformed, when it reaches no
-// server (an error wrapping store.ErrUnavailable), and when the servers
-// are not what the URL says (wrapping store.ErrMisconfigured too, with a
-// sentence that says what to change: a plain URL at a Sentinel, a cluster
-// node or a replica; a master name the sentinels do not know; see also
-// New's checks). The store's Check (the middleware's, /healthz) reports
-// the same problems later. No error quotes the URL or a password.
+// opts.Timeout, and returns an error when the URL is malformed (then
+// with no store), when it reaches no server (an error wrapping
+// store.ErrUnavailable), and when the servers are not what the URL says
+// (wrapping store.ErrMisconfigured too, with a sentence that says what to
+// change: a plain URL at a Sentinel, a cluster node or a replica; a
+// master name the sentinels do not know; see also New's checks). In those
+// last two cases it returns the store as well: it works once the
+// deployment is fixed, and its Check (the middleware's, /healthz) reports
+// the problem until then, for an app that would rather start and say so
+// in its health check than exit; such an app must still Close it. No
+// error quotes the URL or a password.
 //
 // On Sentinel, every operation goes to the primary (reads too: a replica
 // would show a signed-out session live for the replication lag). The
@@ -75,11 +79,7 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 	if set != nil {
 		r.guard, st.sentinels = set, set
 	}
-	if err := r.probe(context.Background()); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return st, nil
+	return st, r.probe(context.Background())
 }
 
 // openStore is the store Open returns: a redisStore that can be closed.

@@ -32,6 +32,18 @@ func open(t *testing.T, rawURL string, opts redisstore.Options) store.Store {
 	return st
 }
 
+// openFails opens rawURL, which must fail, and returns the error; the
+// store Open returns with it is closed.
+func openFails(t *testing.T, rawURL string, opts redisstore.Options) error {
+	t.Helper()
+	st, err := redisstore.Open(rawURL, opts)
+	if st != nil {
+		st.(io.Closer).Close()
+	}
+	require.Error(t, err)
+	return err
+}
+
 // withDB returns rawURL with database db.
 func withDB(rawURL string, db int) string {
 	base, query, _ := strings.Cut(rawURL, "?")
@@ -66,8 +78,7 @@ func TestSentinel(t *testing.T) {
 				`the sentinels know no primary named "nosuch"`},
 			{"Sentinel URL at a Redis server", primary + "?master_name=" + set.Master, "are not Sentinels"},
 		} {
-			_, err := redisstore.Open(tc.url, redisstore.Options{})
-			require.Error(t, err, tc.name)
+			err := openFails(t, tc.url, redisstore.Options{})
 			assert.ErrorIs(t, err, store.ErrMisconfigured, tc.name)
 			assert.ErrorIs(t, err, store.ErrUnavailable, tc.name)
 			assert.Contains(t, err.Error(), tc.says, tc.name)
@@ -132,14 +143,12 @@ func TestSentinelAuth(t *testing.T) {
 	assert.Contains(t, clients, "user=app ", "the store is connected as the ACL user")
 
 	noSentinelPW := strings.Replace(set.URL(), "&sentinel_password=sentinel-pw", "", 1)
-	_, err = redisstore.Open(noSentinelPW, redisstore.Options{})
-	require.Error(t, err)
+	err = openFails(t, noSentinelPW, redisstore.Options{})
 	assert.ErrorIs(t, err, store.ErrMisconfigured)
 	assert.Contains(t, err.Error(), "sentinel_password")
 
 	wrongPW := strings.Replace(set.URL(), "app:app-pw@", "app:wrong-pw@", 1)
-	_, err = redisstore.Open(wrongPW, redisstore.Options{})
-	require.Error(t, err)
+	err = openFails(t, wrongPW, redisstore.Options{})
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.Contains(t, err.Error(), "authentication failed")
 	for _, e := range []error{err} {
