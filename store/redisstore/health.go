@@ -14,8 +14,9 @@ import (
 )
 
 // Check reports whether this Redis can keep sessions, in one round trip
-// plus one write: it must be a Redis server (not a Sentinel), not in
-// cluster mode (not supported yet), a primary (a replica refuses the
+// plus one write: it must be a Redis server (not a Sentinel), not a
+// cluster node (Open's cluster=true URLs have a store of their own), a
+// primary (a replica refuses the
 // writes of sign-in and sign-out), with maxmemory-policy noeviction
 // (unless Options.InsecureAllowEviction), and not full (with
 // noeviction, a full Redis refuses sign-ins and sign-outs). It then
