@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -163,12 +164,20 @@ func openStore(cfg config, a *app) (store.Store, error) {
 	if cfg.Store == "memory" {
 		return store.NewMemory(), nil
 	}
-	pool, err := redisstore.NewPool(cfg.RedisURL)
+	tlsConfig, err := cfg.redisTLS()
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, func() { pool.Close() })
-	return redisstore.New(pool, redisstore.Options{}), nil
+	// A single Redis, a Sentinel set or a Cluster, as REDIS_URL says. A
+	// store that cannot keep sessions yet (Redis unreachable or not what
+	// the URL says) comes with the reason: the start-up check logs it and
+	// /healthz says it until it is fixed.
+	st, err := redisstore.Open(cfg.RedisURL, redisstore.Options{TLS: tlsConfig})
+	if st == nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { st.(io.Closer).Close() })
+	return st, nil
 }
 
 var userName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)

@@ -127,19 +127,24 @@ func TestConfigFromEnvironment(t *testing.T) {
 	assert.Empty(t, cfg.MetricsAddr, "no metrics listener by default")
 
 	for name, env := range map[string]map[string]string{
-		"store":     {"SESSION_STORE": "disk"},
-		"provider":  {"PROVIDER": "nope"},
-		"plurality": {"PROVIDER": "plurality"},
-		"lifetime":  {"SESSION_LIFETIME": "soon"},
-		"secret":    {"SESSION_SECRET": "short"},
-		"secure":    {"COOKIE_SECURE": "maybe"},
-		"para key":  {"PROVIDER": "para"},
-		"para aud":  {"PROVIDER": "parajwt"},
-		"para url":  {"PROVIDER": "para", "PARA_SECRET_API_KEY": "sk", "PARA_API_URL": "staging"},
-		"both para": {"PROVIDER": "para,parajwt", "PARA_SECRET_API_KEY": "sk", "PARA_JWT_AUDIENCE": "aud"},
-		"twice":     {"PROVIDER": "parajwt,parajwt", "PARA_JWT_AUDIENCE": "aud"},
-		"dev mixed": {"PROVIDER": "dev,parajwt", "PARA_JWT_AUDIENCE": "aud"},
-		"metrics":   {"METRICS_ADDR": "9090"},
+		"store":      {"SESSION_STORE": "disk"},
+		"provider":   {"PROVIDER": "nope"},
+		"plurality":  {"PROVIDER": "plurality"},
+		"lifetime":   {"SESSION_LIFETIME": "soon"},
+		"secret":     {"SESSION_SECRET": "short"},
+		"secure":     {"COOKIE_SECURE": "maybe"},
+		"para key":   {"PROVIDER": "para"},
+		"para aud":   {"PROVIDER": "parajwt"},
+		"para url":   {"PROVIDER": "para", "PARA_SECRET_API_KEY": "sk", "PARA_API_URL": "staging"},
+		"both para":  {"PROVIDER": "para,parajwt", "PARA_SECRET_API_KEY": "sk", "PARA_JWT_AUDIENCE": "aud"},
+		"twice":      {"PROVIDER": "parajwt,parajwt", "PARA_JWT_AUDIENCE": "aud"},
+		"dev mixed":  {"PROVIDER": "dev,parajwt", "PARA_JWT_AUDIENCE": "aud"},
+		"metrics":    {"METRICS_ADDR": "9090"},
+		"tls plain":  {"REDIS_URL": "redis://h:6379", "REDIS_TLS_CA_FILE": "ca.pem"},
+		"tls ca":     {"REDIS_URL": "rediss://h:6379", "REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"},
+		"tls ca pem": {"REDIS_URL": "rediss://h:6379", "REDIS_TLS_CA_FILE": "app_test.go"},
+		"tls half":   {"REDIS_URL": "rediss://h:6379", "REDIS_TLS_CERT_FILE": "app_test.go"},
+		"tls pair":   {"REDIS_URL": "rediss://h:6379", "REDIS_TLS_CERT_FILE": "app_test.go", "REDIS_TLS_KEY_FILE": "app_test.go"},
 	} {
 		_, err := configFrom(func(k string) string { return env[k] })
 		assert.Error(t, err, name)

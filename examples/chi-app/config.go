@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,10 +20,18 @@ import (
 // config is the app's configuration, read from the environment variables
 // of DESIGN.md.
 type config struct {
-	Addr             string
-	MetricsAddr      string // empty: no metrics listener
-	Store            string // memory | redis
-	RedisURL         string
+	Addr        string
+	MetricsAddr string // empty: no metrics listener
+	Store       string // memory | redis
+	RedisURL    string
+	// RedisTLSCAFile, RedisTLSCertFile and RedisTLSKeyFile are PEM files
+	// for a rediss:// REDIS_URL: the CA that signed the servers'
+	// certificates (default: the system's roots), and a client
+	// certificate with its key (default: none). Only their names are
+	// kept here; redisTLS reads them.
+	RedisTLSCAFile   string
+	RedisTLSCertFile string
+	RedisTLSKeyFile  string
 	Provider         string   // dev | plurality | para | parajwt, or a comma list of the last three
 	Providers        []string // Provider split, para (the catch-all) last
 	PluralityURL     string
@@ -49,18 +61,21 @@ func configFrom(getenv func(string) string) (config, error) {
 		return def
 	}
 	c := config{
-		Addr:            get("ADDR", defaultAddr),
-		MetricsAddr:     getenv("METRICS_ADDR"),
-		Store:           get("SESSION_STORE", "memory"),
-		RedisURL:        get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-		Provider:        get("PROVIDER", "dev"),
-		PluralityURL:    get("PLURALITY_API_URL", "https://app.plurality.network/api"),
-		PluralityID:     getenv("PLURALITY_CLIENT_ID"),
-		PluralitySecret: provider.Secret(getenv("PLURALITY_CLIENT_SECRET")),
-		ParaURL:         getenv("PARA_API_URL"),
-		ParaSecretKey:   provider.Secret(getenv("PARA_SECRET_API_KEY")),
-		ParaJWTAudience: getenv("PARA_JWT_AUDIENCE"),
-		Secret:          provider.Secret(getenv("SESSION_SECRET")),
+		Addr:             get("ADDR", defaultAddr),
+		MetricsAddr:      getenv("METRICS_ADDR"),
+		Store:            get("SESSION_STORE", "memory"),
+		RedisURL:         get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisTLSCAFile:   getenv("REDIS_TLS_CA_FILE"),
+		RedisTLSCertFile: getenv("REDIS_TLS_CERT_FILE"),
+		RedisTLSKeyFile:  getenv("REDIS_TLS_KEY_FILE"),
+		Provider:         get("PROVIDER", "dev"),
+		PluralityURL:     get("PLURALITY_API_URL", "https://app.plurality.network/api"),
+		PluralityID:      getenv("PLURALITY_CLIENT_ID"),
+		PluralitySecret:  provider.Secret(getenv("PLURALITY_CLIENT_SECRET")),
+		ParaURL:          getenv("PARA_API_URL"),
+		ParaSecretKey:    provider.Secret(getenv("PARA_SECRET_API_KEY")),
+		ParaJWTAudience:  getenv("PARA_JWT_AUDIENCE"),
+		Secret:           provider.Secret(getenv("SESSION_SECRET")),
 	}
 	var err error
 	// Dev mode serves plain http on loopback; everything else is assumed
@@ -81,6 +96,9 @@ func configFrom(getenv func(string) string) (config, error) {
 	case "memory", "redis":
 	default:
 		return c, fmt.Errorf("SESSION_STORE: want memory or redis, got %q", c.Store)
+	}
+	if _, err := c.redisTLS(); err != nil {
+		return c, err
 	}
 	if c.Providers, err = providerList(c.Provider); err != nil {
 		return c, err
@@ -149,4 +167,39 @@ func providerList(v string) ([]string, error) {
 		list = append(list, "para")
 	}
 	return list, nil
+}
+
+// redisTLS returns the TLS settings of REDIS_TLS_CA_FILE,
+// REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE for redisstore.Open, or nil
+// when none is set (a rediss:// URL then trusts the system's roots). Its
+// errors name the variable and what is wrong, never a file's content.
+func (c config) redisTLS() (*tls.Config, error) {
+	if c.RedisTLSCAFile == "" && c.RedisTLSCertFile == "" && c.RedisTLSKeyFile == "" {
+		return nil, nil
+	}
+	if !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return nil, errors.New("REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE need a rediss:// REDIS_URL")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.RedisTLSCAFile != "" {
+		pem, err := os.ReadFile(c.RedisTLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_TLS_CA_FILE: cannot read the file: %w", errors.Unwrap(err))
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New("REDIS_TLS_CA_FILE: no PEM certificate in the file")
+		}
+	}
+	if (c.RedisTLSCertFile == "") != (c.RedisTLSKeyFile == "") {
+		return nil, errors.New("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: set both or neither")
+	}
+	if c.RedisTLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.RedisTLSCertFile, c.RedisTLSKeyFile)
+		if err != nil {
+			return nil, errors.New("REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE: not a readable PEM certificate and its private key")
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }

@@ -33,7 +33,7 @@ func TestHealthzTellsWhy(t *testing.T) {
 		}, "read-only replica"},
 		{"cluster node", func(t *testing.T) *storetest.Server {
 			return storetest.Start(t, "--cluster-enabled", "yes")
-		}, "cluster mode"},
+		}, "Redis Cluster node"},
 		{"full under noeviction", func(t *testing.T) *storetest.Server {
 			// A maxmemory below what an empty Redis uses: full from the
 			// start, every write refused.

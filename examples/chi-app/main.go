@@ -6,7 +6,9 @@
 //	make run                              # from the repository root: memory store, dev provider
 //	SESSION_STORE=redis go run .          # from examples/chi-app, its own module
 //
-// Configuration is by environment variable: ADDR, SESSION_STORE, REDIS_URL,
+// Configuration is by environment variable: ADDR, SESSION_STORE, REDIS_URL
+// (a single Redis, ?master_name= for Sentinel, ?cluster=true for Cluster;
+// rediss:// with REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE),
 // PROVIDER, PLURALITY_API_URL, PLURALITY_CLIENT_ID, PLURALITY_CLIENT_SECRET,
 // PARA_API_URL, PARA_SECRET_API_KEY, PARA_JWT_AUDIENCE, COOKIE_SECURE,
 // SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET, and METRICS_ADDR:

@@ -1,7 +1,9 @@
 // Package redisstore keeps sessiongate's sessions in Redis, for processes
-// that share them: New returns a store.Store on a redigo pool, NewPool
-// makes that pool from a redis:// or rediss:// URL, and Options tunes
-// New (its zero value is the default).
+// that share them: Open returns a store.Store for a URL naming a single
+// Redis, a Sentinel set (?master_name=) or a Redis Cluster
+// (?cluster=true), over TLS with rediss://; New returns one on a redigo
+// pool of yours, NewPool makes that pool from a single Redis's URL, and
+// Options tunes them (its zero value is the default).
 //
 //	pool, err := redisstore.NewPool("redis://127.0.0.1:6379/0")
 //	if err != nil {

@@ -87,6 +87,10 @@ func reasonOf(err error) string {
 		return "host not found"
 	case errors.As(err, &certErr), errors.As(err, &unknown), errors.As(err, &header), errors.As(err, &alert):
 		return "TLS handshake failed"
+	case strings.Contains(err.Error(), "remote error: tls: "):
+		// The server's TLS alert, as Go's TLS client words it (TLS 1.3
+		// reports a refused client certificate at the first read).
+		return "TLS handshake failed: the server refused the connection (does it need a client certificate in Options.TLS?)"
 	case errors.As(err, &opErr):
 		return "connection failed"
 	case errors.Is(err, redis.ErrNil):

@@ -1,6 +1,9 @@
 package redisstore_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
 	"log"
 	"time"
 
@@ -31,4 +34,24 @@ func ExampleNewPool() {
 	pool.MaxActive = 32 // Wait is set: beyond 32, operations queue
 	st := redisstore.New(pool, redisstore.Options{Timeout: time.Second})
 	_ = st // middleware.Config{Store: st, ...}
+}
+
+// Open serves a Sentinel set (here), a single Redis or a Cluster, as its
+// URL says, over TLS with rediss:// and Options.TLS. It connects once: a
+// URL that does not match the servers fails here, with a sentence; the
+// store it hands back with that error reports the problem in its Check
+// (/healthz) until it is fixed.
+func ExampleOpen() {
+	url := "rediss://app:secret@sentinel-1:26379/0?master_name=sessions" +
+		"&addr=sentinel-2:26379&addr=sentinel-3:26379&sentinel_password=sentinel-secret"
+	roots := x509.NewCertPool() // the CA that signed the servers' certificates
+	st, err := redisstore.Open(url, redisstore.Options{TLS: &tls.Config{RootCAs: roots}})
+	if st == nil {
+		log.Fatal(err) // a malformed URL: what is wrong with it, never the URL
+	}
+	defer st.(io.Closer).Close() // stops the Sentinel watchers
+	if err != nil {
+		log.Print(err) // unreachable, or not what the URL says
+	}
+	// middleware.Config{Store: st, ...}
 }

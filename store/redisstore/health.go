@@ -14,8 +14,9 @@ import (
 )
 
 // Check reports whether this Redis can keep sessions, in one round trip
-// plus one write: it must be a Redis server (not a Sentinel), not in
-// cluster mode (not supported yet), a primary (a replica refuses the
+// plus one write: it must be a Redis server (not a Sentinel), not a
+// cluster node (Open's cluster=true URLs have a store of their own), a
+// primary (a replica refuses the
 // writes of sign-in and sign-out), with maxmemory-policy noeviction
 // (unless Options.InsecureAllowEviction), and not full (with
 // noeviction, a full Redis refuses sign-ins and sign-outs). It then
@@ -98,9 +99,9 @@ if ARGV[1] == '1' then return redis.call('SET', KEYS[4], ARGV[2], 'NX', 'GET') e
 return redis.call('GET', KEYS[4])`)
 
 var (
-	errSentinel = misconfigured("the server is a Redis Sentinel, which is not supported yet: point the store at the primary")
-	errCluster  = misconfigured("the server runs in cluster mode, which is not supported yet " +
-		"(a session and its user's index are written by one script, so they must live on one node)")
+	errSentinel = misconfigured("the server is a Redis Sentinel, not a Redis server: " +
+		"add ?master_name=NAME (the name the sentinels monitor the primary by) to the URL, and open it with redisstore.Open")
+	errCluster = misconfigured("the server is a Redis Cluster node: add ?cluster=true to the URL, and open it with redisstore.Open")
 	errReplica = misconfigured("the server is a read-only replica: sign-in and sign-out write, so point the store at the primary")
 	errFull    = &redisError{
 		msg: "store: unavailable: redis: Redis is full (used memory above maxmemory, policy noeviction): " +

@@ -41,7 +41,7 @@ func TestRedisCheck(t *testing.T) {
 	}{
 		{name: "primary", start: plain},
 		{name: "replica", start: replica, misconfig: true, says: "read-only replica"},
-		{name: "cluster node", start: started("--cluster-enabled", "yes"), misconfig: true, says: "cluster mode", opsFailToo: true},
+		{name: "cluster node", start: started("--cluster-enabled", "yes"), misconfig: true, says: "Redis Cluster node: add ?cluster=true", opsFailToo: true},
 		{name: "sentinel", start: sentinel, misconfig: true, says: "Sentinel", opsFailToo: true},
 		{name: "full under noeviction", start: full, says: "Redis is full"},
 		{name: "evicting", start: started("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"), misconfig: true,

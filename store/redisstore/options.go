@@ -1,8 +1,11 @@
 package redisstore
 
-import "time"
+import (
+	"crypto/tls"
+	"time"
+)
 
-// Options configures New. The zero value is the default.
+// Options configures New and Open. The zero value is the default.
 type Options struct {
 	// Timeout bounds one store operation from start to end: waiting for a
 	// pooled connection (when the pool's MaxActive is reached), dialling
@@ -30,6 +33,19 @@ type Options struct {
 	// (CONFIG SET maxmemory-policy allkeys-lru) is refused within this
 	// long. It costs one INFO per interval. Zero or less: the default, 5 s.
 	RecheckInterval time.Duration
+
+	// TLS configures the connections of a rediss:// URL given to Open (to
+	// the server, the sentinels and the cluster's nodes alike): the CA pool
+	// that verifies their certificates (RootCAs), a client certificate
+	// (Certificates) for servers that ask for one (tls-auth-clients), and
+	// the name certificates must hold (ServerName). It is cloned per
+	// connection, never changed. Nil (the default): the system's roots, no
+	// client certificate. An empty ServerName (the default) is the host of
+	// the address dialled, so that a certificate for each server's own
+	// name or IP address verifies. Open refuses a TLS config with a
+	// redis:// URL (plain, unencrypted), which would ignore it. New does
+	// not read it: the pool dials.
+	TLS *tls.Config
 }
 
 // defaultRecheckInterval is Options.RecheckInterval's default.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,6 +29,21 @@ type redisStore struct {
 	// vettedAt is when (unix ns) a connection was last vetted (see
 	// revet); 0 after a vet failed.
 	vettedAt atomic.Int64
+	// guard, when set (Sentinel: see Open), keeps writes off a primary
+	// being demoted and decides the retries after a failover; nil for a
+	// single Redis.
+	guard guard
+}
+
+// guard is what a store on a primary that may change under it (Redis
+// Sentinel) adds to each operation: before waits until a write may start,
+// after confirms a write on its connection (or asks for it to run again),
+// and again decides whether a failed operation runs again within its
+// deadline (after a pause).
+type guard interface {
+	before(ctx context.Context) (gen uint64, err error)
+	after(ctx context.Context, conn redis.Conn, gen uint64) error
+	again(ctx context.Context, err error, pause *time.Duration) bool
 }
 
 const (
@@ -97,8 +111,9 @@ func New(pool *redis.Pool, opts Options) store.Store {
 			return err
 		}
 		if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= r.droppedAt.Load() {
-			_, err := redis.DoContext(c, ctx, "PING")
-			return err
+			if _, err := redis.DoContext(c, ctx, "PING"); err != nil || r.guard == nil {
+				return err
+			}
 		}
 		if next != nil {
 			return next(ctx, c, idleSince)
@@ -136,23 +151,40 @@ type retryKey struct{}
 // connection checked with a PING or newly dialled. op must not take
 // another connection, and must issue its commands on conn: each of them
 // runs under the operation's context, whatever context op passes.
+//
+// With a guard (Sentinel), it also runs op again, within the same
+// deadline, while the guard says so (a primary being replaced).
 func (r *redisStore) with(ctx context.Context, op func(conn redis.Conn) error) error {
+	return r.run(ctx, false, op)
+}
+
+// write is with for an operation that writes: with a guard (Sentinel), it
+// starts only while no failover is under way, and is confirmed after it
+// ran (see guard).
+func (r *redisStore) write(ctx context.Context, op func(conn redis.Conn) error) error {
+	return r.run(ctx, true, op)
+}
+
+// run is with, and write when write is set.
+func (r *redisStore) run(ctx context.Context, write bool, op func(conn redis.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	var err error
-	for attempt := 0; attempt < 2; attempt++ {
+	pause := retryPause
+	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			ctx = context.WithValue(ctx, retryKey{}, true)
 		}
-		var conn redis.Conn
-		if conn, err = r.pool.GetContext(ctx); err == nil {
-			err = op(opConn{Conn: conn, ctx: ctx})
-			conn.Close()
-		}
 		// A dial that failed to connect is not retried: Redis is down, and
 		// retrying would only wait twice. A connection that died (during
-		// its dial's checks, or under op) is.
-		if err == nil || !r.dropped(ctx, err) {
+		// its dial's checks, or under op) is, once.
+		if err = r.attempt(ctx, write, op); err == nil {
+			break
+		}
+		if r.dropped(ctx, err) && attempt == 0 {
+			continue
+		}
+		if r.guard == nil || !r.guard.again(ctx, err, &pause) {
 			break
 		}
 	}
@@ -166,6 +198,28 @@ func (r *redisStore) with(ctx context.Context, op func(conn redis.Conn) error) e
 		return unavailable(err)
 	}
 	return nil
+}
+
+// attempt runs op once, for run, with the guard's checks around a write.
+func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis.Conn) error) error {
+	write = write && r.guard != nil
+	var gen uint64
+	if write {
+		var err error
+		if gen, err = r.guard.before(ctx); err != nil {
+			return err
+		}
+	}
+	conn, err := r.pool.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := opConn{Conn: conn, ctx: ctx}
+	if err = op(c); err == nil && write {
+		err = r.guard.after(ctx, c, gen)
+	}
+	return err
 }
 
 // dropped reports whether err is a connection that died rather than an
@@ -202,75 +256,27 @@ func (c opConn) ReceiveContext(context.Context) (any, error) {
 	return redis.ReceiveContext(c.Conn, c.ctx)
 }
 
-// NewPool returns a redigo pool for a redis:// or rediss:// URL
-// (redis://[user:password@]host[:port][/db]), with the timeouts a
-// request path needs: 2 s to connect; each operation bounded by the
-// store's Options.Timeout (default 2 s), the connection's own read
-// and write timeouts (30 s) being only a backstop, so that a Timeout above
-// 2 s is honoured; idle
-// connections checked with a PING after a minute, no limit on
-// connections (MaxActive 0) and Wait set, so that a MaxActive you set
-// makes operations wait their turn within their deadline. The URL is
-// checked here; no connection is made yet. An error never shows any part
-// of the URL: only what is wrong with it. Sentinel and Cluster URLs
-// (query parameters) are not supported yet.
+// NewPool returns a redigo pool for a single Redis's URL,
+// redis://[user:password@]host[:port][/db] or rediss://... (TLS, with
+// the system's roots), with the timeouts a request path needs: 2 s to
+// connect; each operation bounded by the store's Options.Timeout (default
+// 2 s), the connection's own read and write timeouts (30 s) being only a
+// backstop, so that a Timeout above 2 s is honoured; idle connections
+// checked with a PING after a minute, no limit on connections (MaxActive
+// 0) and Wait set, so that a MaxActive you set makes operations wait
+// their turn within their deadline. The URL is checked here; no
+// connection is made yet. An error never shows any part of the URL: only
+// what is wrong with it. A Sentinel or Cluster URL is refused: Open
+// serves those (and single Redis too, with TLS options).
 func NewPool(rawURL string) (*redis.Pool, error) {
-	if err := checkRedisURL(rawURL); err != nil {
+	u, err := parseURL(rawURL)
+	if err != nil {
 		return nil, err
 	}
-	opts := []redis.DialOption{
-		redis.DialConnectTimeout(2 * time.Second),
-		redis.DialReadTimeout(30 * time.Second),
-		redis.DialWriteTimeout(30 * time.Second),
+	if u.mode != single {
+		return nil, errors.New("store: the Redis URL is a Sentinel or Cluster URL, which NewPool does not take: use redisstore.Open")
 	}
-	return &redis.Pool{
-		MaxIdle:     64,
-		IdleTimeout: 4 * time.Minute,
-		Wait:        true,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialURLContext(ctx, rawURL, opts...)
-		},
-		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
-			if time.Since(idleSince) < time.Minute {
-				return nil
-			}
-			_, err := redis.DoContext(c, ctx, "PING")
-			return err
-		},
-	}, nil
-}
-
-// checkRedisURL returns what is wrong with a Redis URL, in words that
-// quote none of it: a URL that fails to parse may hold its password
-// anywhere.
-func checkRedisURL(rawURL string) error {
-	const want = "; want redis://[user:password@]host[:port][/db] or rediss://..."
-	u, err := url.Parse(rawURL)
-	switch {
-	case err != nil:
-		return errors.New("store: the Redis URL cannot be parsed" + want)
-	case u.Scheme != "redis" && u.Scheme != "rediss":
-		return errors.New("store: the Redis URL's scheme is not redis:// or rediss://" + want)
-	case u.Opaque != "" || u.Host == "":
-		return errors.New("store: the Redis URL has no host" + want)
-	case u.Hostname() == "":
-		return errors.New("store: the Redis URL has no host name" + want)
-	case u.RawQuery != "" || u.ForceQuery:
-		return errors.New("store: the Redis URL has query parameters: Sentinel and Cluster URLs are not supported yet" + want)
-	case u.Fragment != "":
-		return errors.New("store: the Redis URL has a fragment (#...)" + want)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return errors.New("store: the Redis URL's port is not a number from 1 to 65535" + want)
-		}
-	}
-	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
-		if n, err := strconv.Atoi(db); err != nil || n < 0 || strings.TrimLeft(db, "0123456789") != "" {
-			return errors.New("store: the Redis URL's path is not a database number such as /0" + want)
-		}
-	}
-	return nil
+	return u.singlePool(nil), nil
 }
 
 // Find returns the data of token's session if token's validator opens
@@ -346,7 +352,7 @@ func (r *redisStore) update(ctx context.Context, token, part string, b []byte, t
 	}
 	v := format.VerifierOf(val)
 	done := 0
-	err := r.with(ctx, func(conn redis.Conn) (err error) {
+	err := r.write(ctx, func(conn redis.Conn) (err error) {
 		done, err = redis.Int(updateScript.DoContext(ctx, conn, sessionPrefix+sel.Key(), v[:], part, b, ttl))
 		return err
 	})
@@ -483,7 +489,7 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 		old, oldNonce, oldMember = sessionPrefix+c.Key, format.PadNonce(c.Nonce), c.Key
 	}
 	done := 0
-	err := r.with(ctx, func(conn redis.Conn) (err error) {
+	err := r.write(ctx, func(conn redis.Conn) (err error) {
 		// A retry after a lost answer finds this very value and reports a
 		// conflict: the caller then looks the key up and finds it minted.
 		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
@@ -579,7 +585,7 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 // fails), or when EXEC ran it (a script's command refused: its error is
 // one of EXEC's replies, and the others still ran).
 func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) error {
-	return r.with(ctx, func(conn redis.Conn) error {
+	return r.write(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
 		replies, err := redis.Values(redis.DoContext(conn, ctx, "EXEC"))

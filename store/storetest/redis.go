@@ -53,7 +53,9 @@ type Server struct {
 
 	t      testing.TB
 	bin    string
+	first  []string // arguments before the common ones (a config file)
 	args   []string
+	auth   []redis.DialOption // credentials of Do and of the start check
 	dir    string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has exited
@@ -80,21 +82,28 @@ func Start(t testing.TB, extra ...string) *Server {
 			"or skip the Redis tests with " + SkipEnv + "=1")
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s.startOnAPort(extra)
+	return s
+}
+
+// startOnAPort starts s with extra on a free port, for Start and
+// StartSentinel.
+func (s *Server) startOnAPort(extra []string) {
+	t := s.t
+	t.Helper()
 	t.Cleanup(s.Stop)
 	for range bindAttempts {
 		port := nextPort(t)
 		s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 		s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-		s.args = append([]string{
+		s.args = append(append(s.first[:len(s.first):len(s.first)],
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
-			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
-		}, extra...)
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"), extra...)
 		if s.start() {
-			return s
+			return
 		}
 	}
 	t.Fatalf("storetest: every one of %d ports was taken before redis-server could bind it", bindAttempts)
-	return nil
 }
 
 // Stop kills the server at once, as a crash would, and waits for it to
@@ -139,7 +148,8 @@ func (s *Server) Stall() (resume func()) {
 
 // Do runs one command on the server, for inspecting what tests wrote.
 func (s *Server) Do(cmd string, args ...any) (any, error) {
-	conn, err := redis.DialURL(s.URL, redis.DialConnectTimeout(30*time.Second), redis.DialReadTimeout(30*time.Second))
+	conn, err := redis.DialURL(s.URL, append([]redis.DialOption{redis.DialConnectTimeout(30 * time.Second),
+		redis.DialReadTimeout(30 * time.Second)}, s.auth...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -204,19 +214,19 @@ func (s *Server) start() bool {
 // is not Redis); they decide nothing: start asks again until its own
 // generous deadline.
 func (s *Server) answers(pid int) bool {
-	conn, err := redis.Dial("tcp", s.Addr, redis.DialConnectTimeout(time.Second),
-		redis.DialReadTimeout(time.Second), redis.DialWriteTimeout(time.Second))
+	conn, err := redis.Dial("tcp", s.Addr, append([]redis.DialOption{redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(time.Second), redis.DialWriteTimeout(time.Second)}, s.auth...)...)
 	if err != nil {
 		return false
 	}
 	defer conn.Close()
 	// Ours, and done loading its data (a restart with persistence loads
-	// it first and answers LOADING meanwhile).
+	// it first and answers LOADING meanwhile; a Sentinel has no data).
 	info, err := redis.String(conn.Do("INFO", "server", "persistence"))
 	if err != nil {
 		return false
 	}
-	ours, loaded := false, false
+	ours, loaded := false, true
 	for line := range strings.Lines(info) {
 		line = strings.TrimSpace(line)
 		if v, ok := strings.CutPrefix(line, "process_id:"); ok {

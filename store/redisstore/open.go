@@ -1,0 +1,148 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessiongate/sessiongate/store"
+)
+
+// Open returns a store on the Redis deployment rawURL names, with opts
+// (the zero Options is the default):
+//
+//   - a single Redis: redis://[user:password@]host[:port][/db] (port
+//     6379 by default), as New on NewPool's pool;
+//   - a primary found through Redis Sentinel:
+//     redis://[user:password@]sentinel:26379[/db]?master_name=NAME&addr=sentinel2:26379&addr=...
+//     (port 26379 by default), where user and password are the primary's
+//     and sentinel_username and sentinel_password the sentinels' own
+//     (none by default);
+//   - Redis Cluster: redis://[user:password@]node:7000?cluster=true&addr=node2:7000...
+//     (database 0 only);
+//   - rediss:// for any of them: TLS to every server, set by opts.TLS.
+//
+// Unknown query parameters are refused. Open connects once, within
+// opts.Timeout, and returns an error when the URL is malformed (then
+// with no store), when it reaches no server (an error wrapping
+// store.ErrUnavailable), and when the servers are not what the URL says
+// (wrapping store.ErrMisconfigured too, with a sentence that says what to
+// change: a plain URL at a Sentinel, a cluster node or a replica; a
+// master name the sentinels do not know; see also New's checks). In those
+// last two cases it returns the store as well: it works once the
+// deployment is fixed, and its Check (the middleware's, /healthz) reports
+// the problem until then, for an app that would rather start and say so
+// in its health check than exit; such an app must still Close it. No
+// error quotes the URL or a password.
+//
+// On Sentinel, every operation goes to the primary (reads too: a replica
+// would show a signed-out session live for the replication lag). The
+// store asks the sentinels in order for the primary, confirms its ROLE,
+// and asks again after a connection error or a READONLY reply; one
+// connection per sentinel listens for failovers. A write waits while a
+// failover is under way, then waits (100 ms at most) for one replica's
+// acknowledgement (WAIT) and runs again on the new primary if a failover
+// began meanwhile, so a graceful failover (SENTINEL FAILOVER) loses no
+// sign-in and undoes no sign-out. An operation retries within its
+// deadline (Options.Timeout) while the primary is replaced, then fails
+// with store.ErrUnavailable.
+//
+// The store Open returns implements io.Closer: Close stops its
+// background goroutines (the Sentinel watchers) and closes its
+// connections; operations after Close fail with store.ErrUnavailable.
+func Open(rawURL string, opts Options) (store.Store, error) {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.TLS != nil && !u.tls {
+		return nil, errors.New("store: Options.TLS is set but the Redis URL starts with redis:// (no TLS): use rediss://")
+	}
+	if u.mode == cluster {
+		return newClusterStore(u.addrs, u.dialOptions(opts.TLS), opts)
+	}
+	var (
+		pool *redis.Pool
+		set  *sentinelSet
+	)
+	if u.mode == sentinel {
+		set = newSentinelSet(u, opts)
+		pool = set.pool()
+	} else {
+		pool = u.singlePool(opts.TLS)
+	}
+	r := New(pool, opts).(*redisStore)
+	st := &openStore{redisStore: r, pool: pool}
+	if set != nil {
+		r.guard, st.sentinels = set, set
+	}
+	return st, r.probe(context.Background())
+}
+
+// openStore is the store Open returns: a redisStore that can be closed.
+type openStore struct {
+	*redisStore
+	pool      *redis.Pool
+	sentinels *sentinelSet // nil for a single Redis
+}
+
+// Close stops the store's background goroutines and closes its pool. It
+// returns nil.
+func (s *openStore) Close() error {
+	if s.sentinels != nil {
+		s.sentinels.close()
+	}
+	return s.pool.Close()
+}
+
+// probe connects once, as Open's check: a new connection is vetted (not
+// a Sentinel or a cluster node; the eviction policy) and the server must
+// be a primary (INFO replication; not judged when the user may not run
+// INFO).
+func (r *redisStore) probe(ctx context.Context) error {
+	var problem error
+	err := r.with(ctx, func(conn redis.Conn) error {
+		info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "replication"))
+		if isReply(err) {
+			return nil
+		}
+		if role, ok := infoField(info, "role"); ok && role != "master" {
+			problem = errReplica
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return problem
+}
+
+// singlePool returns a pool of connections to u's single server.
+func (u *redisURL) singlePool(tlsConfig *tls.Config) *redis.Pool {
+	addr, opts := u.addrs[0], u.dialOptions(tlsConfig)
+	return newPool(func(ctx context.Context) (redis.Conn, error) {
+		return redis.DialContext(ctx, "tcp", addr, opts...)
+	})
+}
+
+// newPool returns a pool that dials with dial: at most 64 idle
+// connections, kept 4 minutes, checked with a PING when idle over a
+// minute; no limit on connections, and Wait set (see NewPool).
+func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
+	return &redis.Pool{
+		MaxIdle:     64,
+		IdleTimeout: 4 * time.Minute,
+		Wait:        true,
+		DialContext: dial,
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
+			if time.Since(idleSince) < time.Minute {
+				return nil
+			}
+			_, err := redis.DoContext(c, ctx, "PING")
+			return err
+		},
+	}
+}

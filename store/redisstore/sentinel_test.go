@@ -1,0 +1,315 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
+	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
+	"github.com/sessiongate/sessiongate/store/storetest"
+)
+
+// open opens rawURL and closes the store when t ends.
+func open(t *testing.T, rawURL string, opts redisstore.Options) store.Store {
+	t.Helper()
+	st, err := redisstore.Open(rawURL, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.(io.Closer).Close() })
+	return st
+}
+
+// openFails opens rawURL, which must fail, and returns the error; the
+// store Open returns with it is closed.
+func openFails(t *testing.T, rawURL string, opts redisstore.Options) error {
+	t.Helper()
+	st, err := redisstore.Open(rawURL, opts)
+	if st != nil {
+		st.(io.Closer).Close()
+	}
+	require.Error(t, err)
+	return err
+}
+
+// withDB returns rawURL with database db.
+func withDB(rawURL string, db int) string {
+	base, query, _ := strings.Cut(rawURL, "?")
+	base = base[:strings.LastIndex(base, "/")]
+	return fmt.Sprintf("%s/%d?%s", base, db, query)
+}
+
+// TestSentinel runs what needs no failover on one Sentinel set: the store
+// contract, mode mismatches, and a Close that leaves no goroutine behind.
+func TestSentinel(t *testing.T) {
+	t.Parallel()
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{})
+	var db atomic.Int32
+
+	t.Run("Contract", func(t *testing.T) {
+		backendtest.Run(t, func(t *testing.T) backend.Backend {
+			return open(t, withDB(set.URL(), int(db.Add(1))), redisstore.Options{})
+		})
+	})
+
+	t.Run("Check", func(t *testing.T) {
+		st := open(t, set.URL(), redisstore.Options{})
+		assert.NoError(t, st.Check(context.Background(), []byte("fingerprint"), false))
+	})
+
+	t.Run("ModeMismatch", func(t *testing.T) {
+		sentinel, replica, primary := set.Sentinels[1].URL, set.Nodes[1].URL, set.Nodes[0].URL
+		for _, tc := range []struct{ name, url, says string }{
+			{"plain URL at a sentinel", sentinel, "is a Redis Sentinel, not a Redis server: add ?master_name="},
+			{"plain URL at a replica", replica, "read-only replica"},
+			{"wrong master name", strings.Replace(set.URL(), "master_name="+set.Master, "master_name=nosuch", 1),
+				`the sentinels know no primary named "nosuch"`},
+			{"Sentinel URL at a Redis server", primary + "?master_name=" + set.Master, "are not Sentinels"},
+		} {
+			err := openFails(t, tc.url, redisstore.Options{})
+			assert.ErrorIs(t, err, store.ErrMisconfigured, tc.name)
+			assert.ErrorIs(t, err, store.ErrUnavailable, tc.name)
+			assert.Contains(t, err.Error(), tc.says, tc.name)
+			t.Logf("%s: %v", tc.name, err)
+		}
+	})
+
+	t.Run("HealthSeesAPrimaryTurnedReplica", func(t *testing.T) {
+		// A store on the replica's own URL, opened while it was... a
+		// replica is refused at Open; New's store on it fails its Check.
+		pool, err := redisstore.NewPool(set.Nodes[2].URL)
+		require.NoError(t, err)
+		t.Cleanup(func() { pool.Close() })
+		err = redisstore.New(pool, redisstore.Options{}).Check(context.Background(), []byte("f"), false)
+		assert.ErrorIs(t, err, store.ErrMisconfigured)
+		assert.Contains(t, err.Error(), "replica")
+	})
+
+	t.Run("CloseLeavesNoGoroutine", func(t *testing.T) {
+		st, err := redisstore.Open(set.URL(), redisstore.Options{})
+		require.NoError(t, err)
+		require.NoError(t, st.Mint(context.Background(), backend.NewSession{Token: token("close", "v"), Record: rec,
+			Expires: time.Now().Add(time.Hour), User: "p:close"}))
+		assert.Positive(t, watchers(), "the watchers run")
+		require.NoError(t, st.(io.Closer).Close())
+		_, err = st.Lookup(context.Background(), format.KeyOf(token("close", "v")))
+		assert.ErrorIs(t, err, store.ErrUnavailable, "a closed store answers nothing")
+	})
+}
+
+// watchers counts the goroutines of Sentinel watchers in this process.
+func watchers() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "redisstore.(*sentinelSet).watch(")
+}
+
+// TestSentinelCloseStopsWatchers: every store of this test closed, no
+// watcher goroutine is left (the other tests' stores may run theirs, so
+// this one runs alone).
+func TestSentinelCloseStopsWatchers(t *testing.T) {
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{})
+	before := watchers()
+	st, err := redisstore.Open(set.URL(), redisstore.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, before+3, watchers(), "one watcher per sentinel")
+	require.NoError(t, st.(io.Closer).Close())
+	assert.Equal(t, before, watchers(), "Close waits for them to stop")
+}
+
+// TestSentinelAuth: the primary's ACL user comes from the URL's user and
+// password, the sentinels' password from sentinel_password; either one
+// missing or wrong fails Open with a sentence saying which.
+func TestSentinelAuth(t *testing.T) {
+	t.Parallel()
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{User: "app", Password: "app-pw", SentinelPassword: "sentinel-pw"})
+	st := open(t, set.URL(), redisstore.Options{})
+	require.NoError(t, st.Mint(context.Background(), backend.NewSession{Token: token("acl", "v"), Record: rec,
+		Expires: time.Now().Add(time.Hour), User: "p:acl"}))
+	clients, err := redis.String(set.Node(set.Primary()).Do("CLIENT", "LIST"))
+	require.NoError(t, err)
+	assert.Contains(t, clients, "user=app ", "the store is connected as the ACL user")
+
+	noSentinelPW := strings.Replace(set.URL(), "&sentinel_password=sentinel-pw", "", 1)
+	err = openFails(t, noSentinelPW, redisstore.Options{})
+	assert.ErrorIs(t, err, store.ErrMisconfigured)
+	assert.Contains(t, err.Error(), "sentinel_password")
+
+	wrongPW := strings.Replace(set.URL(), "app:app-pw@", "app:wrong-pw@", 1)
+	err = openFails(t, wrongPW, redisstore.Options{})
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.Contains(t, err.Error(), "authentication failed")
+	for _, e := range []error{err} {
+		assert.NotContains(t, e.Error(), "pw")
+	}
+}
+
+// TestSentinelPrimaryKilled: the primary crashes. Operations fail with
+// ErrUnavailable (each within its deadline) until a replica is promoted;
+// the first one after that succeeds, on the same store, and every session
+// written before the crash is still there.
+func TestSentinelPrimaryKilled(t *testing.T) {
+	t.Parallel()
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{})
+	const timeout = 500 * time.Millisecond
+	st := open(t, set.URL(), redisstore.Options{Timeout: timeout})
+	ctx := context.Background()
+	var keys []string
+	for i := range 50 {
+		tok := token(fmt.Sprintf("kept-%d", i), "v")
+		require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: rec, Expires: time.Now().Add(time.Hour), User: "p:kept"}))
+		keys = append(keys, format.KeyOf(tok))
+	}
+	// Acknowledged writes are on a replica (WAIT) before the crash.
+
+	killed := time.Now()
+	set.KillPrimary()
+	failures, slowest := 0, time.Duration(0)
+	var recovered time.Duration
+	for i := 0; ; i++ {
+		start := time.Now()
+		err := st.Mint(ctx, backend.NewSession{Token: token(fmt.Sprintf("after-%d", i), "v"), Record: rec,
+			Expires: time.Now().Add(time.Hour), User: "p:after"})
+		slowest = max(slowest, time.Since(start))
+		if err == nil {
+			recovered = time.Since(killed)
+			break
+		}
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		failures++
+		require.Less(t, time.Since(killed), time.Minute, "no recovery")
+	}
+	t.Logf("primary killed: %d failed mints (ErrUnavailable), the slowest took %v (Timeout %v); first success %v after the kill",
+		failures, slowest.Round(time.Millisecond), timeout, recovered.Round(time.Millisecond))
+	assert.Positive(t, failures, "the outage was seen")
+
+	lost := 0
+	for _, k := range keys {
+		s, err := st.Lookup(ctx, k)
+		require.NoError(t, err)
+		if !s.Live() {
+			lost++
+		}
+	}
+	t.Logf("primary killed: %d of %d sessions minted before the crash lost", lost, len(keys))
+	assert.Zero(t, lost)
+}
+
+// TestSentinelGracefulFailover: SENTINEL FAILOVER while writers mint
+// sessions and sign some out, with 2 replicas and min-replicas-to-write
+// 1. Every mint and sign-out the store acknowledged is on the new primary
+// afterwards: none lost, none undone.
+func TestSentinelGracefulFailover(t *testing.T) {
+	t.Parallel()
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{MinReplicasToWrite: 1})
+	st := open(t, set.URL(), redisstore.Options{})
+	ctx := context.Background()
+
+	var (
+		mu                sync.Mutex
+		minted, ended     []string
+		errs              int
+		firstErr, lastErr time.Time
+	)
+	failed := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		errs++
+		if firstErr.IsZero() {
+			firstErr = time.Now()
+		}
+		lastErr = time.Now()
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := token(fmt.Sprintf("w%d-%d", w, i), "v")
+				key, user := format.KeyOf(tok), fmt.Sprintf("p:w%d", w)
+				if err := st.Mint(ctx, backend.NewSession{Token: tok, Record: rec, Expires: time.Now().Add(time.Hour), User: user}); err != nil {
+					if s, lerr := st.Lookup(ctx, key); lerr != nil || !s.Live() {
+						failed()
+						continue
+					}
+					// A conflict after a redo: the first run's mint stands.
+				}
+				mu.Lock()
+				minted = append(minted, key)
+				mu.Unlock()
+				if i%3 == 0 {
+					if err := st.End(ctx, backend.Ending{Key: key, User: user, Until: time.Now().Add(time.Hour)}); err != nil {
+						failed()
+						continue
+					}
+					mu.Lock()
+					ended = append(ended, key)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	started := time.Now()
+	old := set.Failover()
+	next := set.WaitForNewPrimary(old)
+	named := time.Since(started)
+	time.Sleep(2 * time.Second) // writes go on after the switch
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	window := time.Duration(0)
+	if errs > 0 {
+		window = lastErr.Sub(firstErr)
+	}
+	t.Logf("graceful failover: new primary named after %v; %d mints, %d sign-outs acknowledged; %d operations failed, over %v",
+		named.Round(time.Millisecond), len(minted), len(ended), errs, window.Round(time.Millisecond))
+
+	// Read on the new primary itself, after the old one has been told it
+	// is a replica, or could still take writes (it may never: then its
+	// writes are lost anyway, which is what this test counts).
+	isEnded := map[string]bool{}
+	for _, k := range ended {
+		isEnded[k] = true
+	}
+	primary := set.Node(next)
+	lost, undone := 0, 0
+	for _, k := range minted {
+		raw, err := redis.Bytes(primary.Do("GET", "sg:s:"+k))
+		if err != nil && err != redis.ErrNil {
+			require.NoError(t, err)
+		}
+		s := format.Parse(raw)
+		switch {
+		case isEnded[k] && !s.Ended:
+			undone++
+		case !isEnded[k] && !s.Live():
+			lost++
+		}
+	}
+	t.Logf("graceful failover: %d of %d sessions lost, %d of %d sign-outs undone on the new primary", lost, len(minted), undone, len(ended))
+	assert.Zero(t, lost, "sessions lost")
+	assert.Zero(t, undone, "sign-outs undone")
+	assert.NotEmpty(t, ended)
+}
