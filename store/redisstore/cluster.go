@@ -56,6 +56,8 @@ type clusterStore struct {
 
 	refreshing atomic.Bool
 	droppedAt  atomic.Int64
+	// movedN and askedN count the redirections followed (for tests).
+	movedN, askedN atomic.Int64
 	vettedAt   atomic.Int64
 }
 
@@ -373,8 +375,10 @@ func (c *clusterStore) run(ctx context.Context, key string, op func(conn redis.C
 				return nil, unavailable(err)
 			}
 			if re.Type == "MOVED" {
+				c.movedN.Add(1)
 				c.moved(re.NewSlot, re.Addr)
 			} else {
+				c.askedN.Add(1)
 				asked = re.Addr
 			}
 			continue

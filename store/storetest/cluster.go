@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/mna/redisc"
 )
 
 // Cluster is a Redis Cluster of 6 redis-server processes started for one
@@ -81,10 +82,7 @@ func (c *Cluster) Addrs() []string {
 }
 
 // Slot returns the hash slot of key.
-func (c *Cluster) Slot(key string) int {
-	c.t.Helper()
-	return c.int(redis.Int(c.any().Do("CLUSTER", "KEYSLOT", key)))
-}
+func (c *Cluster) Slot(key string) int { return redisc.Slot(key) }
 
 // Primary returns the node that serves slot, as the nodes still running
 // agree, or nil when they name a node that is not running or do not
