@@ -58,7 +58,7 @@ type clusterStore struct {
 	droppedAt  atomic.Int64
 	// movedN and askedN count the redirections followed (for tests).
 	movedN, askedN atomic.Int64
-	vettedAt   atomic.Int64
+	vettedAt       atomic.Int64
 }
 
 // Cluster's retry policy: redirections followed per command, and the
