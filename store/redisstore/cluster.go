@@ -108,9 +108,31 @@ func startCluster(addrs []string, dial []redis.DialOption, opts Options) (*clust
 	}
 	if err := c.cluster.Refresh(); err != nil {
 		c.cluster.Close()
-		return nil, unavailable(errors.New("redisc: no node answered")) // redisc's text quotes addresses
+		return nil, c.whyNoLayout()
 	}
 	return c, nil
+}
+
+// whyNoLayout returns why no seed answered with the cluster's layout, in
+// a sentence that names the problem (not a cluster node, a Sentinel, an
+// evicting node, no connection): redisc's own error quotes addresses.
+func (c *clusterStore) whyNoLayout() error {
+	ctx, cancel := c.operation(context.Background())
+	defer cancel()
+	var last error = errors.New("no layout")
+	for _, addr := range c.cluster.StartupNodes {
+		conn, err := redis.DialContext(ctx, "tcp", addr, c.dial...)
+		if err != nil {
+			last = err
+			continue
+		}
+		err = c.vetNode(ctx, conn)
+		conn.Close()
+		if err != nil {
+			return unavailable(err)
+		}
+	}
+	return unavailable(last)
 }
 
 // close closes the store's connections.

@@ -528,3 +528,20 @@ func TestClusterFaults(t *testing.T) {
 		assert.Zero(t, wrong, "never a wrong not-found for a live session")
 	})
 }
+
+// A cluster store pointed at a Redis that is not a cluster node fails at
+// start with a sentence that names the problem; so does one at a cluster
+// node that may evict.
+func TestClusterMisconfigured(t *testing.T) {
+	t.Parallel()
+	plain := storetest.Start(t)
+	_, err := newClusterStore([]string{plain.Addr}, nil, Options{})
+	assert.ErrorIs(t, err, store.ErrMisconfigured)
+	assert.ErrorContains(t, err, "not in cluster mode")
+	assert.NotContains(t, err.Error(), plain.Addr, "no address in the error")
+
+	_, err = newClusterStore([]string{"127.0.0.1:1"}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.NotErrorIs(t, err, store.ErrMisconfigured)
+	assert.NotContains(t, err.Error(), "127.0.0.1")
+}

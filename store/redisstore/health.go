@@ -15,7 +15,7 @@ import (
 
 // Check reports whether this Redis can keep sessions, in one round trip
 // plus one write: it must be a Redis server (not a Sentinel), not in
-// cluster mode (not supported yet), a primary (a replica refuses the
+// cluster mode (a cluster store has its own Check), a primary (a replica refuses the
 // writes of sign-in and sign-out), with maxmemory-policy noeviction
 // (unless Options.InsecureAllowEviction), and not full (with
 // noeviction, a full Redis refuses sign-ins and sign-outs). It then
@@ -99,8 +99,8 @@ return redis.call('GET', KEYS[4])`)
 
 var (
 	errSentinel = misconfigured("the server is a Redis Sentinel, which is not supported yet: point the store at the primary")
-	errCluster  = misconfigured("the server runs in cluster mode, which is not supported yet " +
-		"(a session and its user's index are written by one script, so they must live on one node)")
+	errCluster  = misconfigured("the server runs in cluster mode, but the store was configured for a single Redis: " +
+		"use a cluster URL (redis://seed:7000?cluster=true&addr=...)")
 	errReplica = misconfigured("the server is a read-only replica: sign-in and sign-out write, so point the store at the primary")
 	errFull    = &redisError{
 		msg: "store: unavailable: redis: Redis is full (used memory above maxmemory, policy noeviction): " +
