@@ -170,7 +170,7 @@ func (e *Engine) end(ctx context.Context, why Reason, keep *format.Session, sess
 	for _, s := range sessions {
 		ends = append(ends, backend.Ending{Key: s.Key, User: userIndex(s.Identity), Until: e.markUntil(s), Mark: e.markOf(s)})
 		for _, p := range s.Preds {
-			pe := backend.Ending{Key: p.Key, Until: p.Until, Mark: e.cfg.Secret.Mark(userIndex(s.Identity), p.Credential)}
+			pe := backend.Ending{Key: p.Key, User: userIndex(s.Identity), Until: p.Until, Mark: e.cfg.Secret.Mark(userIndex(s.Identity), p.Credential)}
 			if keep != nil {
 				if p.Key == keep.Key {
 					continue

@@ -126,8 +126,12 @@ func replyReason(reply string) string {
 		return "MISCONF: Redis cannot persist and refuses writes"
 	case "MASTERDOWN":
 		return "MASTERDOWN: the replica has lost its primary"
-	case "MOVED", "ASK", "CROSSSLOT", "CLUSTERDOWN", "TRYAGAIN":
-		return code + ": Redis Cluster is not supported"
+	case "MOVED", "ASK", "CROSSSLOT":
+		return code + ": the server is a Redis Cluster node: use a cluster=true URL"
+	case "CLUSTERDOWN":
+		return "CLUSTERDOWN: a cluster slot has no reachable primary"
+	case "TRYAGAIN":
+		return "TRYAGAIN: a cluster slot is being moved"
 	}
 	return "error reply " + code
 }

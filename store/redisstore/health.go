@@ -125,7 +125,13 @@ func (r *redisStore) problemOf(info string) error {
 	if role, ok := infoField(info, "role"); ok && role != "master" {
 		return errReplica
 	}
-	if policy, ok := infoField(info, "maxmemory_policy"); ok && !r.opts.InsecureAllowEviction {
+	return memoryProblem(info, r.opts.InsecureAllowEviction)
+}
+
+// memoryProblem returns what INFO memory's fields say is wrong for
+// sessions: an eviction policy (unless allowEviction), or a full Redis.
+func memoryProblem(info string, allowEviction bool) error {
+	if policy, ok := infoField(info, "maxmemory_policy"); ok && !allowEviction {
 		if err := evictionProblem(policy); err != nil {
 			return err
 		}

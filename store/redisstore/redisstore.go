@@ -301,7 +301,10 @@ func (r *redisStore) Find(token string) ([]byte, bool, error) {
 // still matches, with a new expiry in ms (ARGV[4]) or the one it has
 // (""): a session ended or minted anew meanwhile is left alone. It
 // answers 1 when it wrote, 0 when there was no such session.
-var updateScript = redis.NewScript(1, luaFrame(`
+var updateScript = redis.NewScript(1, luaFrame(updateLua))
+
+// updateLua is updateScript's source, which the cluster store runs too.
+const updateLua = `
 local cur = redis.call('GET', KEYS[1])
 if not cur or string.len(cur) < RECORD_AT or string.sub(cur, 1, NONCE_AT) ~= ARGV[1] then return 0 end
 local hi, lo = string.byte(cur, RECORD_LEN_AT + 1, RECORD_LEN_AT + 2)
@@ -316,7 +319,7 @@ if ARGV[4] == '' then
 else
   redis.call('SET', KEYS[1], v, 'PX', ARGV[4])
 end
-return 1`))
+return 1`
 
 // Commit is CommitCtx without a caller's context: the store's Timeout
 // bounds it.

@@ -1,0 +1,657 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/mna/redisc"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/store"
+)
+
+// clusterStore is the store on a Redis Cluster. A cluster runs a script
+// on the keys of one slot only, so what the single store writes in one
+// script is a protocol of per-slot steps here, ordered so that a crash
+// between any two of them keeps the guarantees (see Mint and End).
+//
+// Keys (prefix "sg:"; U is the user's index, format.UserIndex):
+//
+//	sg:s:<key>          a session or the mark of an ended one: as on a single Redis, in the slot of the whole key,
+//	                    so that a request reads it from the token alone with one GET on the node that owns it
+//	sg:u:{U}            sorted set of the user's session keys scored by expiry (ms)
+//	sg:c:{U}            hash: session key -> its credential id (8 bytes) and its credential's mark key,
+//	                    for the sessions minted with a credential
+//	sg:m:{U}:<mark>     a signed-out credential's mark, in the user's slot (the hash tag {U})
+//	sg:s:<mark>         the same mark where the single store keeps it, which Lookup reads
+//	sg:fingerprint      as on a single Redis; sg:health{sg:fingerprint} is the check's write, in its slot
+//
+// Every command goes to the primary that owns its key's slot (never a
+// replica: a signed-out session would stay live there for the replication
+// lag), found from the layout redisc reads (CLUSTER SLOTS); MOVED updates
+// the layout, ASK is followed once with ASKING, and TRYAGAIN, CLUSTERDOWN,
+// LOADING and connection failures are retried after a short pause while a
+// refresh of the layout runs, all within the operation's one deadline.
+//
+// redisc's own connections (Conn, RetryConn) take no context, and each of
+// their redirections and dials would wait on its own timeout: the store
+// runs its commands on pools of its own, one per node, with the
+// operation's context, and uses redisc for the layout and the slots.
+type clusterStore struct {
+	cluster *redisc.Cluster
+	opts    Options
+	dial    []redis.DialOption
+	prefix  string // "sg:"; tests give each store its own
+
+	mu    sync.RWMutex
+	slots [redisc.HashSlots]string // primary address per slot, "" unknown
+	pools map[string]*redis.Pool
+
+	refreshing atomic.Bool
+	droppedAt  atomic.Int64
+	// movedN and askedN count the redirections followed (for tests).
+	movedN, askedN atomic.Int64
+	vettedAt       atomic.Int64
+}
+
+// Cluster's retry policy: redirections followed per command, and the
+// pauses before a retry after TRYAGAIN, CLUSTERDOWN or a connection
+// failure (doubling from the first to the last).
+const (
+	maxRedirects    = 8
+	firstRetryPause = 10 * time.Millisecond
+	lastRetryPause  = 100 * time.Millisecond
+	// minRefreshGap spaces the layout refreshes that failures ask for.
+	minRefreshGap = 100 * time.Millisecond
+)
+
+// newClusterStore returns a store on the Redis Cluster whose nodes addrs
+// (host:port) are some of, dialled with dial (timeouts, credentials,
+// TLS). It reads the cluster's layout from the first node that answers,
+// and fails if none does.
+func newClusterStore(addrs []string, dial []redis.DialOption, opts Options) (store.Store, error) {
+	s, err := startCluster(addrs, dial, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startCluster is newClusterStore with its concrete type.
+func startCluster(addrs []string, dial []redis.DialOption, opts Options) (*clusterStore, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("store: a Redis Cluster needs at least one node address")
+	}
+	c := &clusterStore{opts: opts.withDefaults(), dial: dial, prefix: "sg:", pools: map[string]*redis.Pool{}}
+	c.cluster = &redisc.Cluster{
+		StartupNodes: addrs,
+		DialOptions:  dial,
+		// redisc's pools serve its layout refreshes only.
+		CreatePool: func(addr string, dial ...redis.DialOption) (*redis.Pool, error) {
+			return &redis.Pool{
+				MaxIdle:     2,
+				IdleTimeout: time.Minute,
+				Wait:        true,
+				DialContext: func(ctx context.Context) (redis.Conn, error) {
+					return redis.DialContext(ctx, "tcp", addr, dial...)
+				},
+			}, nil
+		},
+		LayoutRefresh: func(_, layout [redisc.HashSlots][]string) { c.setLayout(layout) },
+	}
+	if err := c.cluster.Refresh(); err != nil {
+		c.cluster.Close()
+		return nil, c.whyNoLayout()
+	}
+	return c, nil
+}
+
+// whyNoLayout returns why no seed answered with the cluster's layout, in
+// a sentence that names the problem (not a cluster node, a Sentinel, an
+// evicting node, no connection): redisc's own error quotes addresses.
+func (c *clusterStore) whyNoLayout() error {
+	ctx, cancel := c.operation(context.Background())
+	defer cancel()
+	var last error = errors.New("no layout")
+	for _, addr := range c.cluster.StartupNodes {
+		conn, err := redis.DialContext(ctx, "tcp", addr, c.dial...)
+		if err != nil {
+			last = err
+			continue
+		}
+		err = c.vetNode(ctx, conn)
+		conn.Close()
+		if err != nil {
+			return unavailable(err)
+		}
+	}
+	return unavailable(last)
+}
+
+// close closes the store's connections.
+func (c *clusterStore) close() {
+	c.cluster.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, p := range c.pools {
+		p.Close()
+		delete(c.pools, addr)
+	}
+}
+
+// setLayout records the primary of each slot.
+func (c *clusterStore) setLayout(layout [redisc.HashSlots][]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, nodes := range layout {
+		c.slots[i] = ""
+		if len(nodes) > 0 {
+			c.slots[i] = nodes[0]
+		}
+	}
+}
+
+// primary returns the address of slot's primary, "" when unknown.
+func (c *clusterStore) primary(slot int) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.slots[slot]
+}
+
+// primaries returns the address of every primary that owns a slot.
+func (c *clusterStore) primaries() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range c.slots {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// moved records a MOVED answer, and has the whole layout read again.
+func (c *clusterStore) moved(slot int, addr string) {
+	c.mu.Lock()
+	c.slots[slot] = addr
+	c.mu.Unlock()
+	c.refreshSoon()
+}
+
+// refreshSoon reads the layout again in the background, one refresh at a
+// time, at most one per minRefreshGap.
+func (c *clusterStore) refreshSoon() {
+	if !c.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer func() {
+			time.Sleep(minRefreshGap)
+			c.refreshing.Store(false)
+		}()
+		c.cluster.Refresh() // a failure leaves the layout as it was; the next failure asks again
+	}()
+}
+
+// pool returns the store's pool for the node at addr: like NewPool's,
+// Wait set, each connection vetted (vetNode) when dialled and, once a
+// connection was found dead, checked with a PING before reuse.
+func (c *clusterStore) pool(addr string) *redis.Pool {
+	c.mu.RLock()
+	p := c.pools[addr]
+	c.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p = c.pools[addr]; p != nil {
+		return p
+	}
+	p = &redis.Pool{
+		MaxIdle:     64,
+		IdleTimeout: 4 * time.Minute,
+		Wait:        true,
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			conn, err := redis.DialContext(ctx, "tcp", addr, c.dial...)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.vetNode(ctx, conn); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			c.vettedAt.Store(time.Now().UnixNano())
+			return conn, nil
+		},
+		TestOnBorrowContext: func(ctx context.Context, conn redis.Conn, idleSince time.Time) error {
+			if err := c.revet(ctx, conn); err != nil {
+				return err
+			}
+			if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= c.droppedAt.Load() || time.Since(idleSince) > time.Minute {
+				_, err := redis.DoContext(conn, ctx, "PING")
+				return err
+			}
+			return nil
+		},
+	}
+	c.pools[addr] = p
+	return p
+}
+
+// errNotCluster is the error of a cluster=true store whose node is not in
+// cluster mode.
+var errNotCluster = misconfigured("the server is not in cluster mode, but the store was configured for a Redis Cluster " +
+	"(cluster=true): point it at a cluster node, or drop cluster=true")
+
+// vetNode checks a node connection before its first use: a cluster node
+// (not a Sentinel, not a Redis out of cluster mode), with
+// maxmemory-policy noeviction unless InsecureAllowEviction.
+func (c *clusterStore) vetNode(ctx context.Context, conn redis.Conn) error {
+	info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "cluster", "memory"))
+	if isReply(err) {
+		return misconfigured("the Redis user may not run INFO, which a cluster store needs to vet its nodes")
+	}
+	if err != nil {
+		return err
+	}
+	return c.nodeProblem(info)
+}
+
+// nodeProblem returns what INFO says is wrong with a cluster node.
+func (c *clusterStore) nodeProblem(info string) error {
+	if mode, _ := infoField(info, "redis_mode"); mode == "sentinel" {
+		return errSentinel
+	}
+	if enabled, _ := infoField(info, "cluster_enabled"); enabled != "1" {
+		return errNotCluster
+	}
+	return memoryProblem(info, c.opts.InsecureAllowEviction)
+}
+
+// revet vets conn when no connection was vetted for RecheckInterval, as
+// the single store does.
+func (c *clusterStore) revet(ctx context.Context, conn redis.Conn) error {
+	now := time.Now().UnixNano()
+	last := c.vettedAt.Load()
+	if now-last < int64(c.opts.RecheckInterval) || !c.vettedAt.CompareAndSwap(last, now) {
+		return nil
+	}
+	if err := c.vetNode(ctx, conn); err != nil {
+		c.vettedAt.Store(0)
+		return err
+	}
+	return nil
+}
+
+// clusterScript is a script with its source, which a command redirected
+// by ASK runs with EVAL (the importing node may not have it yet, and
+// ASKING covers one command only).
+type clusterScript struct {
+	*redis.Script
+	src  string
+	keys int
+}
+
+func newClusterScript(keys int, src string) *clusterScript {
+	src = strings.ReplaceAll(luaFrame(src), "FENCE", luaString(string(fence)))
+	return &clusterScript{Script: redis.NewScript(keys, src), src: src, keys: keys}
+}
+
+// fence is what step 4 of a mint writes at the absent key of another
+// session of the same credential (a mint between its steps 1 and 3): any
+// bytes that format.Parse reads as garbage (found, neither live nor
+// ended), so that mint's write fails, and a later mint may replace it.
+var fence = []byte{0x02}
+
+// operation returns ctx bounded by the store's Timeout: one deadline for
+// a whole operation, its steps, redirections, retries and waits.
+func (c *clusterStore) operation(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.Timeout)
+}
+
+// eval runs s on keys (all of one slot) with args, on the slot's primary.
+func (c *clusterStore) eval(ctx context.Context, s *clusterScript, keys []string, args ...any) (any, error) {
+	return c.run(ctx, keys[0], func(conn redis.Conn, asking bool) (any, error) {
+		kv := make([]any, 0, len(keys)+len(args))
+		for _, k := range keys {
+			kv = append(kv, k)
+		}
+		kv = append(kv, args...)
+		if asking {
+			return redis.DoContext(conn, ctx, "EVAL", append([]any{s.src, s.keys}, kv...)...)
+		}
+		return s.DoContext(ctx, conn, kv...)
+	})
+}
+
+// get runs GET key on its slot's primary.
+func (c *clusterStore) get(ctx context.Context, key string) ([]byte, error) {
+	raw, err := redis.Bytes(c.run(ctx, key, func(conn redis.Conn, _ bool) (any, error) {
+		return redis.DoContext(conn, ctx, "GET", key)
+	}))
+	if errors.Is(err, redis.ErrNil) {
+		return nil, nil
+	}
+	return raw, err
+}
+
+// command runs one command whose first argument is its key.
+func (c *clusterStore) command(ctx context.Context, name, key string, args ...any) (any, error) {
+	return c.run(ctx, key, func(conn redis.Conn, _ bool) (any, error) {
+		return redis.DoContext(conn, ctx, name, append([]any{key}, args...)...)
+	})
+}
+
+// run runs op on a connection to the primary of key's slot, following
+// MOVED and ASK, and retrying, after a short pause, what a failover or a
+// resharding answers meanwhile, until ctx's deadline. Its errors wrap
+// store.ErrUnavailable. op's command must not have run when it answers a
+// redirection; a command retried after a connection died may have run
+// once already (every step of this store is a read, or a write that is
+// conditional or idempotent, but for a continued session: see Mint).
+func (c *clusterStore) run(ctx context.Context, key string, op func(conn redis.Conn, asking bool) (any, error)) (any, error) {
+	slot := redisc.Slot(key)
+	pause := firstRetryPause
+	redirects, asked := 0, ""
+	var last error
+	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			return nil, exhausted(ctx, last)
+		}
+		addr := asked
+		if addr == "" {
+			if addr = c.primary(slot); addr == "" {
+				last = errors.New("no primary known for the slot")
+				c.refreshSoon()
+				if !sleep(ctx, &pause) {
+					return nil, exhausted(ctx, last)
+				}
+				continue
+			}
+		}
+		reply, err := c.onNode(ctx, addr, attempt > 0, func(conn redis.Conn) (any, error) {
+			if asked != "" {
+				if _, err := redis.DoContext(conn, ctx, "ASKING"); err != nil {
+					return nil, err
+				}
+			}
+			return op(conn, asked != "")
+		})
+		asked = ""
+		if err == nil {
+			return reply, nil
+		}
+		if re := redisc.ParseRedir(err); re != nil {
+			if redirects++; redirects > maxRedirects {
+				return nil, unavailable(err)
+			}
+			if re.Type == "MOVED" {
+				c.movedN.Add(1)
+				c.moved(re.NewSlot, re.Addr)
+			} else {
+				c.askedN.Add(1)
+				asked = re.Addr
+			}
+			continue
+		}
+		var own *redisError
+		if errors.As(err, &own) || !retryable(ctx, err) {
+			return nil, unavailable(err)
+		}
+		last = err
+		c.refreshSoon()
+		if !sleep(ctx, &pause) {
+			return nil, exhausted(ctx, last)
+		}
+	}
+}
+
+// onNode runs op on a pooled connection to addr, every command under ctx.
+func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op func(conn redis.Conn) (any, error)) (any, error) {
+	if retry {
+		ctx = context.WithValue(ctx, retryKey{}, true)
+	}
+	conn, err := c.pool(addr).GetContext(ctx)
+	if err != nil {
+		if dead(err) {
+			c.droppedAt.Store(time.Now().UnixNano())
+		}
+		return nil, err
+	}
+	defer conn.Close()
+	reply, err := op(opConn{Conn: conn, ctx: ctx})
+	if err != nil && dead(err) {
+		c.droppedAt.Store(time.Now().UnixNano())
+	}
+	return reply, err
+}
+
+// retryable reports whether err is worth another attempt within the
+// deadline: a node failing over, a slot moving, a connection refused or
+// lost; not an answer of Redis's about the command, nor the deadline.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if isReply(err) {
+		return isReply(err, "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY")
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return false
+	}
+	return !errors.Is(err, redis.ErrNil) && !errors.Is(err, redis.ErrPoolExhausted)
+}
+
+// sleep waits *pause (then doubles it, up to lastRetryPause), and reports
+// false when ctx ends first.
+func sleep(ctx context.Context, pause *time.Duration) bool {
+	t := time.NewTimer(*pause)
+	defer t.Stop()
+	*pause = min(2**pause, lastRetryPause)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// exhausted is the error of an operation whose deadline passed while it
+// retried last.
+func exhausted(ctx context.Context, last error) error {
+	if last == nil {
+		return unavailable(ctx.Err())
+	}
+	kind := []error{backend.ErrUnavailable}
+	if err := contextError(ctx.Err()); err != nil {
+		kind = append(kind, err)
+	}
+	return &redisError{msg: "store: unavailable: redis: " + reasonOf(last) + " until the deadline", kind: kind}
+}
+
+// Keys.
+
+func (c *clusterStore) sessionKey(key string) string { return c.prefix + "s:" + key }
+func (c *clusterStore) indexKey(user string) string  { return c.prefix + "u:" + userTag(user) }
+func (c *clusterStore) credsKey(user string) string  { return c.prefix + "c:" + userTag(user) }
+func (c *clusterStore) markKey(user, mark string) string {
+	return c.prefix + "m:" + userTag(user) + ":" + mark
+}
+
+// userTag is the hash tag that puts a user's keys in one slot: {U}. Redis
+// hashes what lies between the first { and the first } after it, the
+// same for every key of the user; a user index that starts with } would
+// make that empty (and Redis would hash each whole key), so it is tagged
+// as {=U} instead.
+func userTag(user string) string {
+	if strings.HasPrefix(user, "}") {
+		return "{=" + user + "}"
+	}
+	return "{" + user + "}"
+}
+
+// Find returns the data of token's session if token's validator opens
+// it: one GET on the primary that owns its key.
+func (c *clusterStore) Find(token string) ([]byte, bool, error) {
+	ctx, cancel := c.operation(context.Background())
+	defer cancel()
+	return backend.Find(token, func(key [format.KeyLen]byte) ([]byte, bool, error) {
+		raw, err := c.get(ctx, c.sessionKey(string(key[:])))
+		return raw, raw != nil, err
+	})
+}
+
+// Lookup returns what is stored at key: one GET.
+func (c *clusterStore) Lookup(ctx context.Context, key string) (format.Stored, error) {
+	ctx, cancel := c.operation(ctx)
+	defer cancel()
+	raw, err := c.get(ctx, c.sessionKey(key))
+	if err != nil {
+		return format.Stored{}, err
+	}
+	return format.Parse(raw), nil
+}
+
+// clusterUpdate is updateScript, on one key.
+var clusterUpdate = newClusterScript(1, updateLua)
+
+// Commit is CommitCtx without a caller's context.
+func (c *clusterStore) Commit(token string, data []byte, expires time.Time) error {
+	return c.CommitCtx(context.Background(), token, data, expires)
+}
+
+// CommitCtx replaces the scs values and expiry of token's live session:
+// one script on its key.
+func (c *clusterStore) CommitCtx(ctx context.Context, token string, data []byte, expires time.Time) error {
+	ttl := ttlUntil(expires)
+	if ttl <= 0 {
+		return nil
+	}
+	return c.update(ctx, token, "v", data, ttl)
+}
+
+// Touch replaces the record of token's live session.
+func (c *clusterStore) Touch(ctx context.Context, token string, record []byte) error {
+	if err := c.update(ctx, token, "r", record, ""); err != backend.ErrNotLive {
+		return err
+	}
+	return nil
+}
+
+func (c *clusterStore) update(ctx context.Context, token, part string, b []byte, ttl any) error {
+	sel, val, ok := format.Split(token)
+	if !ok {
+		return backend.ErrNotLive
+	}
+	ctx, cancel := c.operation(ctx)
+	defer cancel()
+	v := format.VerifierOf(val)
+	done, err := redis.Int(c.eval(ctx, clusterUpdate, []string{c.sessionKey(sel.Key())}, v[:], part, b, ttl))
+	if err == nil && done != 1 {
+		return backend.ErrNotLive
+	}
+	return err
+}
+
+// Delete returns ErrUnsupported: see Store.
+func (c *clusterStore) Delete(string) error { return backend.ErrUnsupported }
+
+// ttlUntil returns the milliseconds left until t, at least 1 when t is
+// after now.
+func ttlUntil(t time.Time) int64 {
+	d := time.Until(t)
+	if d <= 0 {
+		return 0
+	}
+	return max(d.Milliseconds(), 1)
+}
+
+// Check reports whether the cluster can keep sessions: every primary of
+// the layout is a cluster node that sees the cluster as ok, is a primary,
+// does not evict (unless InsecureAllowEviction) and is not full; then it
+// writes in the fingerprint's slot and compares the fingerprint, as the
+// single store does.
+func (c *clusterStore) Check(ctx context.Context, fingerprint []byte, claim bool) error {
+	ctx, cancel := c.operation(ctx)
+	defer cancel()
+	primaries := c.primaries()
+	if len(primaries) == 0 {
+		return misconfigured("the cluster's layout names no primary")
+	}
+	for _, addr := range primaries {
+		var problem error
+		_, err := c.onNode(ctx, addr, false, func(conn redis.Conn) (any, error) {
+			info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
+			if err != nil {
+				return nil, err
+			}
+			if problem = c.nodeProblem(info); problem != nil {
+				return nil, nil
+			}
+			if role, _ := infoField(info, "role"); role != "master" {
+				c.refreshSoon()
+				problem = &redisError{msg: "store: unavailable: redis: a node the layout names as a primary is a replica: the cluster is failing over", kind: []error{backend.ErrUnavailable}}
+				return nil, nil
+			}
+			state, err := redis.String(redis.DoContext(conn, ctx, "CLUSTER", "INFO"))
+			if err != nil {
+				return nil, err
+			}
+			if v, _ := infoField(state, "cluster_state"); v != "ok" {
+				problem = &redisError{msg: "store: unavailable: redis: the cluster's state is not ok: some slots have no reachable primary", kind: []error{backend.ErrUnavailable}}
+			}
+			return nil, nil
+		})
+		if err != nil {
+			return unavailable(err)
+		}
+		if problem != nil {
+			return problem
+		}
+	}
+	flag := "0"
+	if claim {
+		flag = "1"
+	}
+	fp := c.prefix + "fingerprint"
+	stored, err := redis.Bytes(c.eval(ctx, clusterCheck, []string{fp, c.prefix + "health{" + fp + "}"}, flag, fingerprint))
+	switch {
+	case errors.Is(err, redis.ErrNil):
+		return nil
+	case err != nil:
+		return err
+	case !equalBytes(stored, fingerprint):
+		return backend.ErrSecretMismatch
+	}
+	return nil
+}
+
+// clusterCheck writes KEYS[2] (in KEYS[1]'s slot), then records the
+// fingerprint ARGV[2] at KEYS[1] unless one is there (ARGV[1] = "1") and
+// answers the one that was there, or only reads it.
+var clusterCheck = newClusterScript(2, `
+redis.call('SET', KEYS[2], '1', 'PX', 60000)
+if ARGV[1] == '1' then return redis.call('SET', KEYS[1], ARGV[2], 'NX', 'GET') end
+return redis.call('GET', KEYS[1])`)
+
+func equalBytes(a, b []byte) bool { return string(a) == string(b) }
+
+// Close closes the store's connections (the store Open returns is an
+// io.Closer). It returns nil; operations after it fail with
+// store.ErrUnavailable.
+func (c *clusterStore) Close() error {
+	c.close()
+	return nil
+}

@@ -1,0 +1,447 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/format"
+)
+
+// The cluster store's scripts: each on the keys of one slot.
+var (
+	// mintIndexScript is a mint's step 1, in the user's slot (KEYS: index,
+	// credentials hash, the credential's mark or the index when none). It
+	// answers -1 if the mark holds the mark of an ended session; otherwise
+	// it drops the expired entries, adds ARGV[1] (expiry ARGV[2] ms, now
+	// ARGV[3] ms) with its credential ARGV[4] and mark ARGV[5] ("" for
+	// none), and answers the other live entries with the same credential
+	// as member, score pairs.
+	mintIndexScript = newClusterScript(3, `
+if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', ARGV[3], 'BYSCORE')) do
+  redis.call('HDEL', KEYS[2], m)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local others = {}
+if ARGV[4] ~= '' then
+  local live = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[3], '+inf', 'BYSCORE', 'WITHSCORES')
+  for i = 1, #live, 2 do
+    if live[i] ~= ARGV[1] then
+      local v = redis.call('HGET', KEYS[2], live[i])
+      if v and string.sub(v, 1, CRED_LEN) == ARGV[4] then
+        table.insert(others, live[i])
+        table.insert(others, live[i + 1])
+      end
+    end
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX')
+redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4] .. ARGV[5])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'NX')
+  redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'GT')
+end
+return others`)
+
+	// takeScript answers 1 if KEYS[1] holds the live session minted with
+	// nonce ARGV[1], and then deletes it when ARGV[2] is "1"; 0 otherwise.
+	// A mint's step 2 (the continued session) and a Replaced end.
+	takeScript = newClusterScript(1, `
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 1, 1) ~= LIVE or string.sub(cur, NONCE_AT + 1, CRED_AT) ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+return 1`)
+
+	// writeScript is a mint's step 3: it writes ARGV[1] at KEYS[1] for
+	// ARGV[2] ms if the key still holds exactly ARGV[3] ("" for nothing),
+	// and answers 1; 0 otherwise.
+	writeScript = newClusterScript(1, `
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
+
+	// fenceScript is a mint's step 4 for another session of the same
+	// credential ARGV[1]: a live one is deleted; at an absent key (a mint
+	// between its steps 1 and 3) the fence is written for ARGV[2] ms, so
+	// that mint's step 3 fails. It answers 1 when it did either.
+	fenceScript = newClusterScript(1, `
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], FENCE, 'PX', ARGV[2])
+  return 1
+end
+if string.sub(cur, 1, 1) == LIVE and string.sub(cur, CRED_AT + 1, CRED_AT + CRED_LEN) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`)
+
+	// indexScript updates the user's index (KEYS[1]) and credentials hash
+	// (KEYS[2]): it removes each member ARGV[4], ARGV[6], ... whose score
+	// is still ARGV[5], ARGV[7], ... ("" for any score), then (re-)adds
+	// ARGV[1] (unless "") with expiry ARGV[2] ms and hash value ARGV[3]
+	// ("" for none).
+	indexScript = newClusterScript(2, `
+for i = 4, #ARGV, 2 do
+  if ARGV[i + 1] == '' or redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+end
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX')
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'NX')
+    redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'GT')
+  end
+end
+return 1`)
+
+	// endIndexScript is an end's step a, in the user's slot (KEYS: index,
+	// credentials hash, the credential's mark or the index when none): it
+	// answers the score of ARGV[1] ("" when absent); with a mark, it first
+	// sets the mark (ended, for ARGV[2] ms) and answers too the other
+	// entries of that mark (ARGV[3]), each with its score.
+	endIndexScript = newClusterScript(3, `
+local out = {redis.call('ZSCORE', KEYS[1], ARGV[1]) or ''}
+if KEYS[3] ~= KEYS[1] then
+  redis.call('SET', KEYS[3], ENDED, 'PX', ARGV[2])
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if all[i] ~= ARGV[1] and string.sub(all[i + 1], CRED_LEN + 1) == ARGV[3] then
+      table.insert(out, all[i])
+      table.insert(out, redis.call('ZSCORE', KEYS[1], all[i]) or '')
+    end
+  end
+end
+return out`)
+)
+
+// Mint writes a session in four steps, each a script on one slot, in an
+// order that keeps the single store's guarantees when processes race and
+// when one stops between any two steps:
+//
+//  1. In the user's slot: refused (ErrSignedOut) if the credential's mark
+//     is set; else the session's index entry (and credential) is added,
+//     and the other entries of the same credential are read.
+//  2. With a session to continue: it is deleted if it is still live with
+//     its nonce, else ErrNotContinued (the engine then mints without it;
+//     the index entry stays, and expires by its score).
+//  3. At the session's key: the session is written if the key still holds
+//     what the caller saw, else ErrConflict.
+//  4. The other sessions of the credential: each is deleted if live with
+//     it, or fenced if absent (a mint between its steps 1 and 3: its step
+//     3 then fails); then they, and the continued session, leave the
+//     index, and the session's own entry is written again (a listing that
+//     pruned it while the key held an ended or garbled value before step
+//     3 does not lose it).
+//
+// One session per credential: of two concurrent mints of one credential,
+// the later step 1 sees the earlier's entry and ends that session, or
+// fences its key before it is written; never both survive. Logout means
+// logout: a sign-out sets the credential's mark before it reads the
+// index, so a mint whose step 1 came first is in the index and its key is
+// marked ended, and one whose step 1 came after is refused. A crash after
+// step 1 leaves an index entry of an absent session, which listings skip
+// (and never prune: see List); after step 2, the continued session is
+// gone, as its continuation would have ended it; after step 3, the
+// session is live and listed, and another session of the credential may
+// stay live until the next mint of the credential.
+//
+// A mint with a credential mark first reads the mark where the single
+// store keeps it (sg:s:<mark>), so that marks written before a move from
+// a single Redis still refuse their credential.
+func (c *clusterStore) Mint(ctx context.Context, m backend.NewSession) error {
+	if !m.Valid() {
+		return backend.ErrBadMint
+	}
+	ttl := ttlUntil(m.Expires)
+	if ttl <= 0 {
+		return nil
+	}
+	ctx, cancel := c.operation(ctx)
+	defer cancel()
+	if m.Mark != "" {
+		raw, err := c.get(ctx, c.sessionKey(m.Mark))
+		if err != nil {
+			return err
+		}
+		if format.Parse(raw).Ended {
+			return backend.ErrSignedOut
+		}
+	}
+	others, err := c.mintIndex(ctx, m)
+	if err != nil {
+		return err
+	}
+	if err := c.mintContinue(ctx, m); err != nil {
+		return err
+	}
+	if err := c.mintWrite(ctx, m); err != nil {
+		return err
+	}
+	return c.mintFinish(ctx, m, others)
+}
+
+// credValue is what the credentials hash keeps for m: its credential id
+// and its mark, "" for none.
+func credValue(m backend.NewSession) string {
+	if m.Credential == (format.Credential{}) {
+		return ""
+	}
+	return string(m.Credential[:]) + m.Mark
+}
+
+// mintIndex is Mint's step 1: it answers the other entries of m's
+// credential as member, score pairs.
+func (c *clusterStore) mintIndex(ctx context.Context, m backend.NewSession) ([]string, error) {
+	key := format.KeyOf(m.Token)
+	mark := c.indexKey(m.User)
+	if m.Mark != "" {
+		mark = c.markKey(m.User, m.Mark)
+	}
+	cred := ""
+	if m.Credential != (format.Credential{}) {
+		cred = string(m.Credential[:])
+	}
+	reply, err := c.eval(ctx, mintIndexScript, []string{c.indexKey(m.User), c.credsKey(m.User), mark},
+		key, m.Expires.UnixMilli(), time.Now().UnixMilli(), cred, m.Mark)
+	if err != nil {
+		return nil, err
+	}
+	if n, ok := reply.(int64); ok && n == -1 {
+		return nil, backend.ErrSignedOut
+	}
+	others, err := redis.Strings(reply, nil)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return others, nil
+}
+
+// mintContinue is Mint's step 2.
+func (c *clusterStore) mintContinue(ctx context.Context, m backend.NewSession) error {
+	cont := m.Continues
+	if cont == nil {
+		return nil
+	}
+	del := "1"
+	if cont.Key == format.KeyOf(m.Token) {
+		del = "0" // step 3 replaces it, if it is still what the caller saw
+	}
+	done, err := redis.Int(c.eval(ctx, takeScript, []string{c.sessionKey(cont.Key)}, format.PadNonce(cont.Nonce), del))
+	switch {
+	case err != nil:
+		return err
+	case done != 1:
+		return backend.ErrNotContinued
+	}
+	return nil
+}
+
+// mintWrite is Mint's step 3.
+func (c *clusterStore) mintWrite(ctx context.Context, m backend.NewSession) error {
+	sel, val, _ := format.Split(m.Token)
+	value := format.Frame(val, m.Nonce, m.Credential, m.Record, m.Data)
+	ttl := ttlUntil(m.Expires)
+	if ttl <= 0 {
+		return nil
+	}
+	// A retry after a lost answer finds this very value and reports a
+	// conflict: the caller then looks the key up and finds it minted.
+	done, err := redis.Int(c.eval(ctx, writeScript, []string{c.sessionKey(sel.Key())}, value, ttl, m.Replace.Raw()))
+	switch {
+	case err != nil:
+		return err
+	case done != 1:
+		return backend.ErrConflict
+	}
+	return nil
+}
+
+// mintFinish is Mint's step 4, given step 1's other entries of the
+// credential. It tries every part, and returns the first error.
+func (c *clusterStore) mintFinish(ctx context.Context, m backend.NewSession, others []string) error {
+	var first error
+	drop := []any{}
+	now := time.Now().UnixMilli()
+	for i := 0; i+1 < len(others); i += 2 {
+		member, score := others[i], others[i+1]
+		px := parseScore(score) - now
+		if px <= 0 {
+			continue
+		}
+		done, err := redis.Int(c.eval(ctx, fenceScript, []string{c.sessionKey(member)}, m.Credential[:], px))
+		if err != nil {
+			first = firstErr(first, err)
+			continue
+		}
+		if done == 1 {
+			drop = append(drop, member, score)
+		}
+	}
+	key := format.KeyOf(m.Token)
+	if cont := m.Continues; cont != nil && cont.Key != key {
+		drop = append(drop, cont.Key, "")
+	}
+	args := append([]any{key, m.Expires.UnixMilli(), credValue(m)}, drop...)
+	if _, err := c.eval(ctx, indexScript, []string{c.indexKey(m.User), c.credsKey(m.User)}, args...); err != nil {
+		first = firstErr(first, err)
+	}
+	return first
+}
+
+// End ends each session in three steps, tries every step of every
+// ending, and returns the first error:
+//
+//  1. With a credential mark: in the user's slot, the mark is set, and
+//     the other entries of that credential are read; each of their keys
+//     (live, or of a mint between its steps 1 and 3) is marked ended,
+//     with the mark where the single store keeps it. A mint whose mark
+//     check came before the mark is in the index and so is ended; one
+//     after it is refused.
+//  2. The session's key is marked ended (deleted when Until has passed),
+//     or, Replaced, deleted only if it holds the live session minted with
+//     Nonce.
+//  3. The ended entries leave the index, each only if its score is still
+//     the one step 1 read (a session minted anew at the key meanwhile
+//     stays listed).
+//
+// The mark comes first: a crash after it leaves the session live, and
+// the caller, who got an error, signs out again.
+func (c *clusterStore) End(ctx context.Context, ends ...backend.Ending) error {
+	if len(ends) == 0 {
+		return nil
+	}
+	ctx, cancel := c.operation(ctx)
+	defer cancel()
+	var first error
+	for _, e := range ends {
+		first = firstErr(first, c.endOne(ctx, e))
+	}
+	return first
+}
+
+// endOne ends one session.
+func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
+	var first error
+	ttl := ttlUntil(e.Until)
+	marked := e.Mark != "" && ttl > 0 && !e.Replaced
+	var (
+		indexed bool
+		score   string
+		others  []string
+	)
+	if e.User != "" {
+		mark := c.indexKey(e.User)
+		if marked {
+			mark = c.markKey(e.User, e.Mark)
+		}
+		reply, err := redis.Strings(c.eval(ctx, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark))
+		if err != nil || len(reply) == 0 {
+			first = firstErr(first, unavailable(firstErr(err, errors.New("unexpected reply"))))
+		} else {
+			indexed, score, others = true, reply[0], reply[1:]
+		}
+	}
+	var drop []any
+	if marked {
+		if _, err := c.command(ctx, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl); err != nil {
+			first = firstErr(first, err)
+		}
+		for i := 0; i+1 < len(others); i += 2 {
+			if _, err := c.command(ctx, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl); err != nil {
+				first = firstErr(first, err)
+				continue
+			}
+			drop = append(drop, others[i], others[i+1])
+		}
+	}
+	removed := true
+	switch {
+	case e.Replaced:
+		done, err := redis.Int(c.eval(ctx, takeScript, []string{c.sessionKey(e.Key)}, format.PadNonce(e.Nonce), "1"))
+		removed = err == nil && done == 1
+		first = firstErr(first, err)
+	case ttl > 0:
+		_, err := c.command(ctx, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
+		removed = err == nil
+		first = firstErr(first, err)
+	default:
+		_, err := c.command(ctx, "DEL", c.sessionKey(e.Key))
+		removed = err == nil
+		first = firstErr(first, err)
+	}
+	if removed && score != "" {
+		drop = append(drop, e.Key, score)
+	}
+	if indexed && len(drop) > 0 {
+		args := append([]any{"", "", ""}, drop...)
+		if _, err := c.eval(ctx, indexScript, []string{c.indexKey(e.User), c.credsKey(e.User)}, args...); err != nil {
+			first = firstErr(first, err)
+		}
+	}
+	return first
+}
+
+// List returns user's live sessions: the index's live entries, then one
+// GET per session on its node. An entry whose key holds the mark of an
+// ended session, or garbage, leaves the index (only if its score is
+// unchanged); one whose key is absent stays, since a mint may be between
+// its steps 1 and 3: it expires with its score.
+func (c *clusterStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
+	ctx, cancel := c.operation(ctx)
+	defer cancel()
+	members, err := redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(user), time.Now().UnixMilli(), "+inf", "BYSCORE", "WITHSCORES"))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var (
+		entries []backend.Entry
+		gone    []any
+	)
+	for i := 0; i+1 < len(members); i += 2 {
+		raw, err := c.get(ctx, c.sessionKey(members[i]))
+		if err != nil {
+			return nil, err
+		}
+		switch s := format.Parse(raw); {
+		case s.Live():
+			entries = append(entries, backend.Entry{Key: members[i], Stored: s})
+		case s.Found():
+			gone = append(gone, members[i], members[i+1])
+		}
+	}
+	if len(gone) > 0 {
+		// Best effort: a failure leaves entries a later call drops.
+		c.eval(ctx, indexScript, []string{c.indexKey(user), c.credsKey(user)}, append([]any{"", "", ""}, gone...)...)
+	}
+	return entries, nil
+}
+
+// parseScore reads a score Redis answered (ms).
+func parseScore(s string) int64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return int64(f)
+}
+
+// firstErr returns first if it is set, else err.
+func firstErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
