@@ -85,6 +85,7 @@ func newEngine(cfg Config) *engine.Engine {
 		Lifetime:          cfg.Lifetime,
 		IdleTimeout:       cfg.IdleTimeout,
 		KeepAliveInterval: cfg.KeepAliveInterval,
+		MaxSessions:       max(cfg.MaxSessionsPerUser, 0),
 		NegativeCacheTTL:  cfg.NegativeCacheTTL,
 		ExchangeTimeout:   cfg.ExchangeTimeout,
 		Turn:              guesslimit.Turn,

@@ -68,9 +68,23 @@ type Config struct {
 	IdleTimeout time.Duration
 
 	// KeepAliveInterval is the least time between two writes that record
-	// a session's activity, when IdleTimeout is set. Default 1 minute, or
-	// IdleTimeout/2 when that is shorter.
+	// a session's activity, when IdleTimeout or MaxSessionsPerUser is set.
+	// Default 1 minute, or IdleTimeout/2 when that is shorter.
 	KeepAliveInterval time.Duration
+
+	// MaxSessionsPerUser caps how many live sessions (devices) one user
+	// of one provider may have. A sign-in that would exceed it ends the
+	// user's least recently used sessions (by recorded activity: with
+	// this set, a session's activity is written at most once per
+	// KeepAliveInterval, as for IdleTimeout) until it fits: logged as
+	// ended with reason "session limit", and marked like a sign-out, so
+	// that the ended device's frontend token cannot sign in again; it must
+	// get a new one. A device signing in again with a new token continues
+	// its session and does not count twice. On the memory store and a
+	// single Redis the ending is atomic with the mint: a user never has
+	// more than this many live sessions, however many sign in at once.
+	// Default 0: no limit.
+	MaxSessionsPerUser int
 
 	// NegativeCacheTTL is how long a token the provider rejected is
 	// remembered and refused without another upstream call. Default 30 s;

@@ -16,10 +16,15 @@ const (
 	codeCrossOrigin        = "cross_origin_request"
 	codeNotFound           = "not_found"
 	codeRateLimited        = "rate_limited"
+	codeInsufficientAuth   = "insufficient_user_authentication"
+	codeForbidden          = "forbidden"
 	messageSessionRequired = "a session is required: send the session cookie, the session header or a frontend token"
 	messageRateLimited     = "too many failed attempts; retry later"
 	messageStoreDown       = "the session store is unavailable; retry later"
 	messageProviderDown    = "the identity provider is unavailable; retry later"
+	// messageInsufficientAuth is also the challenge's error_description:
+	// no double quote or backslash.
+	messageInsufficientAuth = "a more recent authentication is required"
 )
 
 // storeUnavailable answers 503 session_store_unavailable for err, which

@@ -22,8 +22,15 @@ type Session struct {
 	// the same user on the same device), that one's Created. No activity
 	// extends a session past Expires.
 	Created time.Time
-	// LastSeen is the last recorded activity.
+	// LastSeen is the last recorded activity (recorded at most once per
+	// Config.KeepAliveInterval, and only with IdleTimeout or
+	// MaxSessionsPerUser set; else when the session was minted).
 	LastSeen time.Time
+	// AuthTime is when the user last authenticated at the provider: the
+	// frontend token's auth_time when the provider reads one, else when
+	// the token was exchanged. A new token sent with the session renews it
+	// (see RequireRecentAuth).
+	AuthTime time.Time
 	// Expires is when the session ends: Created plus Config.Lifetime, or
 	// the frontend token's expiry if that came first.
 	Expires time.Time
@@ -44,6 +51,7 @@ func view(s *format.Session, current bool) Session {
 		Identity:  s.Identity,
 		Created:   s.Created,
 		LastSeen:  s.LastSeen,
+		AuthTime:  s.AuthTime,
 		Expires:   s.Expires,
 		ClientIP:  s.ClientIP,
 		UserAgent: s.UserAgent,
@@ -63,6 +71,7 @@ func (s *Session) MarshalJSON() ([]byte, error) {
 		Provider:  s.Identity.Provider,
 		Created:   s.Created.UTC(),
 		LastSeen:  s.LastSeen.UTC(),
+		AuthTime:  s.AuthTime.UTC(),
 		Expires:   s.Expires.UTC(),
 		ClientIP:  s.ClientIP,
 		UserAgent: s.UserAgent,
@@ -77,6 +86,7 @@ type sessionView struct {
 	Provider  string              `json:"provider"`
 	Created   time.Time           `json:"created"`
 	LastSeen  time.Time           `json:"lastSeen"`
+	AuthTime  time.Time           `json:"authTime"`
 	Expires   time.Time           `json:"expires"`
 	ClientIP  string              `json:"ip,omitempty"`
 	UserAgent string              `json:"userAgent,omitempty"`

@@ -52,6 +52,16 @@ type Identity struct {
 	// credential" on it. It is not secret, but it is never logged.
 	TokenID string `json:"-"`
 
+	// AuthTime is when the user last authenticated at the provider: the
+	// token's "auth_time" claim (OpenID Connect Core §2, RFC 9470 §4),
+	// read by the providers whose tokens carry it (jwks, introspect);
+	// zero when the provider did not say, and then sessiongate records
+	// the exchange as the authentication. Providers refuse a token whose
+	// "auth_time" is not a NumericDate between 1970 and MaxTime, or lies
+	// more than their leeway in the future: it is never after the
+	// validation's now + leeway.
+	AuthTime time.Time `json:"authTime,omitzero"`
+
 	// SessionID is the provider's own id for the sign-in the token came
 	// from (Plurality's uniqueSessionId), empty when it has none.
 	SessionID string `json:"sessionId,omitempty"`

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,7 +112,9 @@ func (m *memory) Lookup(_ context.Context, key string) (format.Stored, error) {
 // Mint creates a session with its index entry, if its key still holds
 // what s.Replace was read from and its credential was not signed out; it
 // ends, as replaced, any other live session of s.User minted from the same
-// credential.
+// credential, and, with s.Limit, the least recently used ones beyond the
+// limit: all under one lock, so a user never has more than Limit.Max
+// live sessions.
 func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 	if !s.Valid() {
 		return backend.ErrBadMint
@@ -160,9 +164,43 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 		delete(idx, c.Key)
 		delete(m.sessions, c.Key)
 	}
+	if l := s.Limit; l != nil && l.Max > 0 {
+		m.limit(l, idx, key, now)
+	}
 	m.sessions[key] = item{raw: format.Frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
 	idx[key] = s.Expires
 	return nil
+}
+
+// limit ends, for the mint of key, the least recently used live sessions
+// of idx beyond l.Max (see backend.Limit). m.mu is held.
+func (m *memory) limit(l *backend.Limit, idx map[string]time.Time, key string, now time.Time) {
+	type candidate struct {
+		key  string
+		seen time.Time
+		it   item
+	}
+	var live []candidate
+	for other := range idx {
+		it, found := m.sessions[other]
+		if other == key || !found || !it.live(now) || !format.Parse(it.raw).Live() {
+			continue
+		}
+		seen, _ := format.RecordLastSeen(format.Parse(it.raw).Record)
+		live = append(live, candidate{other, seen, it})
+	}
+	slices.SortFunc(live, func(a, b candidate) int {
+		if c := a.seen.Compare(b.seen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	for i := 0; len(live)-i+1 > l.Max; i++ {
+		c := live[i]
+		m.sessions[c.key] = item{raw: format.Ended, expires: c.it.expires}
+		delete(idx, c.key)
+		l.Ended = append(l.Ended, backend.Entry{Key: c.key, Stored: format.Parse(c.it.raw)})
+	}
 }
 
 // End marks sessions ended (or removes replaced ones) and drops them from

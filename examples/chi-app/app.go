@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -31,6 +33,7 @@ var webFiles embed.FS
 type app struct {
 	handler http.Handler
 	metrics http.Handler // GET /metrics, for METRICS_ADDR
+	admin   http.Handler // the back-office API, for ADMIN_ADDR; nil without ADMIN_TOKEN
 	closers []func()
 }
 
@@ -53,13 +56,14 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	}
 
 	auth := middleware.New(middleware.Config{
-		Store:          st,
-		Lifetime:       cfg.Lifetime,
-		Provider:       p,
-		Secret:         cfg.Secret, // empty: the middleware draws one for this process alone
-		InsecureCookie: !cfg.CookieSecure,
-		IdleTimeout:    cfg.IdleTimeout,
-		Logger:         log,
+		Store:              st,
+		Lifetime:           cfg.Lifetime,
+		Provider:           p,
+		Secret:             cfg.Secret, // empty: the middleware draws one for this process alone
+		InsecureCookie:     !cfg.CookieSecure,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxSessionsPerUser: cfg.MaxPerUser,
+		Logger:             log,
 	})
 	if err := startupCheck(auth, log); err != nil {
 		a.Close()
@@ -73,7 +77,16 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		user, _ := middleware.UserFrom(r.Context())
 		writeJSON(w, http.StatusOK, map[string]any{"user": map[string]string{"id": user.UserID, "provider": user.Provider}})
 	})
-	r.Mount("/auth", auth.Routes("/auth"))
+	routes := auth.Routes("/auth")
+	if cfg.StepUpMaxAge > 0 {
+		// Signing out every device, or every other one, needs a recent
+		// sign-in: a stale session gets RFC 9470's challenge, and the page
+		// retries with a fresh token.
+		stepUp := auth.RequireRecentAuth(cfg.StepUpMaxAge)
+		r.With(stepUp).Delete("/auth/sessions", routes.ServeHTTP)
+		r.With(stepUp).Delete("/auth/sessions/others", routes.ServeHTTP)
+	}
+	r.Mount("/auth", routes)
 	if dev != nil {
 		r.Post("/dev/token", devToken(dev))
 	}
@@ -83,6 +96,9 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		http.ServeFileFS(w, r, web, "index.html")
 	})
 	a.handler = r
+	if cfg.AdminToken != "" {
+		a.admin = auth.AdminRoutes("", adminKey(cfg.AdminToken))
+	}
 	metrics := http.NewServeMux()
 	metrics.Handle("GET /metrics", metricsHandler(auth))
 	a.metrics = metrics
@@ -178,6 +194,23 @@ func openStore(cfg config, a *app) (store.Store, error) {
 	}
 	a.closers = append(a.closers, func() { st.(io.Closer).Close() })
 	return st, nil
+}
+
+// adminKey is the back-office API's authorize: Authorization: Bearer
+// ADMIN_TOKEN, compared in constant time; no header is 401, another key
+// 403.
+func adminKey(token provider.Secret) func(*http.Request) error {
+	want := []byte(token)
+	return func(r *http.Request) error {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return middleware.ErrUnauthenticated
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			return errors.New("wrong ADMIN_TOKEN")
+		}
+		return nil
+	}
 }
 
 var userName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)

@@ -43,6 +43,10 @@ type config struct {
 	CookieSecure     bool
 	Lifetime         time.Duration
 	IdleTimeout      time.Duration
+	StepUpMaxAge     time.Duration // 0: no step-up on the sign-out-everywhere routes
+	MaxPerUser       int           // 0: no limit
+	AdminAddr        string        // empty: no back-office listener
+	AdminToken       provider.Secret
 	Secret           provider.Secret
 	SecretWasDefault bool
 }
@@ -76,6 +80,8 @@ func configFrom(getenv func(string) string) (config, error) {
 		ParaSecretKey:    provider.Secret(getenv("PARA_SECRET_API_KEY")),
 		ParaJWTAudience:  getenv("PARA_JWT_AUDIENCE"),
 		Secret:           provider.Secret(getenv("SESSION_SECRET")),
+		AdminAddr:        getenv("ADMIN_ADDR"),
+		AdminToken:       provider.Secret(getenv("ADMIN_TOKEN")),
 	}
 	var err error
 	// Dev mode serves plain http on loopback; everything else is assumed
@@ -88,6 +94,23 @@ func configFrom(getenv func(string) string) (config, error) {
 	}
 	if c.IdleTimeout, err = time.ParseDuration(get("SESSION_IDLE_TIMEOUT", "0s")); err != nil || c.IdleTimeout < 0 {
 		return c, fmt.Errorf("SESSION_IDLE_TIMEOUT: want a duration such as 30m, or 0 for none")
+	}
+	// Step-up is on by default: signing out every other device needs a
+	// sign-in of the last 15 minutes (OWASP ASVS 5.0 V7.5).
+	if c.StepUpMaxAge, err = time.ParseDuration(get("SESSION_STEP_UP_MAX_AGE", "15m")); err != nil || c.StepUpMaxAge < 0 {
+		return c, fmt.Errorf("SESSION_STEP_UP_MAX_AGE: want a duration such as 15m, or 0 for none")
+	}
+	if c.MaxPerUser, err = strconv.Atoi(get("SESSION_MAX_PER_USER", "0")); err != nil || c.MaxPerUser < 0 {
+		return c, fmt.Errorf("SESSION_MAX_PER_USER: want a whole number of sessions, or 0 for no limit")
+	}
+	switch {
+	case (c.AdminAddr == "") != (c.AdminToken == ""):
+		return c, fmt.Errorf("ADMIN_ADDR and ADMIN_TOKEN: set both to serve the back-office API, or neither")
+	case c.AdminAddr != "" && len(c.AdminToken) < 16:
+		return c, fmt.Errorf("ADMIN_TOKEN: want at least 16 bytes")
+	}
+	if _, _, err := net.SplitHostPort(c.AdminAddr); c.AdminAddr != "" && err != nil {
+		return c, fmt.Errorf("ADMIN_ADDR: want host:port, such as 127.0.0.1:9091")
 	}
 	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
 		return c, fmt.Errorf("METRICS_ADDR: want host:port, such as 127.0.0.1:9090")

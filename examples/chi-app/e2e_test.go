@@ -35,7 +35,9 @@ func TestBrowserSignOutOtherDevices(t *testing.T) {
 	}
 	require.NoError(t, os.MkdirAll(shots, 0o755))
 
-	srv := newTestApp(t, map[string]string{"SESSION_SECRET": "e2e-secret-0123456789abcdef"})
+	// Step-up after 2 s: signing out the other devices meets the challenge.
+	const stepUpMaxAge = 2 * time.Second
+	srv := newTestApp(t, map[string]string{"SESSION_SECRET": "e2e-secret-0123456789abcdef", "SESSION_STEP_UP_MAX_AGE": stepUpMaxAge.String()})
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1100, 1000))...)
@@ -102,8 +104,27 @@ func TestBrowserSignOutOtherDevices(t *testing.T) {
 	do(laptop, "the laptop sees both sessions too", chromedp.Click(chromedp.CSS("#refresh")), sessions(2))
 	shot(laptop, "laptop-two-sessions")
 
-	do(laptop, "the laptop signs out all other devices",
-		chromedp.Click(chromedp.CSS("#signout-others")), sessions(1), state("signed-in"))
+	// The laptop's sign-in is now older than the step-up max age (a wait,
+	// not a measurement): signing out the others gets the challenge, the
+	// page gets a fresh token and retries, on the same session.
+	// get runs one action that returns a value on a device, bounded in time.
+	get := func(ctx context.Context, what string, a chromedp.Action[string]) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, e2eStepPatience)
+		defer cancel()
+		v, err := chromedp.Run(ctx, a)
+		require.NoError(t, err, what)
+		return v
+	}
+	sessionBefore := get(laptop, "the laptop reads its session id", chromedp.Text(chromedp.CSS("#me-session")))
+	time.Sleep(stepUpMaxAge + 500*time.Millisecond)
+	do(laptop, "the laptop signs out all other devices, after signing in again",
+		chromedp.Click(chromedp.CSS("#signout-others")), sessions(1), state("signed-in"),
+		chromedp.WaitVisible(chromedp.CSS("#stepup-note")))
+	challenged := get(laptop, "the log shows the challenge", chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#log li")).filter(li => li.textContent.includes("DELETE /auth/sessions/others")).map(li => li.querySelector("b").textContent).reverse().join(",")`))
+	require.Equal(t, "401,200", challenged, "the challenge, then the retry with a fresh token")
+	sessionAfter := get(laptop, "the laptop reads its session id again", chromedp.Text(chromedp.CSS("#me-session")))
+	require.Equal(t, sessionBefore, sessionAfter, "the same session (public id) after the step-up")
 	shot(laptop, "laptop-signed-out-others")
 
 	do(phone, "the phone's next action shows it signed out",

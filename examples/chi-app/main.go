@@ -13,7 +13,11 @@
 // PARA_API_URL, PARA_SECRET_API_KEY, PARA_JWT_AUDIENCE, COOKIE_SECURE,
 // SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET, and METRICS_ADDR:
 // when set, a second listener there serves the middleware's counters at
-// GET /metrics in the Prometheus text format (off by default).
+// GET /metrics in the Prometheus text format (off by default);
+// SESSION_STEP_UP_MAX_AGE (15m; 0: off), SESSION_MAX_PER_USER (0: no
+// limit), and ADMIN_ADDR with ADMIN_TOKEN: when both are set, a listener
+// there serves the back-office API (Auth.AdminRoutes) to requests that
+// carry Authorization: Bearer ADMIN_TOKEN.
 //
 // chi-app -healthcheck asks a running chi-app (at ADDR) for /healthz and
 // exits 0 when it answers 200: the container health check of an image
@@ -90,6 +94,9 @@ func run(log *slog.Logger) error {
 	if cfg.MetricsAddr != "" {
 		servers = append(servers, newServer(cfg.MetricsAddr, a.metrics, productionLimits))
 	}
+	if a.admin != nil {
+		servers = append(servers, newServer(cfg.AdminAddr, a.admin, productionLimits))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, len(servers))
@@ -99,6 +106,9 @@ func run(log *slog.Logger) error {
 	log.Info(fmt.Sprintf("chi-app listening on http://%s", cfg.Addr), "store", cfg.Store, "provider", cfg.Provider)
 	if cfg.MetricsAddr != "" {
 		log.Info(fmt.Sprintf("metrics at http://%s/metrics", cfg.MetricsAddr))
+	}
+	if a.admin != nil {
+		log.Info(fmt.Sprintf("back-office API at http://%s/users/{provider}/{user}/sessions", cfg.AdminAddr))
 	}
 
 	// err is nil here: a listener's error, if one stops, is the result.

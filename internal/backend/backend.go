@@ -42,7 +42,9 @@ type Backend interface {
 	// from (nothing, for a zero Replace); otherwise it writes nothing and
 	// returns ErrConflict. If s.Mark holds the mark of an ended session it
 	// writes nothing and returns ErrSignedOut. A session whose Expires has
-	// passed is not written.
+	// passed is not written. With s.Limit, it ends in the same atomic step
+	// the user's least recently used sessions beyond the limit (see
+	// Limit).
 	Mint(ctx context.Context, s NewSession) error
 
 	// Touch replaces the record of the live session that token opens,
@@ -104,6 +106,29 @@ type NewSession struct {
 	// live session (signed out, continued by another mint meanwhile), Mint
 	// writes nothing and returns ErrNotContinued.
 	Continues *Continued
+	// Limit, when set with a positive Max, caps User's live sessions: see
+	// Limit. Mint reports in it the sessions it ended.
+	Limit *Limit
+}
+
+// Limit caps the live sessions of a user (NewSession.Limit). In the same
+// atomic step as the mint, after the sessions the mint replaces or
+// continues have left, the store ends the user's other live sessions
+// that are least recently used (the record's last seen time, read by
+// format.RecordLastSeen; an unreadable record counts as never seen; ties
+// by key) until, with the new one, at most Max are live. Each ended
+// session's key keeps the mark of an ended session until the session
+// would have expired, and leaves the index; the caller writes its other
+// marks (an End of it: its credential's, its predecessors') afterwards.
+// A mint that fails ends nothing.
+type Limit struct {
+	// Max is the most live sessions the user may have, the new one
+	// included; 0 or less: no limit.
+	Max int
+	// Ended is set by a Mint that returns nil: the sessions it ended for
+	// the limit, each as its key held it before (a live session), least
+	// recently used first.
+	Ended []Entry
 }
 
 // Continued is the session a mint continues (NewSession.Continues).

@@ -25,6 +25,9 @@ const (
 	UserRevoked     Reason = "user revoked"
 	UpstreamRevoked Reason = "upstream session revoked"
 	Replaced        Reason = "replaced"
+	// SessionLimit ends a user's least recently used session when a new
+	// sign-in would exceed MaxSessions; it marks like a sign-out.
+	SessionLimit Reason = "session limit"
 )
 
 // List returns the live sessions of one user of one provider, newest

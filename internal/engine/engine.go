@@ -38,6 +38,9 @@ type Config struct {
 	Lifetime time.Duration
 	// IdleTimeout (0: none) and KeepAliveInterval: see middleware.Config.
 	IdleTimeout, KeepAliveInterval time.Duration
+	// MaxSessions caps each user's live sessions (0: no limit): see
+	// middleware.Config.MaxSessionsPerUser.
+	MaxSessions int
 	// NegativeCacheTTL is how long a rejected token is refused without an
 	// upstream call; not positive disables the cache.
 	NegativeCacheTTL time.Duration

@@ -29,6 +29,9 @@ type Loaded struct {
 	Ctx context.Context
 	// Minted is true when this exchange created the session.
 	Minted bool
+	// Limited are the sessions of the user that this exchange's mint
+	// ended for MaxSessions (the least recently used), nil when none.
+	Limited []*format.Session
 	// Continued is true when the exchange's mint continued the session the
 	// request carried (Exchange's current), which then already ended.
 	Continued bool
@@ -188,6 +191,7 @@ func (e *Engine) Exchange(ctx context.Context, front string, client func() Clien
 	// Requests that shared this exchange carried sessions of their own:
 	// only the one whose session the mint continued has it ended already.
 	l.Minted = m.fresh
+	l.Limited = m.limited
 	l.Continued = current != nil && m.continued != "" && m.continued == current.Session.Key
 	return l, nil
 }
@@ -237,7 +241,7 @@ func (e *Engine) Save(ctx context.Context, l *Loaded) {
 	}()
 	defer e.recoverInto(&err, "store")
 	s := l.Session
-	if e.cfg.IdleTimeout > 0 {
+	if e.cfg.IdleTimeout > 0 || e.cfg.MaxSessions > 0 { // the limit ends the least recently used
 		if now := e.cfg.Now(); now.Sub(s.LastSeen) >= e.cfg.KeepAliveInterval {
 			seen := *s
 			seen.LastSeen = now

@@ -38,6 +38,8 @@ type minted struct {
 	// continued is the store key of the session the mint continued (and
 	// ended), "" when it continued none.
 	continued string
+	// limited are the sessions the mint ended for MaxSessions.
+	limited []*format.Session
 }
 
 // validateAndMint runs once per token however many requests wait on it.
@@ -80,7 +82,7 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	if id == nil || id.UserID == "" {
 		return minted{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "validated a token without naming its user"}
 	}
-	token, continued, err := e.mint(ctx, front, sel, *id, c, seen, cont)
+	token, continued, limited, err := e.mint(ctx, front, sel, *id, c, seen, cont)
 	switch {
 	case errors.Is(err, backend.ErrSignedOut):
 		// Another spelling of a credential that was signed out: refused
@@ -99,7 +101,7 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	case err != nil:
 		return minted{}, err
 	}
-	m := minted{token: token, fresh: true}
+	m := minted{token: token, fresh: true, limited: limited}
 	if continued {
 		m.continued = cont.key
 	}
@@ -112,7 +114,11 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 // device (same public id, created time and values) while the store, in the
 // same step, ends it; if it ended meanwhile (signed out, continued by a
 // concurrent mint), the new session is a session of its own.
-func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, continued bool, err error) {
+//
+// With MaxSessions, the same store step ends the user's least recently
+// used sessions beyond it; mint then marks them as signed out (their
+// credentials, the tokens their devices used before) and returns them.
+func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, continued bool, limited []*format.Session, err error) {
 	if id.Provider == "" {
 		id.Provider = e.providerName()
 	}
@@ -126,27 +132,70 @@ func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id
 		cont = nil // another user, or a device past its absolute lifetime: a session of its own
 	}
 	for {
-		token, err = e.mintOnce(ctx, front, sel, id, c, seen, cont, now)
+		var ended []backend.Entry
+		token, ended, err = e.mintOnce(ctx, front, sel, id, c, seen, cont, now)
 		if errors.Is(err, backend.ErrNotContinued) {
 			cont = nil
 			continue
 		}
-		return token, cont != nil && err == nil, err
+		if err == nil && len(ended) > 0 {
+			limited = e.endLimited(ctx, id, ended)
+		}
+		return token, cont != nil && err == nil, limited, err
 	}
 }
 
+// endLimited completes the end of the sessions a mint for id ended for
+// MaxSessions: the store marked their keys; this marks their credentials
+// and the tokens their devices used before, as a sign-out does, and logs
+// each. A failure here is logged: their keys stay marked until they would
+// have expired, and the mint stands.
+func (e *Engine) endLimited(ctx context.Context, id provider.Identity, ended []backend.Entry) []*format.Session {
+	limited := make([]*format.Session, 0, len(ended))
+	for _, en := range ended {
+		s, err := format.DecodeRecord(en.Key, en.Stored)
+		if err != nil {
+			// An unreadable record: its key is marked; nothing else of it
+			// is known.
+			s = &format.Session{ID: format.PublicID(en.Key, en.Stored.Nonce), Key: en.Key, Nonce: en.Stored.Nonce, Credential: en.Stored.Credential,
+				Identity: provider.Identity{UserID: id.UserID, Provider: id.Provider}}
+		}
+		limited = append(limited, s)
+	}
+	// EVENT: each of limited is an "ended" event, reason SessionLimit
+	// (engine.SessionLimit, "session limit"), with its public id, user and
+	// provider; e.end's write logs it ("sessiongate: session ended",
+	// why="session limit").
+	if err := e.end(ctx, SessionLimit, nil, limited...); err != nil {
+		e.cfg.Logger.Warn("sessiongate: marking the sessions ended by the session limit failed; their keys stay marked", "user", id.UserID, "error", err)
+	}
+	return limited
+}
+
 // mintOnce is one attempt of mint.
-func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, error) {
+func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, []backend.Entry, error) {
 	created := now
 	if cont != nil {
 		created = cont.created // the lifetime is absolute: counted from the device's first sign-in
+	}
+	// The user authenticated at the provider at the token's auth_time,
+	// or, when it says nothing, just now, when the token is exchanged (a
+	// frontend token is only ever minted once: a fresh one came from a
+	// sign-in at the widget); never later than now, and a device signing
+	// in again never goes back in time.
+	authTime := now
+	if !id.AuthTime.IsZero() && id.AuthTime.Before(now) {
+		authTime = id.AuthTime
+	}
+	if cont != nil && cont.authTime.After(authTime) {
+		authTime = cont.authTime
 	}
 	expires := created.Add(e.cfg.Lifetime)
 	if !id.Expiry.IsZero() && id.Expiry.Before(expires) {
 		expires = id.Expiry
 	}
 	if !now.Before(expires) {
-		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
+		return "", nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
 	}
 	nonce := format.NewNonce()
 	token := e.cfg.Secret.Token(front, sel, nonce)
@@ -154,6 +203,7 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		Identity:   id,
 		Created:    created,
 		LastSeen:   now,
+		AuthTime:   authTime,
 		Expires:    expires,
 		ClientIP:   c.IP,
 		UserAgent:  c.UserAgent,
@@ -171,11 +221,15 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	}
 	data, err := e.values.Codec.Encode(expires, values)
 	if err != nil {
-		return "", fmt.Errorf("sessiongate: encoding a session: %w", err)
+		return "", nil, fmt.Errorf("sessiongate: encoding a session: %w", err)
 	}
 	record := format.EncodeRecord(s)
 	if len(record) > format.MaxRecordLen {
-		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
+		return "", nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
+	}
+	var limit *backend.Limit
+	if e.cfg.MaxSessions > 0 {
+		limit = &backend.Limit{Max: e.cfg.MaxSessions}
 	}
 	err = e.cfg.Store.Mint(ctx, backend.NewSession{
 		Token:      token,
@@ -188,16 +242,20 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		User:       userIndex(s.Identity),
 		Replace:    seen,
 		Continues:  continues,
+		Limit:      limit,
 	})
 	if err != nil {
 		if errors.Is(err, backend.ErrUnavailable) {
 			e.Counters.StoreErrors.Add(1)
 		}
-		return "", err
+		return "", nil, err
 	}
 	e.Counters.Minted.Add(1)
 	e.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", cont != nil)
-	return token, nil
+	if limit != nil {
+		return token, limit.Ended, nil
+	}
+	return token, nil, nil
 }
 
 // validate asks the provider about token. A panic in the provider is
@@ -212,6 +270,7 @@ type continuation struct {
 	provider, user string
 	id             string
 	created        time.Time
+	authTime       time.Time
 	values         map[string]any
 	// key and nonce name the session continued; preds are the sessions
 	// the new one continues: the continued one's, and itself.
@@ -230,7 +289,7 @@ func (e *Engine) continuation(current *Loaded) *continuation {
 		return nil
 	}
 	s := current.Session
-	c := &continuation{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, values: map[string]any{},
+	c := &continuation{provider: s.Identity.Provider, user: s.Identity.UserID, id: s.ID, created: s.Created, authTime: s.AuthTime, values: map[string]any{},
 		key: s.Key, nonce: s.Nonce}
 	// The new session continues s and what s continued, but for the
 	// tokens that expired; the newest MaxPredecessors.

@@ -25,7 +25,7 @@ import (
 //	created (unix ms), last seen and expires (ms after created)
 //	flags, [token expiry (ms after created)], [public id (16 bytes)],
 //	[predecessors: count, then each: selector (16 bytes), credential id
-//	(8 bytes), until (ms after created)]
+//	(8 bytes), until (ms after created)], [auth time (ms after created)]
 //	user id, provider, upstream session id (UUIDs in 16 bytes)
 //	client IP (4 or 16 bytes), User-Agent (common fragments as one byte)
 //	claims (common names as one byte; values equal to the user id, the
@@ -36,7 +36,11 @@ import (
 // continues another (a new sign-in on the same device), which keeps the
 // public id of the session it continues. The record is kept beside the
 // scs values, not among them (see Stored), so handlers never see it.
-const recordVersion = 2
+
+// RecordVersion is the record's first byte (the Redis store's mint
+// script reads it, with created and last seen, to find the least
+// recently used sessions).
+const RecordVersion = 2
 
 // Session is a session as a store keeps it: its record, with what its key
 // and frame say.
@@ -49,6 +53,11 @@ type Session struct {
 	// Created is when the device first signed in; LastSeen the last
 	// recorded activity; Expires when the session ends.
 	Created, LastSeen, Expires time.Time
+	// AuthTime is when the user last authenticated at the provider: the
+	// token's auth_time, else when the token was exchanged. A record
+	// without one (written before it was kept, or equal to Created)
+	// decodes with AuthTime = Created.
+	AuthTime time.Time
 	// ClientIP and UserAgent are the client's, at the mint.
 	ClientIP, UserAgent string
 
@@ -92,6 +101,7 @@ const (
 	flagTokenExpiry = 1 << iota
 	flagPublicID
 	flagPredecessors
+	flagAuthTime
 )
 
 var errRecord = errors.New("sessiongate: not a session record")
@@ -101,7 +111,7 @@ var errRecord = errors.New("sessiongate: not a session record")
 func EncodeRecord(s *Session) []byte {
 	created := s.Created.UnixMilli()
 	b := make([]byte, 0, 128)
-	b = append(b, recordVersion)
+	b = append(b, RecordVersion)
 	b = binary.AppendUvarint(b, uint64(max(created, 0)))
 	b = binary.AppendVarint(b, s.LastSeen.UnixMilli()-created)
 	b = binary.AppendVarint(b, s.Expires.UnixMilli()-created)
@@ -116,6 +126,9 @@ func EncodeRecord(s *Session) []byte {
 	}
 	if len(s.Preds) > 0 {
 		flags |= flagPredecessors
+	}
+	if !s.AuthTime.IsZero() && s.AuthTime.UnixMilli() != created {
+		flags |= flagAuthTime
 	}
 	b = append(b, flags)
 	if flags&flagTokenExpiry != 0 {
@@ -133,6 +146,9 @@ func EncodeRecord(s *Session) []byte {
 			b = binary.AppendVarint(b, p.Until.UnixMilli()-created)
 		}
 	}
+	if flags&flagAuthTime != 0 {
+		b = binary.AppendVarint(b, s.AuthTime.UnixMilli()-created)
+	}
 	b = appendString(b, id.UserID)
 	b = appendString(b, id.Provider)
 	b = appendString(b, id.SessionID)
@@ -147,7 +163,7 @@ func EncodeRecord(s *Session) []byte {
 func DecodeRecord(key string, st Stored) (*Session, error) {
 	nonce, data := st.Nonce, st.Record
 	d := reader{wire.Reader{B: data}}
-	if d.Byte() != recordVersion {
+	if d.Byte() != RecordVersion {
 		return nil, errRecord
 	}
 	created := int64(d.Uvarint())
@@ -179,6 +195,10 @@ func DecodeRecord(key string, st Stored) (*Session, error) {
 			s.Preds[i].Until = time.UnixMilli(created + d.Varint())
 		}
 	}
+	s.AuthTime = s.Created
+	if flags&flagAuthTime != 0 {
+		s.AuthTime = time.UnixMilli(created + d.Varint())
+	}
 	s.Identity.UserID = d.string()
 	s.Identity.Provider = d.string()
 	s.Identity.SessionID = d.string()
@@ -193,6 +213,22 @@ func DecodeRecord(key string, st Stored) (*Session, error) {
 		s.Identity.Claims = claims
 	}
 	return s, nil
+}
+
+// RecordLastSeen reads the last seen time from the start of a record
+// (version, created, last seen: the store's scripts read the same
+// prefix), without decoding the rest; false when it is not a record.
+func RecordLastSeen(record []byte) (time.Time, bool) {
+	d := wire.Reader{B: record}
+	if d.Byte() != RecordVersion {
+		return time.Time{}, false
+	}
+	created := int64(d.Uvarint())
+	seen := created + d.Varint()
+	if d.Err {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(seen), true
 }
 
 // Strings: uvarint(len<<1) and the bytes, or uvarint(1) and 16 bytes for a

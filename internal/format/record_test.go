@@ -33,6 +33,7 @@ func typicalSession() *Session {
 		},
 		Created:   created,
 		LastSeen:  created,
+		AuthTime:  created,
 		Expires:   exp,
 		ClientIP:  "203.0.113.7",
 		UserAgent: chromeUA,
@@ -57,18 +58,53 @@ func TestRecordRoundTrip(t *testing.T) {
 			}
 			s.LastSeen = s.Created.Add(-time.Second) // a clock that went back
 		},
+		"authenticated again after the device's first sign-in": func(s *Session) {
+			s.AuthTime = s.Created.Add(90 * time.Minute)
+		},
 	} {
 		s := typicalSession()
 		mutate(s)
 		got, err := decodeRecord(EncodeRecord(s))
 		require.NoError(t, err, name)
-		for _, ts := range []*time.Time{&s.Created, &s.LastSeen, &s.Expires, &s.Identity.Expiry, &got.Created, &got.LastSeen, &got.Expires, &got.Identity.Expiry} {
+		for _, ts := range []*time.Time{&s.Created, &s.LastSeen, &s.Expires, &s.AuthTime, &s.Identity.Expiry, &got.Created, &got.LastSeen, &got.Expires, &got.AuthTime, &got.Identity.Expiry} {
 			if !ts.IsZero() {
 				*ts = ts.UTC()
 			}
 		}
 		assert.Equal(t, s, got, name)
 	}
+}
+
+// A record without an auth time (one written before it was kept, or a
+// zero AuthTime) decodes with AuthTime = Created; and it costs no byte
+// when it equals Created.
+func TestRecordWithoutAuthTimeIsCreated(t *testing.T) {
+	t.Parallel()
+	s := typicalSession()
+	s.AuthTime = time.Time{}
+	old := EncodeRecord(s)
+	got, err := decodeRecord(old)
+	require.NoError(t, err)
+	assert.True(t, got.AuthTime.Equal(s.Created), "AuthTime %v, want Created %v", got.AuthTime, s.Created)
+	s.AuthTime = s.Created
+	assert.Equal(t, old, EncodeRecord(s), "an auth time equal to Created is not stored")
+	s.AuthTime = s.Created.Add(time.Hour)
+	assert.Greater(t, len(EncodeRecord(s)), len(old))
+}
+
+func TestRecordLastSeen(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, time.Millisecond, -time.Second, 90 * time.Minute, 400 * 24 * time.Hour} {
+		s := typicalSession()
+		s.LastSeen = s.Created.Add(d)
+		got, ok := RecordLastSeen(EncodeRecord(s))
+		require.True(t, ok)
+		assert.Equal(t, s.LastSeen.UnixMilli(), got.UnixMilli(), "%v", d)
+	}
+	_, ok := RecordLastSeen([]byte{RecordVersion, 0x80})
+	assert.False(t, ok, "a truncated record")
+	_, ok = RecordLastSeen(nil)
+	assert.False(t, ok)
 }
 
 // An ID or a predecessor's key that cannot be decoded is not kept, and
@@ -113,7 +149,7 @@ func TestDeepClaimsAreKeptAsJSON(t *testing.T) {
 
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(EncodeRecord(typicalSession()))
-	f.Add([]byte{recordVersion})
+	f.Add([]byte{RecordVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := decodeRecord(b)
 		if err != nil {

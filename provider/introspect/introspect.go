@@ -122,7 +122,10 @@ func (p *Provider) Name() string { return p.cfg.Name }
 // ("jti:" + jti; otherwise TokenID is empty and sessiongate knows the
 // credential only by its exact string); the whole answer is kept as
 // claims. Members are read exactly as named ("EXP" is not "exp"), and
-// "exp", "nbf" and "iat" must be NumericDates between 1970 and 9999.
+// "exp", "nbf", "iat" and "auth_time" must be NumericDates between 1970
+// and 9999. "auth_time" (registered for introspection answers by RFC
+// 9470 §6.2) becomes the Identity's AuthTime; one more than Leeway in the
+// future is ErrInvalidToken.
 //
 // "active": false, an expired "exp", a future "nbf", a time member out of
 // range, or a wrong audience or issuer is ErrInvalidToken, and so is a
@@ -180,7 +183,7 @@ func (p *Provider) identity(answer []byte) (*provider.Identity, error) {
 	if reason := times.Check(p.cfg.Now(), p.cfg.Leeway); reason != "" {
 		return nil, p.invalid(reason)
 	}
-	id := &provider.Identity{Provider: p.cfg.Name, Expiry: times.Until(p.cfg.Leeway), Claims: claims}
+	id := &provider.Identity{Provider: p.cfg.Name, Expiry: times.Until(p.cfg.Leeway), AuthTime: times.AuthTime, Claims: claims}
 	if p.cfg.Issuer != "" && claims["iss"] != p.cfg.Issuer {
 		return nil, p.invalid("issued by another issuer")
 	}

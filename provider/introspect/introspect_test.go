@@ -147,3 +147,21 @@ func TestNewRefusesImpossibleConfiguration(t *testing.T) {
 		assert.Panics(t, func() { introspect.New(cfg) }, name)
 	}
 }
+
+func TestAuthTimeOfAnIntrospectionAnswer(t *testing.T) {
+	t.Parallel()
+	fake, p := newProvider(t, nil)
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	id, err := validate(t, p, fake.Issue("ada", time.Hour, map[string]any{"auth_time": at.Unix()}))
+	require.NoError(t, err)
+	assert.True(t, at.Equal(id.AuthTime), "RFC 9470 §6.2's auth_time becomes AuthTime: %v", id.AuthTime)
+
+	for name, v := range map[string]any{
+		"in the future beyond the leeway": time.Now().Add(time.Hour).Unix(),
+		"negative":                        -1,
+		"a string":                        "1700000000",
+	} {
+		_, err := validate(t, p, fake.Issue("ada", time.Hour, map[string]any{"auth_time": v}))
+		assert.ErrorIs(t, err, provider.ErrInvalidToken, name)
+	}
+}

@@ -29,7 +29,8 @@ func (p *Provider) Name() string { return p.verifier.cfg.Name }
 // Validate verifies token (see Verifier.Verify) and returns its Identity:
 // the user id from Config.UserIDClaim, Expiry = "exp" + Leeway, TokenID
 // from the token's canonical signing input (the same for every spelling
-// and every valid signature of these claims), the issuer's session id
+// and every valid signature of these claims), AuthTime from "auth_time"
+// when present (zero otherwise), the issuer's session id
 // from "sid" when present, and every claim.
 func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identity, error) {
 	c, err := p.verifier.Verify(ctx, token)
@@ -45,6 +46,7 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 		UserID:    id,
 		Provider:  p.Name(),
 		Expiry:    c.ValidUntil,
+		AuthTime:  c.AuthTime,
 		TokenID:   c.TokenID,
 		SessionID: provider.StringClaim(c.All, "sid"),
 		Claims:    c.All,

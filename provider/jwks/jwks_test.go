@@ -34,6 +34,22 @@ func TestJWTRules(t *testing.T) {
 	})
 }
 
+func TestAuthTimeBecomesIdentityAuthTime(t *testing.T) {
+	t.Parallel()
+	iss := providertest.NewIssuer()
+	defer iss.Close()
+	p := jwks.New(jwks.Config{Issuer: iss.URL, Audiences: []string{audience}, JWKSURL: iss.JWKSURL})
+
+	at := time.Now().Add(-42 * time.Minute).Truncate(time.Second)
+	id, err := validate(t, p, iss.Token("ada", audience, time.Hour, map[string]any{"auth_time": at.Unix()}))
+	require.NoError(t, err)
+	assert.True(t, at.Equal(id.AuthTime), "AuthTime %v, want %v", id.AuthTime, at)
+
+	id, err = validate(t, p, iss.Token("ada", audience, time.Hour, nil))
+	require.NoError(t, err)
+	assert.True(t, id.AuthTime.IsZero(), "no auth_time: zero AuthTime, the exchange counts")
+}
+
 func validate(t *testing.T, p provider.Provider, token string) (*provider.Identity, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // patience, not a speed bound

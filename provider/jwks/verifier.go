@@ -39,6 +39,10 @@ type Claims struct {
 	Expiry    time.Time // exp, which every accepted token has
 	NotBefore time.Time // nbf; zero when absent
 	IssuedAt  time.Time // iat; zero when absent
+	// AuthTime is auth_time, when the user authenticated (OpenID Connect
+	// Core §2); zero when absent. Verify refuses a token whose auth_time
+	// is out of range or more than Leeway in the future.
+	AuthTime time.Time
 
 	// ValidUntil is Expiry plus the configured Leeway (at most
 	// provider.MaxTime): the instant from which Verify refuses the token,
@@ -83,7 +87,7 @@ func NewVerifier(cfg Config) *Verifier {
 // Verify checks token and returns its claims. Every refusal is an
 // ErrInvalidToken (malformed or non-canonical encoding, duplicate member
 // names, algorithm not allowed, a key the issuer does not publish, bad
-// signature, expired, not yet valid, issued in the future, a time claim
+// signature, expired, not yet valid, issued or authenticated in the future, a time claim
 // out of range, wrong audience or issuer, no "exp").
 //
 // ErrUnavailable (an *provider.UnavailableError) means the token cannot
@@ -152,6 +156,7 @@ func (v *Verifier) check(payload []byte) (*Claims, error) {
 		Expiry:     times.Expiry,
 		NotBefore:  times.NotBefore,
 		IssuedAt:   times.IssuedAt,
+		AuthTime:   times.AuthTime,
 		ValidUntil: times.Until(v.cfg.Leeway),
 		All:        all,
 	}

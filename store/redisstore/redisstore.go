@@ -394,10 +394,36 @@ func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, err
 // ever extends it. With a session to continue (KEYS[4], with nonce
 // ARGV[8]; the session's own key and "" when none), it mints only if that
 // one is still live, and in the same step deletes it and drops ARGV[9]
-// from the index (unless it is the key minted). It answers 1 when it
-// minted, 0 on a conflict, -1 when the credential was signed out, -2 when
-// the session to continue ended meanwhile.
+// from the index (unless it is the key minted). With a limit (ARGV[10],
+// "0" for none), it then ends the user's other live sessions least
+// recently used (the record's last seen time, read from its first bytes as
+// format.RecordLastSeen does; ties by member) until, with the new one, at
+// most that many are live: each key keeps the mark of an ended session for
+// its remaining TTL and leaves the index. It answers 1 when it minted (with
+// a limit: an array, 1 then the member and the former value of each
+// session it ended), 0 on a conflict, -1 when the credential was signed
+// out, -2 when the session to continue ended meanwhile.
 var mintScript = redis.NewScript(4, luaFrame(`
+local function uvarint(s, pos)
+  local n, mul = 0, 1
+  while true do
+    local b = string.byte(s, pos)
+    if not b then return nil, pos end
+    pos = pos + 1
+    n = n + (b % 128) * mul
+    if b < 128 then return n, pos end
+    mul = mul * 128
+  end
+end
+local function lastSeen(v)
+  if string.byte(v, RECORD_AT + 1) ~= RECORD_VERSION then return -1 end
+  local created, pos = uvarint(v, RECORD_AT + 2)
+  if not created then return -1 end
+  local delta = uvarint(v, pos)
+  if not delta then return -1 end
+  if delta % 2 == 0 then delta = delta / 2 else delta = -(delta + 1) / 2 end
+  return created + delta
+end
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[5] then return 0 end
 if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
@@ -419,11 +445,40 @@ if ARGV[8] ~= '' and KEYS[4] ~= KEYS[1] then
   redis.call('DEL', KEYS[4])
   redis.call('ZREM', KEYS[2], ARGV[9])
 end
+local ended = nil
+local max = tonumber(ARGV[10])
+if max > 0 then
+  ended = {1}
+  local live = {}
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], ARGV[4], '+inf', 'BYSCORE')) do
+    if m ~= ARGV[6] then
+      local v = redis.call('GET', SESSION_PREFIX .. m)
+      if v and string.sub(v, 1, 1) == LIVE then
+        table.insert(live, {m, lastSeen(v), v})
+      end
+    end
+  end
+  table.sort(live, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  local i = 1
+  while #live - i + 2 > max do
+    local k = SESSION_PREFIX .. live[i][1]
+    local ttl = redis.call('PTTL', k)
+    if ttl > 0 then redis.call('SET', k, ENDED, 'PX', ttl) else redis.call('DEL', k) end
+    redis.call('ZREM', KEYS[2], live[i][1])
+    table.insert(ended, live[i][1])
+    table.insert(ended, live[i][3])
+    i = i + 1
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
 redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'NX')
 redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'GT')
+if ended then return ended end
 return 1`))
 
 // replaceScript ends a replaced session (KEYS[1]) if it still holds the
@@ -443,6 +498,7 @@ func luaFrame(script string) string {
 		"SESSION_PREFIX", luaString(sessionPrefix),
 		"RECORD_LEN_AT", strconv.Itoa(format.RecordLenAt),
 		"RECORD_AT", strconv.Itoa(format.RecordAt),
+		"RECORD_VERSION", strconv.Itoa(format.RecordVersion),
 		"NONCE_AT", strconv.Itoa(format.NonceAt),
 		"CRED_AT", strconv.Itoa(format.CredAt),
 		"CRED_LEN", strconv.Itoa(format.CredentialLen),
@@ -468,7 +524,9 @@ func luaString(s string) string {
 
 // Mint writes the session and its index entry in one script, if the key
 // still holds what m.Replace was read from and the credential was not
-// signed out.
+// signed out; with m.Limit, the same script ends the user's least recently
+// used sessions beyond the limit, so that on one Redis a user never has
+// more than Limit.Max live sessions.
 func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 	if !m.Valid() {
 		return backend.ErrBadMint
@@ -491,15 +549,26 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 	if c := m.Continues; c != nil {
 		old, oldNonce, oldMember = sessionPrefix+c.Key, format.PadNonce(c.Nonce), c.Key
 	}
+	limit := 0
+	if m.Limit != nil && m.Limit.Max > 0 {
+		limit = m.Limit.Max
+	}
 	done := 0
+	var ended []backend.Entry
 	err := r.write(ctx, func(conn redis.Conn) (err error) {
 		// A retry after a lost answer finds this very value and reports a
-		// conflict: the caller then looks the key up and finds it minted.
-		done, err = redis.Int(mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
+		// conflict: the caller then looks the key up and finds it minted
+		// (what a lost answer's limit ended is not reported: those keys
+		// keep their mark until they would have expired).
+		reply, err := mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
 			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.Raw(), key, cred,
-			oldNonce, oldMember))
+			oldNonce, oldMember, limit)
+		done, ended, err = mintReply(reply, err)
 		return err
 	})
+	if err == nil && done == 1 && m.Limit != nil {
+		m.Limit.Ended = ended
+	}
 	switch {
 	case err != nil:
 		return err
@@ -511,6 +580,33 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 		return backend.ErrConflict
 	}
 	return nil
+}
+
+// mintReply reads mintScript's answer: its code, and the sessions its
+// limit ended.
+func mintReply(reply any, err error) (int, []backend.Entry, error) {
+	values, isArray := reply.([]any)
+	if err != nil || !isArray {
+		done, err := redis.Int(reply, err)
+		return done, nil, err
+	}
+	if len(values)%2 != 1 {
+		return 0, nil, errors.New("store: unexpected answer from the mint script")
+	}
+	done, err := redis.Int(values[0], nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	var ended []backend.Entry
+	for i := 1; i < len(values); i += 2 {
+		member, err1 := redis.String(values[i], nil)
+		raw, err2 := redis.Bytes(values[i+1], nil)
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, nil, err
+		}
+		ended = append(ended, backend.Entry{Key: member, Stored: format.Parse(raw)})
+	}
+	return done, ended, nil
 }
 
 // End marks sessions ended (or removes replaced ones) and drops them from

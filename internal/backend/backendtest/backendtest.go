@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/provider"
 )
 
 // Record is a record for store tests: a store keeps it as it is.
@@ -40,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) backend.Backend) {
 		{"Continues", testContinues},
 		{"ReplacedNeedsItsNonce", testReplacedNeedsItsNonce},
 		{"BadMint", testBadMint},
+		{"Limit", testLimit},
 		{"Expiry", testExpiry},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,6 +322,85 @@ func testExpiry(t *testing.T, st backend.Backend) {
 	entries, _ = st.List(ctx, user)
 	assert.Empty(t, entries, "expired sessions leave the index by themselves")
 	assert.ErrorIs(t, st.Commit(tok, []byte("late"), time.Now().Add(time.Hour)), backend.ErrNotLive, "an expired session is not committed back")
+}
+
+// seenRecord returns a record whose last seen time is seen.
+func seenRecord(seen time.Time) []byte {
+	return format.EncodeRecord(&format.Session{Created: seen.Add(-time.Hour), LastSeen: seen, Expires: seen.Add(time.Hour),
+		Identity: provider.Identity{UserID: "u", Provider: "p"}})
+}
+
+// testLimit: a mint with a Limit ends, in the same step, the user's least
+// recently used live sessions beyond it (an unreadable record first), and
+// reports them; what it replaces or continues does not count; a mint
+// that fails ends nothing.
+func testLimit(t *testing.T, st backend.Backend) {
+	ctx := context.Background()
+	user := "p:" + t.Name()
+	exp := time.Now().Add(time.Hour)
+	base := time.Now().Add(-time.Hour)
+	mint := func(name string, seen time.Duration, s backend.NewSession) error {
+		s.Token, s.Record, s.Data, s.Expires, s.User = Token(name, "v"), seenRecord(base.Add(seen)), []byte(name), exp, user
+		if s.Nonce == nil {
+			s.Nonce = []byte(name)
+		}
+		return st.Mint(ctx, s)
+	}
+	key := func(name string) string { return format.KeyOf(Token(name, "v")) }
+	// Last seen: b, then junk (never: first), then a, then c.
+	require.NoError(t, mint("a", 20*time.Minute, backend.NewSession{}))
+	require.NoError(t, mint("b", 10*time.Minute, backend.NewSession{}))
+	require.NoError(t, mint("c", 30*time.Minute, backend.NewSession{}))
+	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: Token("junk", "v"), Record: Record, Expires: exp, User: user}))
+	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: Token("other", "v"), Record: seenRecord(base), Expires: exp, User: user + "-other"}))
+
+	// A mint that fails (a conflict) ends nothing.
+	limit := &backend.Limit{Max: 1}
+	assert.ErrorIs(t, mint("a", 0, backend.NewSession{Limit: limit}), backend.ErrConflict)
+	assert.Empty(t, limit.Ended)
+	entries, _ := st.List(ctx, user)
+	assert.Len(t, entries, 4, "a failed mint ends nothing")
+
+	limit = &backend.Limit{Max: 3}
+	require.NoError(t, mint("d", 40*time.Minute, backend.NewSession{Limit: limit}))
+	require.Len(t, limit.Ended, 2, "4 live + 1 new, at most 3: two end")
+	assert.Equal(t, []string{key("junk"), key("b")}, []string{limit.Ended[0].Key, limit.Ended[1].Key}, "least recently used first, an unreadable record first of all")
+	assert.True(t, limit.Ended[1].Stored.Live(), "reported as it was")
+	assert.Equal(t, "b", string(limit.Ended[1].Stored.Data))
+	for _, name := range []string{"junk", "b"} {
+		got, err := st.Lookup(ctx, key(name))
+		require.NoError(t, err)
+		assert.True(t, got.Ended, "%s keeps the mark of an ended session", name)
+	}
+	entries, _ = st.List(ctx, user)
+	assert.Equal(t, keys([]backend.Entry{{Key: key("a")}, {Key: key("c")}, {Key: key("d")}}), keys(entries))
+	others, _ := st.List(ctx, user+"-other")
+	assert.Len(t, others, 1, "another user's sessions do not count")
+
+	// Continuing a session (the same device) does not count as one more.
+	limit = &backend.Limit{Max: 3}
+	require.NoError(t, mint("d2", 50*time.Minute, backend.NewSession{Limit: limit, Continues: &backend.Continued{Key: key("d"), Nonce: []byte("d")}}))
+	assert.Empty(t, limit.Ended, "a continuation replaces its session")
+	// Nor does another spelling of a credential, which replaces its own.
+	cred := format.Credential{7}
+	require.NoError(t, mint("e", 60*time.Minute, backend.NewSession{Credential: cred, Limit: &backend.Limit{Max: 4}}))
+	limit = &backend.Limit{Max: 4}
+	require.NoError(t, mint("e2", 70*time.Minute, backend.NewSession{Credential: cred, Limit: limit}))
+	assert.Empty(t, limit.Ended, "the same credential replaces its session")
+
+	// Without a limit nothing more ends; a limit of 1 leaves the new one alone.
+	require.NoError(t, mint("f", 80*time.Minute, backend.NewSession{}))
+	entries, _ = st.List(ctx, user)
+	assert.Len(t, entries, 5)
+	limit = &backend.Limit{Max: 1}
+	require.NoError(t, mint("g", 90*time.Minute, backend.NewSession{Limit: limit}))
+	var ended []string
+	for _, e := range limit.Ended {
+		ended = append(ended, e.Key)
+	}
+	assert.Equal(t, []string{key("a"), key("c"), key("d2"), key("e2"), key("f")}, ended)
+	entries, _ = st.List(ctx, user)
+	assert.Equal(t, []string{key("g")}, keys(entries))
 }
 
 // datas returns the scs values of entries, sorted.

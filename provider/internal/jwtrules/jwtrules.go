@@ -238,6 +238,41 @@ var rules = []rule{
 		now := e.clock.Now()
 		e.refused(e.Keys.Sign(e.Claims("u", now.Add(5*time.Minute), now.Add(time.Hour))), "future")
 	}, false},
+	{"auth_time: a NumericDate in range, at most the leeway ahead", func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		for _, c := range []struct {
+			name   string
+			value  any
+			reason string // "" when accepted
+		}{
+			{"an hour ago", float64(now.Add(-time.Hour).Unix()), ""},
+			{"fractional", float64(now.Add(-time.Hour).Unix()) + 0.5, ""},
+			{"the epoch", 0.0, ""},
+			{"now", float64(now.Unix()), ""},
+			{"within the leeway ahead", float64(now.Add(20 * time.Second).Unix()), ""},
+			{"beyond the leeway ahead", float64(now.Add(2 * time.Minute).Unix()), "authenticated in the future"},
+			{"negative", -1.0, "auth_time"},
+			{"past MaxTime", float64(provider.MaxTime.Unix()) + 1, "auth_time"},
+			{"a string", "yesterday", "auth_time"},
+			{"a numeric string", "1700000000", "auth_time"},
+			{"null", nil, "auth_time"},
+			{"a bool", true, "auth_time"},
+			{"an object", map[string]any{"t": 1}, "auth_time"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				e := &env{Upstream: e.Upstream, t: t, clock: e.clock, p: e.p}
+				claims := e.valid("u")
+				claims["auth_time"] = c.value
+				token := e.Keys.Sign(claims)
+				if c.reason != "" {
+					e.refused(token, c.reason)
+					return
+				}
+				id := e.accepted(token, "u")
+				assert.False(t, id.AuthTime.After(now.Add(provider.DefaultLeeway)), "AuthTime is never past now + leeway")
+			})
+		}
+	}, false},
 	{"no exp is refused", func(t *testing.T, e *env) {
 		claims := e.valid("u")
 		delete(claims, "exp")

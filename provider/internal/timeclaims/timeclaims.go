@@ -45,6 +45,7 @@ func Read(claims map[string]any) (Times, error) {
 // Check applies the one leeway policy at now: the token is expired when
 // now is at or after Expiry + leeway, not valid yet when now + leeway is
 // before NotBefore, and issued in the future when IssuedAt is after now +
+// leeway, and authenticated in the future when AuthTime is after now +
 // leeway. It returns the reason for the first that holds, or "".
 func (t Times) Check(now time.Time, leeway time.Duration) string {
 	switch {
@@ -54,6 +55,8 @@ func (t Times) Check(now time.Time, leeway time.Duration) string {
 		return "not valid yet"
 	case !t.IssuedAt.IsZero() && t.IssuedAt.After(now.Add(leeway)):
 		return "issued in the future"
+	case !t.AuthTime.IsZero() && t.AuthTime.After(now.Add(leeway)):
+		return "authenticated in the future"
 	}
 	return ""
 }
