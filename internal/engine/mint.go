@@ -65,15 +65,16 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	// the turn on.
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ExchangeTimeout)
 	defer cancel()
-	start := time.Now()
-	id, err := e.validate(ctx, front)
-	e.Counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))
+	uctx, o := e.begin(ctx, Event{Kind: KindUpstream, Provider: e.providerName()})
+	id, err := e.validate(uctx, front)
+	result := Valid
+	if err != nil {
+		result = Why(err)
+	}
+	e.finish(uctx, o, result, err)
 	if err != nil {
 		if errors.Is(err, provider.ErrInvalidToken) {
 			e.negative.add(sel.Key())
-			e.cfg.Logger.Info("sessiongate: token rejected", "provider", e.providerName(), "error", err)
-		} else if n, ok := e.providerDownLog.due(e.cfg.Now()); ok {
-			e.cfg.Logger.Warn("sessiongate: provider unavailable; logged at most once a second", "provider", e.providerName(), "error", err, "since_last_logged", n)
 		}
 		return minted{}, err
 	}
@@ -177,7 +178,8 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	if len(record) > format.MaxRecordLen {
 		return "", &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
 	}
-	err = e.cfg.Store.Mint(ctx, backend.NewSession{
+	wctx, o := e.begin(ctx, writeOf(WriteMint, s))
+	err = e.cfg.Store.Mint(wctx, backend.NewSession{
 		Token:      token,
 		Nonce:      nonce,
 		Credential: s.Credential,
@@ -189,14 +191,16 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		Replace:    seen,
 		Continues:  continues,
 	})
+	e.wrote(wctx, o, err)
 	if err != nil {
-		if errors.Is(err, backend.ErrUnavailable) {
-			e.Counters.StoreErrors.Add(1)
-		}
 		return "", err
 	}
-	e.Counters.Minted.Add(1)
-	e.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", cont != nil)
+	ev := Event{Kind: KindMinted, Session: s.ID, User: id.UserID, Provider: id.Provider, UserAgent: c.UserAgent, IP: c.IP, Expires: expires}
+	if cont != nil {
+		e.Emit(ctx, Event{Kind: KindEnded, Session: cont.id, User: cont.user, Provider: cont.provider, Reason: Continued})
+		ev.Reason = Continued
+	}
+	e.Emit(ctx, ev)
 	return token, nil
 }
 
