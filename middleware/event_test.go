@@ -338,8 +338,10 @@ func assertEnded(t *testing.T, evs []recorded, why middleware.Reason, id string)
 // panickyObserver is an Observer that panics on every call.
 type panickyObserver struct{}
 
-func (panickyObserver) Begin(context.Context, middleware.Event) context.Context { panic("observer bug") }
-func (panickyObserver) Observe(context.Context, middleware.Event)               { panic("observer bug") }
+func (panickyObserver) Begin(context.Context, middleware.Event) context.Context {
+	panic("observer bug")
+}
+func (panickyObserver) Observe(context.Context, middleware.Event) { panic("observer bug") }
 
 // TestAnObserverThatPanicsBreaksNoRequest: a panicking observer costs
 // neither the request nor the observers beside it; the panic is logged,
