@@ -50,6 +50,13 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	if cfg.SecretWasDefault {
 		log.Warn("SESSION_SECRET is unset: using a random one. Sessions will not survive a restart or be shared with other processes.")
 	}
+	tel, err := newTelemetry()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.closers = append(a.closers, tel.Close)
+	feed := newSignInFeed(log)
 
 	auth := middleware.New(middleware.Config{
 		Store:          st,
@@ -58,7 +65,8 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		Secret:         cfg.Secret, // empty: the middleware draws one for this process alone
 		InsecureCookie: !cfg.CookieSecure,
 		IdleTimeout:    cfg.IdleTimeout,
-		Logger:         log,
+		Logger:         log, // the middleware logs sign-ins and sessions ended (INFO)
+		Observer:       middleware.Observers(tel.observer, feed),
 	})
 	if err := startupCheck(auth, log); err != nil {
 		a.Close()
@@ -72,6 +80,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		user, _ := middleware.UserFrom(r.Context())
 		writeJSON(w, http.StatusOK, map[string]any{"user": map[string]string{"id": user.UserID, "provider": user.Provider}})
 	})
+	r.With(auth.RequireSession).Get("/api/sign-ins", feed.handler)
 	r.Mount("/auth", auth.Routes("/auth"))
 	if dev != nil {
 		r.Post("/dev/token", devToken(dev))
@@ -83,7 +92,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	})
 	a.handler = r
 	metrics := http.NewServeMux()
-	metrics.Handle("GET /metrics", metricsHandler(auth))
+	metrics.Handle("GET /metrics", tel.handler)
 	a.metrics = metrics
 	return a, nil
 }
