@@ -10,8 +10,10 @@
 // PROVIDER, PLURALITY_API_URL, PLURALITY_CLIENT_ID, PLURALITY_CLIENT_SECRET,
 // PARA_API_URL, PARA_SECRET_API_KEY, PARA_JWT_AUDIENCE, COOKIE_SECURE,
 // SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET, and METRICS_ADDR:
-// when set, a second listener there serves the middleware's counters at
-// GET /metrics in the Prometheus text format (off by default).
+// when set, a second listener there serves the middleware's metrics at
+// GET /metrics in the Prometheus format, made from its events by
+// otelsessiongate and OTel's Prometheus exporter (off by default).
+// GET /api/sign-ins returns the signed-in user's latest sign-ins.
 //
 // chi-app -healthcheck asks a running chi-app (at ADDR) for /healthz and
 // exits 0 when it answers 200: the container health check of an image
