@@ -376,3 +376,25 @@ func TestEventKindNames(t *testing.T) {
 	assert.True(t, middleware.EventUpstream.Operation())
 	assert.False(t, middleware.EventMinted.Operation())
 }
+
+// TestEventOfASessionSeenExpired: a session past its lifetime ends when a
+// request shows it (ReasonExpired), on each store; Metrics does not count
+// it among the sessions ended (nothing ended it).
+func TestEventOfASessionSeenExpired(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, kind string) {
+		rec := &eventRecorder{}
+		e := newEnv(t, kind, func(c *middleware.Config) { c.Observer = rec; c.Lifetime = time.Hour })
+		front, session := e.signIn("mia")
+		id := e.do(req{path: "/auth/session", cookie: session}).json(t)["session"].(map[string]any)["id"].(string)
+		rec.take()
+		e.clock.Advance(2 * time.Hour)
+		require.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: session}).StatusCode)
+		ended := of(rec.take(), middleware.EventEnded)
+		require.Len(t, ended, 1)
+		assert.Equal(t, middleware.ReasonExpired, ended[0].Reason)
+		assert.Equal(t, id, ended[0].SessionID)
+		assert.Zero(t, e.auth.Metrics().SessionsEnded)
+		assertNoTokenIn(t, rec.all(), []string{front, session})
+	})
+}
