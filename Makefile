@@ -13,10 +13,12 @@ SHELL := bash
 # deadline races an in-flight input (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10000x
 
-# The modules, each a directory: the library at the root, and the example
+# The modules, each a directory: the library at the root, the example
 # app, a module of its own (its go.mod replaces the library with ../..) so
-# that the library's users do not inherit the example's dependencies.
-MODULES := . examples/chi-app
+# that the library's users do not inherit the example's dependencies, and
+# the OpenTelemetry adapter (otelsessiongate: OTel's API only; its tests
+# with the SDK are the example's, whose go.mod may require it).
+MODULES := . examples/chi-app otelsessiongate
 
 .PHONY: run test vet redis-server fuzz fuzz-short bench e2e load
 

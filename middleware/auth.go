@@ -27,7 +27,10 @@ type Auth struct {
 	// vary is what a response that sets or clears the session varies on.
 	vary     []string
 	guesses  *guesslimit.Limiter
-	counters counters
+	counters counters // Metrics's, counted from the events
+	// providerName names the provider in the events the middleware
+	// emits itself.
+	providerName string
 }
 
 // New returns the middleware for cfg. It copies cfg and fills its defaults;
@@ -58,7 +61,8 @@ func New(cfg Config) *Auth {
 		vary:          varyOn(cfg.TokenHeader),
 		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}
-	a.engine = newEngine(cfg)
+	a.providerName = cfg.Provider.Name()
+	a.engine = newEngine(cfg, &a.counters)
 	// The engine keeps the secret. fmt prints an unexported field's
 	// value without its String method, so a printed *Auth would show it.
 	a.cfg.Secret = ""
@@ -66,8 +70,10 @@ func New(cfg Config) *Auth {
 }
 
 // newEngine returns the session engine for cfg, whose defaults are
-// filled; it panics if cfg.Secret is set and shorter than 16 bytes.
-func newEngine(cfg Config) *engine.Engine {
+// filled, its events counted in counts (when not nil), logged and handed
+// to cfg.Observer; it panics if cfg.Secret is set and shorter than 16
+// bytes.
+func newEngine(cfg Config, counts *counters) *engine.Engine {
 	secret := []byte(cfg.Secret)
 	switch {
 	case len(secret) == 0:
@@ -89,6 +95,7 @@ func newEngine(cfg Config) *engine.Engine {
 		NegativeCacheTTL:  cfg.NegativeCacheTTL,
 		ExchangeTimeout:   cfg.ExchangeTimeout,
 		Turn:              guesslimit.Turn,
+		Observer:          newHook(cfg, counts),
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
 	})

@@ -152,12 +152,18 @@ type Config struct {
 	// a proxy, supply one that trusts only your proxy's header.
 	ClientIP func(r *http.Request) string
 
-	// Logger receives the middleware's events: session minted, reused
-	// (debug), ended, validation failed, upstream or store unavailable,
-	// a client rate limited (once per lockout).
-	// Events carry public session ids and user ids, never a token, a
-	// cookie or a secret. Default slog.Default().
+	// Logger receives the middleware's events (see Event): session
+	// minted, reused (debug), ended, validation failed, upstream or store
+	// unavailable (at most once a second), a client rate limited (once
+	// per lockout); and a recovered panic. Lines carry public session ids
+	// and user ids, never a token, a cookie or a secret. Default
+	// slog.Default().
 	Logger *slog.Logger
+
+	// Observer receives every Event, synchronously: it must be fast (see
+	// Observer). Combine several with Observers. Default none: the events
+	// still feed Logger and Metrics.
+	Observer Observer
 
 	// Now is the clock that decides session expiry. Default time.Now.
 	Now func() time.Time

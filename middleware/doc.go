@@ -32,7 +32,13 @@
 // manager the middleware builds (Auth.Values). Backend jobs list and end
 // sessions with a Revoker.
 //
-// Tokens never reach the store, a log or an error. A session token is a
+// Every outcome is one Event (a sign-in with its device, a session ended
+// and why, a refusal and why, a provider call and its duration...),
+// handed to Config.Observer; the log and Auth.Metrics are made from the
+// same events, and the module otelsessiongate turns them into
+// OpenTelemetry metrics and spans.
+//
+// Tokens never reach the store, a log, an event or an error. A session token is a
 // split token: its selector, the store key, is an HMAC of the
 // frontend token under Config.Secret, so a client that resends only its
 // frontend token finds its session with one read; its validator is an

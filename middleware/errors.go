@@ -28,9 +28,8 @@ const (
 )
 
 // storeUnavailable answers 503 session_store_unavailable for err, which
-// the engine logs at most once a second.
+// the engine has told (EventStoreError, logged at most once a second).
 func (a *Auth) storeUnavailable(w http.ResponseWriter, err error) {
-	a.engine.StoreUnavailable(err)
 	writeError(w, http.StatusServiceUnavailable, codeStoreDown, messageStoreDown, a.cfg.RetryAfter)
 }
 

@@ -94,7 +94,7 @@ var (
 // resolve decides what the request gets: which credentials it carries,
 // whether its client is limited, and the session it loads or exchanges
 // for. It writes nothing to the response; it asks the engine and the
-// limiter, which count and log their own work.
+// limiter, which tell of their own work (events).
 func (a *Auth) resolve(r *http.Request) outcome {
 	ctx := r.Context()
 	candidates := a.sessionCandidates(r)
@@ -195,19 +195,20 @@ func (a *Auth) failure(err error) outcome {
 }
 
 // respond carries out o: the refusal, or next with the session, and the
-// cookie, headers, log lines and counters that go with it, all here.
+// cookie, headers and events that go with it, all here.
 func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler, o outcome) {
 	switch {
 	case o.status == 0:
 	case o.code == codeInvalidToken:
-		a.counters.rejected.Add(1)
-		if o.err == nil { // malformed: the engine never saw it
-			a.cfg.Logger.Debug("sessiongate: malformed frontend token refused")
-		} else {
-			a.cfg.Logger.Debug("sessiongate: frontend token refused", "reason", o.err)
+		why := engine.Malformed // o.err nil: the engine never saw it
+		if o.err != nil {
+			why = engine.Why(o.err)
 		}
+		a.emit(r, engine.Event{Kind: engine.KindRejected, Reason: why, Err: o.err})
+	case o.code == codeCrossOrigin:
+		a.emit(r, engine.Event{Kind: engine.KindRejected, Reason: engine.CrossOrigin})
 	case o.code == codeRateLimited:
-		a.counters.rateLimited.Add(1)
+		a.emit(r, engine.Event{Kind: engine.KindRateLimited})
 	case o.code == codeStoreDown:
 		a.storeUnavailable(w, o.err)
 		return
@@ -220,8 +221,8 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 		return
 	}
 	if o.reused {
-		a.counters.reused.Add(1)
-		a.cfg.Logger.Debug("sessiongate: session reused", "session", o.session.Session.ID)
+		s := o.session.Session
+		a.emit(r, engine.Event{Kind: engine.KindReused, Session: s.ID, User: s.Identity.UserID, Provider: s.Identity.Provider})
 	}
 	if o.handOut {
 		a.writeSession(w, o.session.Token, o.session.Session)
@@ -266,10 +267,18 @@ func (a *Auth) failed(r *http.Request, n int) (wait time.Duration) {
 	ip := a.cfg.ClientIP(r)
 	wait = a.guesses.Wait(ip)
 	if a.guesses.Failed(ip, n) {
-		a.cfg.Logger.Warn("sessiongate: client rate limited after failed credentials; logged once per lockout",
-			"client", guesslimit.ClientKey(ip), "burst", a.cfg.GuessBurst, "interval", a.cfg.GuessInterval)
+		a.emit(r, engine.Event{Kind: engine.KindClientLimited, IP: guesslimit.ClientKey(ip)})
 	}
 	return wait
+}
+
+// emit tells of what the middleware did for r, through the engine's one
+// hook; the provider is Config.Provider's when ev names none.
+func (a *Auth) emit(r *http.Request, ev engine.Event) {
+	if ev.Provider == "" {
+		ev.Provider = a.providerName
+	}
+	a.engine.Emit(r.Context(), ev)
 }
 
 // stateKey is the context key of a request's *requestState.

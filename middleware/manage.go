@@ -127,7 +127,7 @@ func NewRevoker(cfg Config) *Revoker {
 	if cfg.Store == nil || cfg.Secret == "" {
 		panic("sessiongate/middleware: NewRevoker needs the middleware's Config.Store and Config.Secret")
 	}
-	return &Revoker{engine: newEngine(cfg.withDefaults())}
+	return &Revoker{engine: newEngine(cfg.withDefaults(), nil)}
 }
 
 // Sessions returns the live sessions of one user of one provider, newest

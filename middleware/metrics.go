@@ -6,18 +6,23 @@ import (
 )
 
 // Metrics is what one Auth has done since New: counters that only grow,
-// and the total time spent waiting for the provider. Read it with
-// Auth.Metrics and hand it to your metrics system (examples/chi-app
-// serves it in the Prometheus text format).
+// and the total time spent waiting for the provider, counted from its
+// events (see Event; an Observer such as the OpenTelemetry adapter,
+// module otelsessiongate, gives the same with attributes). Read it with
+// Auth.Metrics: a snapshot for tests and health pages.
 type Metrics struct {
 	// SessionsReused counts requests answered from an existing session
-	// (cookie, session header, or a frontend token's existing session).
+	// (cookie, session header, or a frontend token's existing session:
+	// EventReused and EventExchanged).
 	SessionsReused int64
 	// Exchanges counts frontend tokens looked up because they were not the
-	// carried session's: each ends reused, minted, rejected or failed.
+	// carried session's (EventExchange): each ends reused, minted,
+	// rejected or failed.
 	Exchanges int64
-	// SessionsMinted and SessionsEnded count sessions created and ended
-	// (signed out, revoked, replaced).
+	// SessionsMinted counts sessions created (EventMinted), continuations
+	// of a device's session included. SessionsEnded counts sessions
+	// signed out, revoked, replaced or ended for the session limit
+	// (EventEnded), not those continued or seen expired.
 	SessionsMinted, SessionsEnded int64
 	// UpstreamCalls counts calls to the provider; UpstreamErrors those that
 	// failed for the provider's reasons (down, slow, 5xx); UpstreamSeconds
@@ -29,7 +34,7 @@ type Metrics struct {
 	// of them refused from the negative cache, with no upstream call.
 	TokensRejected, NegativeCacheHits int64
 	// RecordCacheHits and RecordCacheMisses count session reads that did
-	// and did not need decoding.
+	// not and did need decoding (the engine's own count, not events).
 	RecordCacheHits, RecordCacheMisses int64
 	// RateLimited counts requests refused with 429.
 	RateLimited int64
@@ -38,28 +43,63 @@ type Metrics struct {
 	StoreErrors int64
 }
 
-// counters is what the HTTP face counts itself; the engine counts the
-// rest (engine.Counters).
+// counters is the consumer of events behind Metrics.
 type counters struct {
-	reused, rejected, rateLimited atomic.Int64
+	reused, exchanges, minted, ended        atomic.Int64
+	upstreamCalls, upstreamErrors, upstream atomic.Int64 // upstream: nanoseconds
+	rejected, negativeHits, rateLimited     atomic.Int64
+	storeErrors                             atomic.Int64
+}
+
+// count counts e.
+func (c *counters) count(e *Event) {
+	switch e.Kind {
+	case EventReused, EventExchanged:
+		c.reused.Add(1)
+	case EventExchange:
+		c.exchanges.Add(1)
+	case EventMinted:
+		c.minted.Add(1)
+	case EventEnded:
+		if e.Reason != ReasonContinued && e.Reason != ReasonExpired {
+			c.ended.Add(1)
+		}
+	case EventUpstream:
+		c.upstreamCalls.Add(1)
+		c.upstream.Add(int64(e.Duration))
+		if e.Reason == ReasonUnavailable {
+			c.upstreamErrors.Add(1)
+		}
+	case EventRejected:
+		if e.Reason != ReasonCrossOrigin {
+			c.rejected.Add(1)
+		}
+		if e.Reason == ReasonRejectedRecently {
+			c.negativeHits.Add(1)
+		}
+	case EventRateLimited:
+		c.rateLimited.Add(1)
+	case EventStoreError:
+		c.storeErrors.Add(1)
+	}
 }
 
 // Metrics returns the counters as they are now.
 func (a *Auth) Metrics() Metrics {
 	c, e := &a.counters, &a.engine.Counters
 	return Metrics{
-		SessionsReused:    c.reused.Load() + e.Reused.Load(),
-		Exchanges:         e.Exchanges.Load(),
-		SessionsMinted:    e.Minted.Load(),
-		SessionsEnded:     e.Ended.Load(),
-		UpstreamCalls:     e.UpstreamCalls.Load(),
-		UpstreamErrors:    e.UpstreamErrors.Load(),
-		UpstreamSeconds:   time.Duration(e.UpstreamNanos.Load()).Seconds(),
+		SessionsReused:    c.reused.Load(),
+		Exchanges:         c.exchanges.Load(),
+		SessionsMinted:    c.minted.Load(),
+		SessionsEnded:     c.ended.Load(),
+		UpstreamCalls:     c.upstreamCalls.Load(),
+		UpstreamErrors:    c.upstreamErrors.Load(),
+		UpstreamSeconds:   time.Duration(c.upstream.Load()).Seconds(),
 		TokensRejected:    c.rejected.Load(),
-		NegativeCacheHits: e.NegativeHits.Load(),
+		NegativeCacheHits: c.negativeHits.Load(),
 		RecordCacheHits:   e.CacheHits.Load(),
 		RecordCacheMisses: e.CacheMisses.Load(),
 		RateLimited:       c.rateLimited.Load(),
-		StoreErrors:       e.StoreErrors.Load(),
+		StoreErrors:       c.storeErrors.Load(),
 	}
 }

@@ -54,6 +54,13 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 	if cfg.SecretWasDefault {
 		log.Warn("SESSION_SECRET is unset: using a random one. Sessions will not survive a restart or be shared with other processes.")
 	}
+	tel, err := newTelemetry()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.closers = append(a.closers, tel.Close)
+	feed := newSignInFeed(log)
 
 	auth := middleware.New(middleware.Config{
 		Store:              st,
@@ -63,7 +70,8 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		InsecureCookie:     !cfg.CookieSecure,
 		IdleTimeout:        cfg.IdleTimeout,
 		MaxSessionsPerUser: cfg.MaxPerUser,
-		Logger:             log,
+		Logger:             log, // the middleware logs sign-ins and sessions ended (INFO)
+		Observer:           middleware.Observers(tel.observer, feed),
 	})
 	if err := startupCheck(auth, log); err != nil {
 		a.Close()
@@ -86,6 +94,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		r.With(stepUp).Delete("/auth/sessions", routes.ServeHTTP)
 		r.With(stepUp).Delete("/auth/sessions/others", routes.ServeHTTP)
 	}
+	r.With(auth.RequireSession).Get("/api/sign-ins", feed.handler)
 	r.Mount("/auth", routes)
 	if dev != nil {
 		r.Post("/dev/token", devToken(dev))
@@ -100,7 +109,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		a.admin = auth.AdminRoutes("", adminKey(cfg.AdminToken))
 	}
 	metrics := http.NewServeMux()
-	metrics.Handle("GET /metrics", metricsHandler(auth))
+	metrics.Handle("GET /metrics", tel.handler)
 	a.metrics = metrics
 	return a, nil
 }

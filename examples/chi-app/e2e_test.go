@@ -21,7 +21,8 @@ const e2eStepPatience = 60 * time.Second
 
 // TestBrowserSignOutOtherDevices drives the demo page in a real headless
 // Chromium, as two devices of one user: separate browser contexts, each
-// with its own cookie jar. It runs under make e2e (SESSIONGATE_E2E=1),
+// with its own cookie jar. The first is told of the second's sign-in
+// (a notice from GET /api/sign-ins), then signs it out. It runs under make e2e (SESSIONGATE_E2E=1),
 // which fails when Chromium is missing; screenshots of each step go to
 // E2E_SCREENSHOTS (default e2e-screenshots in this directory).
 func TestBrowserSignOutOtherDevices(t *testing.T) {
@@ -101,6 +102,15 @@ func TestBrowserSignOutOtherDevices(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#sessions li.session .badge`)))
 	shot(phone, "phone-signed-in")
 
+	do(laptop, "the laptop is told of the phone's sign-in, without a click",
+		chromedp.WaitVisible(chromedp.CSS(`#notices li.notice`)))
+	textCtx, cancelText := context.WithTimeout(laptop, e2eStepPatience)
+	notice, err := chromedp.Run(textCtx, chromedp.TextContent(chromedp.CSS(`#notices li.notice`)))
+	cancelText()
+	require.NoError(t, err, "the notice's text")
+	require.Regexp(t, `^New sign-in from \S.* on Linux · `, notice)
+	t.Logf("the laptop's notice: %q", notice)
+	shot(laptop, "laptop-new-sign-in")
 	do(laptop, "the laptop sees both sessions too", chromedp.Click(chromedp.CSS("#refresh")), sessions(2))
 	shot(laptop, "laptop-two-sessions")
 

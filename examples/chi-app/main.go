@@ -12,12 +12,14 @@
 // PROVIDER, PLURALITY_API_URL, PLURALITY_CLIENT_ID, PLURALITY_CLIENT_SECRET,
 // PARA_API_URL, PARA_SECRET_API_KEY, PARA_JWT_AUDIENCE, COOKIE_SECURE,
 // SESSION_LIFETIME, SESSION_IDLE_TIMEOUT, SESSION_SECRET, and METRICS_ADDR:
-// when set, a second listener there serves the middleware's counters at
-// GET /metrics in the Prometheus text format (off by default);
+// when set, a second listener there serves the middleware's metrics at
+// GET /metrics in the Prometheus format, made from its events by
+// otelsessiongate and OTel's Prometheus exporter (off by default);
 // SESSION_STEP_UP_MAX_AGE (15m; 0: off), SESSION_MAX_PER_USER (0: no
 // limit), and ADMIN_ADDR with ADMIN_TOKEN: when both are set, a listener
 // there serves the back-office API (Auth.AdminRoutes) to requests that
-// carry Authorization: Bearer ADMIN_TOKEN.
+// carry Authorization: Bearer ADMIN_TOKEN. GET /api/sign-ins returns the
+// signed-in user's latest sign-ins.
 //
 // chi-app -healthcheck asks a running chi-app (at ADDR) for /healthz and
 // exits 0 when it answers 200: the container health check of an image

@@ -1,37 +1,44 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/otelsessiongate"
 )
 
-// metricsHandler serves auth's counters (Auth.Metrics) in the Prometheus
-// text format (version 0.0.4), names prefixed sessiongate_, with no
-// Prometheus library. The app serves it at GET /metrics on METRICS_ADDR,
-// a listener of its own, so that it is reachable only where that address
-// is: put it behind whatever protects your other internal endpoints.
-func metricsHandler(auth *middleware.Auth) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := auth.Metrics()
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		counter := func(name, help string, v int64) {
-			fmt.Fprintf(w, "# HELP sessiongate_%s %s\n# TYPE sessiongate_%s counter\nsessiongate_%s %d\n", name, help, name, name, v)
-		}
-		counter("sessions_reused_total", "Requests answered from an existing session.", m.SessionsReused)
-		counter("exchanges_total", "Frontend tokens looked up for a session.", m.Exchanges)
-		counter("sessions_minted_total", "Sessions created.", m.SessionsMinted)
-		counter("sessions_ended_total", "Sessions signed out, revoked or replaced.", m.SessionsEnded)
-		counter("upstream_errors_total", "Provider calls that failed on the provider's side.", m.UpstreamErrors)
-		counter("tokens_rejected_total", "Frontend tokens answered 401 invalid_token.", m.TokensRejected)
-		counter("negative_cache_hits_total", "Rejected tokens refused again without an upstream call.", m.NegativeCacheHits)
-		counter("record_cache_hits_total", "Session reads that needed no decoding.", m.RecordCacheHits)
-		counter("record_cache_misses_total", "Session reads that decoded the stored session.", m.RecordCacheMisses)
-		counter("rate_limited_total", "Requests refused with 429 after failed credentials.", m.RateLimited)
-		counter("store_errors_total", "Session store operations that failed.", m.StoreErrors)
-		fmt.Fprintf(w, "# HELP sessiongate_upstream_seconds Time spent in provider calls.\n# TYPE sessiongate_upstream_seconds summary\n"+
-			"sessiongate_upstream_seconds_sum %g\nsessiongate_upstream_seconds_count %d\n", m.UpstreamSeconds, m.UpstreamCalls)
-	})
+// telemetry is the app's OpenTelemetry: sessiongate's events become
+// metrics (otelsessiongate) in a MeterProvider whose reader is OTel's
+// Prometheus exporter, served at GET /metrics on METRICS_ADDR, a listener
+// of its own, so that it is reachable only where that address is: put it
+// behind whatever protects your other internal endpoints. Spans go to
+// OTel's global TracerProvider: none until the app installs one (with
+// otelhttp around the router, the exchange spans nest under the
+// requests').
+type telemetry struct {
+	observer middleware.Observer
+	handler  http.Handler // GET /metrics
+	provider *sdkmetric.MeterProvider
 }
+
+func newTelemetry() (*telemetry, error) {
+	reg := prometheus.NewRegistry() // the app's own: nothing global
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	obs, err := otelsessiongate.New(otelsessiongate.Config{MeterProvider: mp})
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{observer: obs, handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), provider: mp}, nil
+}
+
+func (t *telemetry) Close() { t.provider.Shutdown(context.Background()) }

@@ -25,9 +25,6 @@ const (
 	UserRevoked     Reason = "user revoked"
 	UpstreamRevoked Reason = "upstream session revoked"
 	Replaced        Reason = "replaced"
-	// SessionLimit ends a user's least recently used session when a new
-	// sign-in would exceed MaxSessions; it marks like a sign-out.
-	SessionLimit Reason = "session limit"
 )
 
 // List returns the live sessions of one user of one provider, newest
@@ -37,7 +34,7 @@ func (e *Engine) List(ctx context.Context, providerName, userID string) (_ []*fo
 	defer e.recoverInto(&err, "store")
 	entries, err := e.cfg.Store.List(ctx, format.UserIndex(providerName, userID))
 	if err != nil {
-		e.Counters.StoreErrors.Add(1)
+		e.storeFailed(ctx, ListRead, err)
 		return nil, err
 	}
 	now := e.cfg.Now()
@@ -199,19 +196,24 @@ func (e *Engine) Replace(ctx context.Context, old *format.Session) error {
 }
 
 // write writes ends, the ends of sessions, detached from ctx's
-// cancellation, and logs and counts them.
+// cancellation: one store write (WriteEnd) for the observer, then an
+// ended event, with why, per session.
 func (e *Engine) write(ctx context.Context, why Reason, ends []backend.Ending, sessions []*format.Session) (err error) {
 	defer e.recoverInto(&err, "store")
 	ctx, cancel := e.detached(ctx)
 	defer cancel()
-	if err = e.cfg.Store.End(ctx, ends...); err != nil {
-		e.Counters.StoreErrors.Add(1)
-		e.cfg.Logger.Error("sessiongate: ending sessions failed", "why", string(why), "error", err)
+	start := writeOf(WriteEnd, sessions[0])
+	if len(sessions) > 1 {
+		start.Session = "" // the user's, several
+	}
+	wctx, o := e.begin(ctx, start)
+	err = e.cfg.Store.End(wctx, ends...)
+	e.wrote(wctx, o, err)
+	if err != nil {
 		return err
 	}
-	e.Counters.Ended.Add(int64(len(sessions)))
 	for _, s := range sessions {
-		e.cfg.Logger.Info("sessiongate: session ended", "why", string(why), "session", s.ID, "user", s.Identity.UserID)
+		e.ended(ctx, why, s)
 	}
 	return nil
 }

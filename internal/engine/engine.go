@@ -49,7 +49,11 @@ type Config struct {
 	// Turn, when set, is called before each upstream validation: it waits
 	// for ctx's client's turn (a rate-limited client's validations go one
 	// at a time) and returns what to call when the validation is done.
-	Turn   func(ctx context.Context) (release func(), err error)
+	Turn func(ctx context.Context) (release func(), err error)
+	// Observer, when set, receives the engine's events (event.go).
+	Observer Observer
+	// Logger gets what is not an event: a recovered panic, an
+	// undecodable record, a provider that ignores its context.
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -61,11 +65,9 @@ type Engine struct {
 	negative *negativeCache
 	records  *recordCache
 	flights  singleflight.Group
-	// Counters counts what the engine did; read it, never write it.
+	// Counters counts the record cache's work; read it, never write it.
+	// What the engine did is told by events (Config.Observer).
 	Counters Counters
-	// storeDownLog and providerDownLog keep an outage from writing a log
-	// line per request.
-	storeDownLog, providerDownLog everySecond
 }
 
 // New returns an engine for cfg.
@@ -115,30 +117,10 @@ func (e *Engine) CheckSecret(ctx context.Context) (err error) {
 	return e.cfg.Store.Check(ctx, e.cfg.Secret.Fingerprint(), false)
 }
 
-// Counters is what an Engine did since New: counters that only grow.
+// Counters counts session reads that did (CacheMisses) and did not
+// (CacheHits) decode the stored record: counters that only grow.
 type Counters struct {
-	Reused, Exchanges, Minted, Ended             atomic.Int64
-	UpstreamCalls, UpstreamErrors, UpstreamNanos atomic.Int64
-	NegativeHits, CacheHits, CacheMisses         atomic.Int64
-	StoreErrors                                  atomic.Int64
-}
-
-// upstream records one provider call that took d; failed when the
-// provider, not the token, was at fault.
-func (c *Counters) upstream(d time.Duration, failed bool) {
-	c.UpstreamCalls.Add(1)
-	c.UpstreamNanos.Add(int64(d))
-	if failed {
-		c.UpstreamErrors.Add(1)
-	}
-}
-
-// StoreUnavailable logs, at most once a second, that the store could not
-// answer.
-func (e *Engine) StoreUnavailable(err error) {
-	if n, ok := e.storeDownLog.due(e.cfg.Now()); ok {
-		e.cfg.Logger.Error("sessiongate: session store unavailable; logged at most once a second", "error", err, "since_last_logged", n)
-	}
+	CacheHits, CacheMisses atomic.Int64
 }
 
 // providerName is the provider's name, "" without one.
@@ -154,24 +136,4 @@ func (e *Engine) providerName() string {
 // undo its sign-out, and it is bounded by ExchangeTimeout instead.
 func (e *Engine) detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ExchangeTimeout)
-}
-
-// everySecond lets an event that can repeat per request (an outage) be
-// logged at most once a second, with how many times it happened since.
-// The zero value is ready; it is safe for concurrent use.
-type everySecond struct {
-	last  atomic.Int64 // unix ns of the last logged time
-	since atomic.Int64 // events since
-}
-
-// due counts one event at now and reports whether to log it, with the
-// number of events since the last one logged (this one included).
-func (e *everySecond) due(now time.Time) (int64, bool) {
-	n := e.since.Add(1)
-	t, last := now.UnixNano(), e.last.Load()
-	if t-last < int64(time.Second) || !e.last.CompareAndSwap(last, t) {
-		return 0, false
-	}
-	e.since.Add(-n)
-	return n, true
 }

@@ -49,7 +49,7 @@ func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	}
 	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
 	if err != nil {
-		e.Counters.StoreErrors.Add(1)
+		e.storeFailed(ctx, Read, err)
 		return Loaded{}, err
 	}
 	if !st.Opens(token) {
@@ -78,6 +78,7 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 		e.records.put(token, st.Record, s)
 	}
 	if !e.live(s, e.cfg.Now()) {
+		e.ended(ctx, Expired, s)
 		return Loaded{}, nil
 	}
 	// scs's Load finds the values in st (valueStore) instead of reading
@@ -85,7 +86,7 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 	loaded, err := e.values.Load(context.WithValue(ctx, prefetchKey{}, &prefetched{token: token, s: st}), token)
 	if err != nil {
 		if errors.Is(err, backend.ErrUnavailable) {
-			e.Counters.StoreErrors.Add(1)
+			e.storeFailed(ctx, Read, err)
 			return Loaded{}, err
 		}
 		// The codec could not decode the handler's values: not a session
@@ -114,27 +115,38 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 // backend.ErrUnavailable (the store), *provider.UnavailableError (the
 // provider, or an exchange that did not finish within twice
 // ExchangeTimeout), ctx's error, or Config.Turn's.
-func (e *Engine) Exchange(ctx context.Context, front string, client func() Client, current *Loaded) (_ Loaded, err error) {
+//
+// An exchange is an operation (KindExchange) for the observer: the
+// upstream call and the mint's store write run in the context its Begin
+// returned, while the returned Loaded's Ctx, in which the handler runs,
+// derives from ctx.
+func (e *Engine) Exchange(ctx context.Context, front string, client func() Client, current *Loaded) (Loaded, error) {
+	octx, o := e.begin(ctx, Event{Kind: KindExchange, Provider: e.providerName()})
+	l, err := e.exchange(ctx, octx, front, client, current)
+	if err == nil && !l.Minted {
+		s := l.Session
+		e.Emit(octx, Event{Kind: KindExchanged, Session: s.ID, User: s.Identity.UserID, Provider: s.Identity.Provider})
+	}
+	e.finish(octx, o, outcome(l, err), err)
+	return l, err
+}
+
+// exchange is Exchange; octx is the exchange's context for the observer.
+func (e *Engine) exchange(ctx, octx context.Context, front string, client func() Client, current *Loaded) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
-	e.Counters.Exchanges.Add(1)
 	sel := e.cfg.Secret.Selector(front)
 	key := sel.Key()
 	if current != nil && current.Session.Continues(key, e.cfg.Now()) {
 		// This token's session was continued by the one the request
 		// carries (two tabs, a refreshed token): the same device, already
 		// validated; no store read, no upstream call.
-		e.Counters.Reused.Add(1)
 		return *current, nil
 	}
 	found, _, err := e.existing(ctx, front, sel)
 	if err != nil || found.Session != nil {
-		if found.Session != nil {
-			e.Counters.Reused.Add(1)
-		}
 		return found, err
 	}
 	if e.negative.rejected(key) {
-		e.Counters.NegativeHits.Add(1)
 		return Loaded{}, ErrRejectedRecently
 	}
 	if e.cfg.Provider == nil {
@@ -149,7 +161,7 @@ func (e *Engine) Exchange(ctx context.Context, front string, client func() Clien
 		// where nothing could recover it. (validate recovers the
 		// provider's own.)
 		defer e.recoverInto(&err, "store")
-		return e.validateAndMint(context.WithoutCancel(ctx), front, sel, c, cont)
+		return e.validateAndMint(context.WithoutCancel(octx), front, sel, c, cont)
 	})
 	// A waiter waits for its turn (a limited client's) and then for the
 	// exchange, each at most ExchangeTimeout, whatever the provider does
@@ -204,7 +216,7 @@ func (e *Engine) existing(ctx context.Context, front string, sel format.Selector
 	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
 	switch {
 	case err != nil:
-		e.Counters.StoreErrors.Add(1)
+		e.storeFailed(ctx, Read, err)
 		return Loaded{}, st, err
 	case st.Ended:
 		return Loaded{}, st, ErrSignedOut
@@ -231,7 +243,8 @@ func (e *Engine) live(s *format.Session, now time.Time) bool {
 // what changed in the request's session: its activity when a keep-alive
 // is due (the record), and the values the handler put (scs's Commit).
 // Each write only ever updates a session that l's token still opens: a
-// session signed out meanwhile is not written back. Failures are logged.
+// session signed out meanwhile is not written back. Each write is an
+// operation (KindStoreWrite) for the observer, its failure in its end.
 func (e *Engine) Save(ctx context.Context, l *Loaded) {
 	var err error
 	defer func() {
@@ -245,25 +258,20 @@ func (e *Engine) Save(ctx context.Context, l *Loaded) {
 		if now := e.cfg.Now(); now.Sub(s.LastSeen) >= e.cfg.KeepAliveInterval {
 			seen := *s
 			seen.LastSeen = now
-			if err := e.cfg.Store.Touch(ctx, l.Token, format.EncodeRecord(&seen)); err != nil {
-				e.cfg.Logger.Error("sessiongate: recording session activity failed", "session", s.ID, "error", err)
-			}
+			wctx, o := e.begin(ctx, writeOf(WriteTouch, s))
+			e.wrote(wctx, o, e.cfg.Store.Touch(wctx, l.Token, format.EncodeRecord(&seen)))
 		}
 	}
 	if e.values.Status(ctx) != scs.Modified {
 		return
 	}
 	// The handler's values are written even if its client has left; the
-	// store's own deadline bounds the write.
-	switch _, _, err := e.values.Commit(context.WithoutCancel(ctx)); {
-	case errors.Is(err, backend.ErrNotLive):
-		// Signed out, or continued by a new sign-in of the same device,
-		// while the handler ran: its values are not written to a session
-		// that is no longer this token's.
-		e.cfg.Logger.Warn("sessiongate: session values not saved: the session ended or was continued meanwhile", "session", s.ID)
-	case err != nil:
-		e.cfg.Logger.Error("sessiongate: saving session values failed", "session", s.ID, "error", err)
-	}
+	// store's own deadline bounds the write. A session signed out, or
+	// continued by a new sign-in of the same device, while the handler
+	// ran gets none of them (backend.ErrNotLive, in the write's event).
+	wctx, o := e.begin(context.WithoutCancel(ctx), writeOf(WriteValues, s))
+	_, _, werr := e.values.Commit(wctx)
+	e.wrote(wctx, o, werr)
 }
 
 // maxCachedRecords bounds the decoded-record cache: about a kilobyte each.

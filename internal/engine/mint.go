@@ -67,15 +67,16 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	// the turn on.
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ExchangeTimeout)
 	defer cancel()
-	start := time.Now()
-	id, err := e.validate(ctx, front)
-	e.Counters.upstream(time.Since(start), err != nil && !errors.Is(err, provider.ErrInvalidToken))
+	uctx, o := e.begin(ctx, Event{Kind: KindUpstream, Provider: e.providerName()})
+	id, err := e.validate(uctx, front)
+	result := Valid
+	if err != nil {
+		result = Why(err)
+	}
+	e.finish(uctx, o, result, err)
 	if err != nil {
 		if errors.Is(err, provider.ErrInvalidToken) {
 			e.negative.add(sel.Key())
-			e.cfg.Logger.Info("sessiongate: token rejected", "provider", e.providerName(), "error", err)
-		} else if n, ok := e.providerDownLog.due(e.cfg.Now()); ok {
-			e.cfg.Logger.Warn("sessiongate: provider unavailable; logged at most once a second", "provider", e.providerName(), "error", err, "since_last_logged", n)
 		}
 		return minted{}, err
 	}
@@ -162,10 +163,8 @@ func (e *Engine) endLimited(ctx context.Context, id provider.Identity, ended []b
 		}
 		limited = append(limited, s)
 	}
-	// EVENT: each of limited is an "ended" event, reason SessionLimit
-	// (engine.SessionLimit, "session limit"), with its public id, user and
-	// provider; e.end's write logs it ("sessiongate: session ended",
-	// why="session limit").
+	// e.end tells of each (an "ended" event, reason SessionLimit), as of
+	// every session it ends.
 	if err := e.end(ctx, SessionLimit, nil, limited...); err != nil {
 		e.cfg.Logger.Warn("sessiongate: marking the sessions ended by the session limit failed; their keys stay marked", "user", id.UserID, "error", err)
 	}
@@ -231,7 +230,8 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	if e.cfg.MaxSessions > 0 {
 		limit = &backend.Limit{Max: e.cfg.MaxSessions}
 	}
-	err = e.cfg.Store.Mint(ctx, backend.NewSession{
+	wctx, o := e.begin(ctx, writeOf(WriteMint, s))
+	err = e.cfg.Store.Mint(wctx, backend.NewSession{
 		Token:      token,
 		Nonce:      nonce,
 		Credential: s.Credential,
@@ -244,14 +244,16 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		Continues:  continues,
 		Limit:      limit,
 	})
+	e.wrote(wctx, o, err)
 	if err != nil {
-		if errors.Is(err, backend.ErrUnavailable) {
-			e.Counters.StoreErrors.Add(1)
-		}
 		return "", nil, err
 	}
-	e.Counters.Minted.Add(1)
-	e.cfg.Logger.Info("sessiongate: session minted", "session", s.ID, "provider", id.Provider, "user", id.UserID, "expires", expires, "continued", cont != nil)
+	ev := Event{Kind: KindMinted, Session: s.ID, User: id.UserID, Provider: id.Provider, UserAgent: c.UserAgent, IP: c.IP, Expires: expires}
+	if cont != nil {
+		e.Emit(ctx, Event{Kind: KindEnded, Session: cont.id, User: cont.user, Provider: cont.provider, Reason: Continued})
+		ev.Reason = Continued
+	}
+	e.Emit(ctx, ev)
 	if limit != nil {
 		return token, limit.Ended, nil
 	}
