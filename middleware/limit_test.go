@@ -1,8 +1,10 @@
 package middleware_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +51,20 @@ func sortedStrings(s []string) []string {
 func TestMaxSessionsPerUserEndsTheLeastRecentlyUsed(t *testing.T) {
 	t.Parallel()
 	stores(t, func(t *testing.T, kind string) {
-		e := newEnv(t, kind, func(c *middleware.Config) { c.MaxSessionsPerUser = 2 })
+		var (
+			mu    sync.Mutex
+			ended []middleware.Event
+		)
+		e := newEnv(t, kind, func(c *middleware.Config) {
+			c.MaxSessionsPerUser = 2
+			c.Observer = middleware.ObserverFunc(func(_ context.Context, ev middleware.Event) {
+				if ev.Kind == middleware.EventEnded {
+					mu.Lock()
+					ended = append(ended, ev)
+					mu.Unlock()
+				}
+			})
+		})
 		tokA, a := e.signInAs("uma", chromeMac)
 		idA := e.publicID(t, a) // at the sign-in's instant: no activity recorded
 		e.clock.Advance(2 * time.Minute)
@@ -75,6 +90,13 @@ func TestMaxSessionsPerUserEndsTheLeastRecentlyUsed(t *testing.T) {
 		logs := e.logs.String()
 		assert.Contains(t, logs, `why="session limit" session=`+idB, "the log says which session ended, and why")
 		assert.NotContains(t, logs, "session="+idA+" user=uma\n", "A was not ended")
+		mu.Lock()
+		if assert.Len(t, ended, 1, "one ended event") {
+			assert.Equal(t, middleware.ReasonSessionLimit, ended[0].Reason)
+			assert.Equal(t, idB, ended[0].SessionID, "the event says which session ended")
+			assert.Equal(t, "uma", ended[0].UserID)
+		}
+		mu.Unlock()
 
 		// C signing in again (a new token, its own cookie) continues its
 		// session: nothing else ends.
