@@ -346,6 +346,56 @@ func (c *clusterStore) get(ctx context.Context, key string) ([]byte, error) {
 	return raw, err
 }
 
+// getAll runs GET on each of keys, in one pipeline per primary of the
+// layout: the values in keys' order, nil for an absent key. A key whose
+// pipelined answer is an error (MOVED, ASK, TRYAGAIN, ...), every key of
+// a node whose pipeline failed, and every key of a slot without a known
+// primary go the per-key path instead (get: redirections followed,
+// retries within the deadline).
+func (c *clusterStore) getAll(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	byNode := map[string][]int{}
+	var one []int
+	for i, k := range keys {
+		if addr := c.primary(redisc.Slot(k)); addr != "" {
+			byNode[addr] = append(byNode[addr], i)
+		} else {
+			one = append(one, i)
+		}
+	}
+	for addr, at := range byNode {
+		replies, err := redis.Values(c.onNode(ctx, addr, false, func(conn redis.Conn) (any, error) {
+			for _, i := range at {
+				if err := conn.Send("GET", keys[i]); err != nil {
+					return nil, err
+				}
+			}
+			return redis.DoContext(conn, ctx, "") // flushes, and answers every reply
+		}))
+		if err != nil || len(replies) != len(at) {
+			one = append(one, at...)
+			continue
+		}
+		for j, i := range at {
+			raw, err := redis.Bytes(replies[j], nil)
+			switch {
+			case err == nil:
+				out[i] = raw
+			case !errors.Is(err, redis.ErrNil):
+				one = append(one, i)
+			}
+		}
+	}
+	for _, i := range one {
+		raw, err := c.get(ctx, keys[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = raw
+	}
+	return out, nil
+}
+
 // command runs one command whose first argument is its key.
 func (c *clusterStore) command(ctx context.Context, name, key string, args ...any) (any, error) {
 	return c.run(ctx, key, func(conn redis.Conn, _ bool) (any, error) {
