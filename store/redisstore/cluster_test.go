@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ func TestCluster(t *testing.T) {
 	t.Run("LimitRace", func(t *testing.T) { testClusterLimitRace(t, c) })
 	t.Run("LimitStoppedBeforeItsCount", func(t *testing.T) { testClusterLimitStopped(t, c) })
 	t.Run("ListPipelinesPerNode", func(t *testing.T) { testClusterListPipelines(t, c) })
+	t.Run("SeedsAnswerLater", func(t *testing.T) { testClusterSeedsAnswerLater(t, c) })
 	t.Run("Check", func(t *testing.T) {
 		st := newClusterTestStore(t, c, Options{})
 		ctx := context.Background()
@@ -538,18 +540,60 @@ func TestClusterFaults(t *testing.T) {
 // A cluster store pointed at a Redis that is not a cluster node fails at
 // start with a sentence that names the problem; so does one at a cluster
 // node that may evict.
+//
+// It returns the store with the error, as Open does for a single Redis:
+// its operations fail at once with that reason, and so does its Check.
 func TestClusterMisconfigured(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
+	fp := []byte("fingerprint-0123456789abcdef0123")
 	plain := storetest.Start(t)
-	_, err := newClusterStore([]string{plain.Addr}, nil, Options{})
+	st, err := newClusterStore([]string{plain.Addr}, nil, Options{})
 	assert.ErrorIs(t, err, store.ErrMisconfigured)
 	assert.ErrorContains(t, err, "not in cluster mode")
 	assert.NotContains(t, err.Error(), plain.Addr, "no address in the error")
+	require.NotNil(t, st, "the store comes with the reason")
+	defer st.(io.Closer).Close()
+	err = st.Check(ctx, fp, true)
+	assert.ErrorIs(t, err, store.ErrMisconfigured, "its Check says why")
+	assert.ErrorContains(t, err, "not in cluster mode")
+	_, err = st.Lookup(ctx, format.KeyOf(ctok("k", "v")))
+	assert.ErrorIs(t, err, store.ErrMisconfigured, "and so does every operation")
 
-	_, err = newClusterStore([]string{"127.0.0.1:1"}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
+	st, err = newClusterStore([]string{"127.0.0.1:1"}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.NotErrorIs(t, err, store.ErrMisconfigured)
 	assert.NotContains(t, err.Error(), "127.0.0.1")
+	require.NotNil(t, st)
+	defer st.(io.Closer).Close()
+	assert.ErrorIs(t, st.Check(ctx, fp, true), store.ErrUnavailable)
+}
+
+// A store opened while no seed answers works once one does: it reads the
+// layout again when used, and its Check reports the problem until then.
+func testClusterSeedsAnswerLater(t *testing.T, c *storetest.Cluster) {
+	ctx := context.Background()
+	fp := []byte("fingerprint-0123456789abcdef0123")
+	seed := c.ReplicaOf(c.Nodes[0])
+	seed.Stop()
+	st, err := newClusterStore([]string{seed.Addr}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorContains(t, err, "connection refused")
+	require.NotNil(t, st)
+	defer st.(io.Closer).Close()
+	assert.ErrorIs(t, st.Check(ctx, fp, false), store.ErrUnavailable)
+	tok := ctok("later", "v")
+	assert.ErrorIs(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: crec, Expires: time.Now().Add(time.Hour), User: "p:later"}), store.ErrUnavailable)
+
+	seed.Restart()
+	restarted := time.Now()
+	require.Eventually(t, func() bool { return st.Check(ctx, fp, false) == nil }, 30*time.Second, 50*time.Millisecond, "the store works once its seed answers")
+	t.Logf("seed restarted: the store's Check passed %v later", time.Since(restarted).Round(time.Millisecond))
+	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: crec, Expires: time.Now().Add(time.Hour), User: "p:later"}))
+	got, err := st.Lookup(ctx, format.KeyOf(tok))
+	require.NoError(t, err)
+	assert.True(t, got.Live())
+	c.WaitHealthy()
 }
 
 // seenAt returns a record whose last seen time is seen.
