@@ -82,8 +82,8 @@ const (
 // TLS). It reads the cluster's layout from the first node that answers.
 // When none does, it returns the store with the reason (see whyNoLayout),
 // as Open does for a single Redis: the store reads the layout again when
-// it is used, fails at once with that reason until a seed answers, and
-// its Check reports it. It returns no store only when addrs is empty.
+// it is used, fails each operation with that reason (at once, once it is
+// known) until a seed answers, and its Check reports it. It returns no store only when addrs is empty.
 func newClusterStore(addrs []string, dial []redis.DialOption, opts Options) (store.Store, error) {
 	s, err := startCluster(addrs, dial, opts)
 	if s == nil {

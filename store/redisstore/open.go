@@ -38,7 +38,7 @@ import (
 // in its health check than exit; such an app must still Close it. This
 // holds for every deployment: a Cluster store none of whose seeds
 // answered with the layout reads it again when it is used, and until one
-// does, fails each operation at once with the reason. No error quotes
+// does, fails each operation with the reason (at once, once it is known). No error quotes
 // the URL or a password.
 //
 // On Sentinel, every operation goes to the primary (reads too: a replica
