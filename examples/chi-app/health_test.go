@@ -24,28 +24,30 @@ func TestHealthzTellsWhy(t *testing.T) {
 		name  string
 		redis func(t *testing.T) *storetest.Server
 		why   string // in the reason; "" for healthy
+		query string // after REDIS_URL
 	}{
-		{"primary", func(t *testing.T) *storetest.Server { return storetest.Start(t) }, ""},
+		{"primary", func(t *testing.T) *storetest.Server { return storetest.Start(t) }, "", ""},
 		{"read-only replica", func(t *testing.T) *storetest.Server {
 			host, port, err := net.SplitHostPort(storetest.Start(t).Addr)
 			require.NoError(t, err)
 			return storetest.Start(t, "--replicaof", host, port)
-		}, "read-only replica"},
+		}, "read-only replica", ""},
 		{"cluster node", func(t *testing.T) *storetest.Server {
 			return storetest.Start(t, "--cluster-enabled", "yes")
-		}, "Redis Cluster node"},
+		}, "Redis Cluster node", ""},
+		{"cluster URL at a plain Redis", func(t *testing.T) *storetest.Server { return storetest.Start(t) }, "not in cluster mode", "?cluster=true"},
 		{"full under noeviction", func(t *testing.T) *storetest.Server {
 			// A maxmemory below what an empty Redis uses: full from the
 			// start, every write refused.
 			return storetest.Start(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
-		}, "Redis is full"},
+		}, "Redis is full", ""},
 		{"evicting", func(t *testing.T) *storetest.Server {
 			return storetest.Start(t, "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
-		}, "must be noeviction"},
+		}, "must be noeviction", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newTestApp(t, map[string]string{"SESSION_STORE": "redis", "REDIS_URL": tc.redis(t).URL, "SESSION_SECRET": secret})
+			srv := newTestApp(t, map[string]string{"SESSION_STORE": "redis", "REDIS_URL": tc.redis(t).URL + tc.query, "SESSION_SECRET": secret})
 			status, body := healthzOf(t, srv.URL)
 			if tc.why == "" {
 				assert.Equal(t, http.StatusOK, status)

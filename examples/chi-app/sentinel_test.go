@@ -20,17 +20,27 @@ import (
 )
 
 // TestProcessOnSentinel: the app, with REDIS_URL naming a real Sentinel
-// set, runs the whole flow: sign in (bearer and cookie), bearer-only
-// reuse, list, revoke one, sign out others / this / all, a backend job's
-// RevokeUser, and every signed-out token and cookie stays out.
+// set, runs the whole flow (wholeFlow).
 func TestProcessOnSentinel(t *testing.T) {
 	t.Parallel()
 	set := storetest.StartSentinel(t, storetest.SentinelConfig{MinReplicasToWrite: 1})
+	wholeFlow(t, set.URL(), 5)
+}
+
+// wholeFlow runs chi-app on the Redis deployment redisURL names, with a
+// fake Plurality, through the whole flow: sign in (bearer and cookie),
+// bearer-only reuse, list, revoke one, sign out others / this / all, a
+// backend job's RevokeUser, and every signed-out token and cookie stays
+// out without an upstream call. One user signs in n times (n >= 3) for
+// it. It returns the app's environment and the session token of every
+// sign-in.
+func wholeFlow(t *testing.T, redisURL string, n int) (env map[string]string, sessions []string) {
+	t.Helper()
 	fake := providertest.NewPlurality()
 	t.Cleanup(fake.Close)
-	env := pluralityEnv(fake)
+	env = pluralityEnv(fake)
 	env["SESSION_STORE"] = "redis"
-	env["REDIS_URL"] = set.URL()
+	env["REDIS_URL"] = redisURL
 	app := startApp(t, env)
 
 	signIn := func(user string) (token, session string) {
@@ -38,31 +48,26 @@ func TestProcessOnSentinel(t *testing.T) {
 		ex := app.do(call{method: "POST", path: "/auth/session", bearer: token})
 		require.Equal(t, http.StatusCreated, ex.status, ex.body)
 		require.NotEmpty(t, ex.session)
+		sessions = append(sessions, ex.session)
 		return token, ex.session
 	}
-	list := func(session string) []middleware.Session {
-		a := app.do(call{path: "/auth/sessions", cookie: session})
-		require.Equal(t, http.StatusOK, a.status, a.body)
-		var body struct{ Sessions []middleware.Session }
-		require.NoError(t, json.Unmarshal([]byte(a.body), &body))
-		return body.Sessions
-	}
+	list := func(session string) []middleware.Session { return app.sessions(session) }
 	me := func(c call) int { c.path = "/api/me"; return app.do(c).status }
 
 	// Sign in, then the cookie alone, then the frontend token alone: one
 	// upstream call.
-	var tokens, sessions [5]string
-	tokens[0], sessions[0] = signIn("uma")
-	assert.Equal(t, http.StatusOK, me(call{cookie: sessions[0]}))
+	tokens, own := make([]string, n), make([]string, n)
+	tokens[0], own[0] = signIn("uma")
+	assert.Equal(t, http.StatusOK, me(call{cookie: own[0]}))
 	bearerOnly := app.do(call{path: "/api/me", bearer: tokens[0]})
 	assert.Equal(t, http.StatusOK, bearerOnly.status)
-	assert.Equal(t, sessions[0], bearerOnly.session, "the bearer-only client finds the session minted from its token")
+	assert.Equal(t, own[0], bearerOnly.session, "the bearer-only client finds the session minted from its token")
 	assert.EqualValues(t, 1, fake.Calls())
-	for i := 1; i < len(tokens); i++ {
-		tokens[i], sessions[i] = signIn("uma")
+	for i := 1; i < n; i++ {
+		tokens[i], own[i] = signIn("uma")
 	}
-	listed := list(sessions[0])
-	require.Len(t, listed, 5)
+	listed := list(own[0])
+	require.Len(t, listed, n)
 
 	// Revoke one (not the caller's) by its public id.
 	var victim string
@@ -72,19 +77,19 @@ func TestProcessOnSentinel(t *testing.T) {
 			break
 		}
 	}
-	require.Equal(t, http.StatusNoContent, app.do(call{method: "DELETE", path: "/auth/sessions/" + victim, cookie: sessions[0]}).status)
-	assert.Len(t, list(sessions[0]), 4)
+	require.Equal(t, http.StatusNoContent, app.do(call{method: "DELETE", path: "/auth/sessions/" + victim, cookie: own[0]}).status)
+	assert.Len(t, list(own[0]), n-1)
 
 	// Sign out the others: only the caller's session is left.
-	require.Equal(t, http.StatusOK, app.do(call{method: "DELETE", path: "/auth/sessions/others", cookie: sessions[0]}).status)
-	for i := 1; i < len(sessions); i++ {
-		assert.Equal(t, http.StatusUnauthorized, me(call{cookie: sessions[i]}), "session %d", i)
+	require.Equal(t, http.StatusOK, app.do(call{method: "DELETE", path: "/auth/sessions/others", cookie: own[0]}).status)
+	for i := 1; i < n; i++ {
+		assert.Equal(t, http.StatusUnauthorized, me(call{cookie: own[i]}), "session %d", i)
 	}
-	assert.Len(t, list(sessions[0]), 1)
+	assert.Len(t, list(own[0]), 1)
 
 	// Sign out this one.
-	require.Equal(t, http.StatusNoContent, app.do(call{method: "DELETE", path: "/auth/session", cookie: sessions[0]}).status)
-	assert.Equal(t, http.StatusUnauthorized, me(call{cookie: sessions[0]}))
+	require.Equal(t, http.StatusNoContent, app.do(call{method: "DELETE", path: "/auth/session", cookie: own[0]}).status)
+	assert.Equal(t, http.StatusUnauthorized, me(call{cookie: own[0]}))
 
 	// Sign out all, from a new sign-in.
 	t1, s1 := signIn("uma")
@@ -96,14 +101,14 @@ func TestProcessOnSentinel(t *testing.T) {
 	// A backend job revokes a user, with the store and the secret alone.
 	_, v1 := signIn("vic")
 	_, v2 := signIn("vic")
-	st, err := redisstore.Open(set.URL(), redisstore.Options{})
+	st, err := redisstore.Open(redisURL, redisstore.Options{})
 	require.NoError(t, err)
 	defer st.(io.Closer).Close()
 	revoker := middleware.NewRevoker(middleware.Config{Store: st, Secret: provider.Secret(env["SESSION_SECRET"]),
 		Logger: slog.New(slog.DiscardHandler)})
-	n, err := revoker.RevokeUser(context.Background(), "plurality", "vic")
+	revoked, err := revoker.RevokeUser(context.Background(), "plurality", "vic")
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	assert.Equal(t, 2, revoked)
 	assert.Equal(t, http.StatusUnauthorized, me(call{cookie: v1}))
 	assert.Equal(t, http.StatusUnauthorized, me(call{cookie: v2}))
 
@@ -112,8 +117,19 @@ func TestProcessOnSentinel(t *testing.T) {
 	calls := fake.Calls()
 	for i := range tokens {
 		assert.Equal(t, http.StatusUnauthorized, me(call{bearer: tokens[i]}), "token %d", i)
-		assert.Equal(t, http.StatusUnauthorized, me(call{cookie: sessions[i]}), "cookie %d", i)
+		assert.Equal(t, http.StatusUnauthorized, me(call{cookie: own[i]}), "cookie %d", i)
 	}
 	assert.Equal(t, http.StatusUnauthorized, me(call{bearer: t1}))
 	assert.Equal(t, calls, fake.Calls(), "no upstream call for a signed-out token")
+	return env, sessions
+}
+
+// sessions returns GET /auth/sessions for the session cookie session.
+func (p *process) sessions(session string) []middleware.Session {
+	p.t.Helper()
+	a := p.do(call{path: "/auth/sessions", cookie: session})
+	require.Equal(p.t, http.StatusOK, a.status, a.body)
+	var body struct{ Sessions []middleware.Session }
+	require.NoError(p.t, json.Unmarshal([]byte(a.body), &body))
+	return body.Sessions
 }

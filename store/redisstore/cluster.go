@@ -55,7 +55,12 @@ type clusterStore struct {
 	pools map[string]*redis.Pool
 
 	refreshing atomic.Bool
-	droppedAt  atomic.Int64
+	// laidOut is set once a seed has answered with the layout;
+	// noLayout, until then, is why none has (see whyNoLayout), nil when
+	// not known yet.
+	laidOut   atomic.Bool
+	noLayout  atomic.Pointer[error]
+	droppedAt atomic.Int64
 	// movedN and askedN count the redirections followed (for tests).
 	movedN, askedN atomic.Int64
 	vettedAt       atomic.Int64
@@ -74,14 +79,17 @@ const (
 
 // newClusterStore returns a store on the Redis Cluster whose nodes addrs
 // (host:port) are some of, dialled with dial (timeouts, credentials,
-// TLS). It reads the cluster's layout from the first node that answers,
-// and fails if none does.
+// TLS). It reads the cluster's layout from the first node that answers.
+// When none does, it returns the store with the reason (see whyNoLayout),
+// as Open does for a single Redis: the store reads the layout again when
+// it is used, fails each operation with that reason (at once, once it is
+// known) until a seed answers, and its Check reports it. It returns no store only when addrs is empty.
 func newClusterStore(addrs []string, dial []redis.DialOption, opts Options) (store.Store, error) {
 	s, err := startCluster(addrs, dial, opts)
-	if err != nil {
+	if s == nil {
 		return nil, err
 	}
-	return s, nil
+	return s, err
 }
 
 // startCluster is newClusterStore with its concrete type.
@@ -106,20 +114,53 @@ func startCluster(addrs []string, dial []redis.DialOption, opts Options) (*clust
 		},
 		LayoutRefresh: func(_, layout [redisc.HashSlots][]string) { c.setLayout(layout) },
 	}
-	if err := c.cluster.Refresh(); err != nil {
-		c.cluster.Close()
-		return nil, c.whyNoLayout()
+	ctx, cancel := c.operation(context.Background())
+	defer cancel()
+	return c, c.readLayout(ctx)
+}
+
+// errNoLayout is the error of a cluster store whose seeds answer, as
+// cluster nodes, without a layout (CLUSTER SLOTS fails: a cluster still
+// being created, or a user that may not run it).
+var errNoLayout = &redisError{msg: "store: unavailable: redis: no seed node answered with the cluster's layout (CLUSTER SLOTS)",
+	kind: []error{backend.ErrUnavailable}}
+
+// readLayout reads the cluster's layout now, within ctx, when no seed
+// has answered with it yet; on failure it records and returns why.
+func (c *clusterStore) readLayout(ctx context.Context) error {
+	if c.laidOut.Load() {
+		return nil
 	}
-	return c, nil
+	done := make(chan error, 1)
+	go func() { done <- c.cluster.Refresh() }() // redisc's dials and reads take no context
+	select {
+	case err := <-done:
+		if err == nil || c.laidOut.Load() {
+			return nil
+		}
+	case <-ctx.Done():
+		return unavailable(ctx.Err())
+	}
+	why := c.whyNoLayout(ctx)
+	c.recordNoLayout(why)
+	return why
+}
+
+// recordNoLayout records why no seed answered with the layout, unless
+// one has meanwhile.
+func (c *clusterStore) recordNoLayout(why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.laidOut.Load() {
+		c.noLayout.Store(&why)
+	}
 }
 
 // whyNoLayout returns why no seed answered with the cluster's layout, in
 // a sentence that names the problem (not a cluster node, a Sentinel, an
 // evicting node, no connection): redisc's own error quotes addresses.
-func (c *clusterStore) whyNoLayout() error {
-	ctx, cancel := c.operation(context.Background())
-	defer cancel()
-	var last error = errors.New("no layout")
+func (c *clusterStore) whyNoLayout(ctx context.Context) error {
+	var last error = errNoLayout
 	for _, addr := range c.cluster.StartupNodes {
 		conn, err := redis.DialContext(ctx, "tcp", addr, c.dial...)
 		if err != nil {
@@ -156,6 +197,8 @@ func (c *clusterStore) setLayout(layout [redisc.HashSlots][]string) {
 			c.slots[i] = nodes[0]
 		}
 	}
+	c.laidOut.Store(true)
+	c.noLayout.Store(nil)
 }
 
 // primary returns the address of slot's primary, "" when unknown.
@@ -199,7 +242,13 @@ func (c *clusterStore) refreshSoon() {
 			time.Sleep(minRefreshGap)
 			c.refreshing.Store(false)
 		}()
-		c.cluster.Refresh() // a failure leaves the layout as it was; the next failure asks again
+		// A failure leaves the layout as it was; the next failure asks
+		// again. Without any layout yet, it records why.
+		if c.cluster.Refresh() != nil && !c.laidOut.Load() {
+			ctx, cancel := c.operation(context.Background())
+			defer cancel()
+			c.recordNoLayout(c.whyNoLayout(ctx))
+		}
 	}()
 }
 
@@ -346,6 +395,56 @@ func (c *clusterStore) get(ctx context.Context, key string) ([]byte, error) {
 	return raw, err
 }
 
+// getAll runs GET on each of keys, in one pipeline per primary of the
+// layout: the values in keys' order, nil for an absent key. A key whose
+// pipelined answer is an error (MOVED, ASK, TRYAGAIN, ...), every key of
+// a node whose pipeline failed, and every key of a slot without a known
+// primary go the per-key path instead (get: redirections followed,
+// retries within the deadline).
+func (c *clusterStore) getAll(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	byNode := map[string][]int{}
+	var one []int
+	for i, k := range keys {
+		if addr := c.primary(redisc.Slot(k)); addr != "" {
+			byNode[addr] = append(byNode[addr], i)
+		} else {
+			one = append(one, i)
+		}
+	}
+	for addr, at := range byNode {
+		replies, err := redis.Values(c.onNode(ctx, addr, false, func(conn redis.Conn) (any, error) {
+			for _, i := range at {
+				if err := conn.Send("GET", keys[i]); err != nil {
+					return nil, err
+				}
+			}
+			return redis.DoContext(conn, ctx, "") // flushes, and answers every reply
+		}))
+		if err != nil || len(replies) != len(at) {
+			one = append(one, at...)
+			continue
+		}
+		for j, i := range at {
+			raw, err := redis.Bytes(replies[j], nil)
+			switch {
+			case err == nil:
+				out[i] = raw
+			case !errors.Is(err, redis.ErrNil):
+				one = append(one, i)
+			}
+		}
+	}
+	for _, i := range one {
+		raw, err := c.get(ctx, keys[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = raw
+	}
+	return out, nil
+}
+
 // command runs one command whose first argument is its key.
 func (c *clusterStore) command(ctx context.Context, name, key string, args ...any) (any, error) {
 	return c.run(ctx, key, func(conn redis.Conn, _ bool) (any, error) {
@@ -371,6 +470,12 @@ func (c *clusterStore) run(ctx context.Context, key string, op func(conn redis.C
 		}
 		addr := asked
 		if addr == "" {
+			if why := c.noLayout.Load(); why != nil {
+				// No seed answered yet, for a known reason: fail at once,
+				// as a single store does, and have the layout read again.
+				c.refreshSoon()
+				return nil, *why
+			}
 			if addr = c.primary(slot); addr == "" {
 				last = errors.New("no primary known for the slot")
 				c.refreshSoon()
@@ -586,6 +691,9 @@ func ttlUntil(t time.Time) int64 {
 func (c *clusterStore) Check(ctx context.Context, fingerprint []byte, claim bool) error {
 	ctx, cancel := c.operation(ctx)
 	defer cancel()
+	if err := c.readLayout(ctx); err != nil {
+		return err
+	}
 	primaries := c.primaries()
 	if len(primaries) == 0 {
 		return misconfigured("the cluster's layout names no primary")

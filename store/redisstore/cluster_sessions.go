@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -128,6 +130,18 @@ if KEYS[3] ~= KEYS[1] then
   end
 end
 return out`)
+
+	// limitEndScript is a mint's step 5 for one session beyond the limit:
+	// if KEYS[1] still holds the live session whose frame starts with
+	// ARGV[1] (its verifier and nonce: that very session, whatever Touch
+	// wrote since), its key keeps the mark of an ended session for its
+	// remaining TTL, and the script answers what it held; else nil.
+	limitEndScript = newClusterScript(1, `
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 1, CRED_AT) ~= ARGV[1] then return false end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('SET', KEYS[1], ENDED, 'PX', ttl) else redis.call('DEL', KEYS[1]) end
+return cur`)
 )
 
 // Mint writes a session in four steps, each a script on one slot, in an
@@ -148,6 +162,14 @@ return out`)
 //     index, and the session's own entry is written again (a listing that
 //     pruned it while the key held an ended or garbled value before step
 //     3 does not lose it).
+//  5. With m.Limit: the user's index is read (its live entries), then
+//     each of its sessions (one pipeline per node); of the live ones but
+//     the new, the least recently used beyond Limit.Max (format.
+//     RecordLastSeen; an unreadable record first; ties by key) are
+//     ended, each by a script on its own slot that marks its key ended
+//     (for its remaining TTL) only if it still holds that live session
+//     (verifier and nonce); then they leave the index. Limit.Ended
+//     reports those the scripts ended, and no other.
 //
 // One session per credential: of two concurrent mints of one credential,
 // the later step 1 sees the earlier's entry and ends that session, or
@@ -160,6 +182,20 @@ return out`)
 // gone, as its continuation would have ended it; after step 3, the
 // session is live and listed, and another session of the credential may
 // stay live until the next mint of the credential.
+//
+// The limit is not atomic with the mint, as it is on one Redis: it is
+// counted after the session is written, from reads on several nodes.
+// Between a mint's step 3 and its step 5 the user has one live session
+// more than Max; two mints that run at once may each count the other's
+// session and each end one, so a race can end one session more than the
+// limit needed (the user keeps fewer than Max). It never leaves more
+// than Max: of the mints whose sessions stay live, the one that read
+// last found every other of them written and live, and ended enough of
+// what it found (what it could not end was already ended). That holds
+// for the mints that returned nil; a mint that fails or stops after its
+// step 3 leaves its session live, uncounted, until the user's next mint
+// with a limit counts it. A crash between a session's end mark and its
+// leaving the index leaves an entry that listings drop.
 //
 // A mint with a credential mark first reads the mark where the single
 // store keeps it (sg:s:<mark>), so that marks written before a move from
@@ -193,7 +229,10 @@ func (c *clusterStore) Mint(ctx context.Context, m backend.NewSession) error {
 	if err := c.mintWrite(ctx, m); err != nil {
 		return err
 	}
-	return c.mintFinish(ctx, m, others)
+	if err := c.mintFinish(ctx, m, others); err != nil {
+		return err
+	}
+	return c.mintLimit(ctx, m)
 }
 
 // credValue is what the credentials hash keeps for m: its credential id
@@ -304,6 +343,83 @@ func (c *clusterStore) mintFinish(ctx context.Context, m backend.NewSession, oth
 	return first
 }
 
+// mintLimit is Mint's step 5.
+func (c *clusterStore) mintLimit(ctx context.Context, m backend.NewSession) error {
+	l := m.Limit
+	if l == nil || l.Max <= 0 {
+		return nil
+	}
+	members, err := redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(m.User), time.Now().UnixMilli(), "+inf", "BYSCORE", "WITHSCORES"))
+	if err != nil {
+		return unavailable(err)
+	}
+	self := format.KeyOf(m.Token)
+	type candidate struct {
+		member, score string
+		seen          time.Time
+		raw           []byte
+	}
+	var keys []string
+	var indexed []candidate
+	for i := 0; i+1 < len(members); i += 2 {
+		if members[i] != self {
+			indexed = append(indexed, candidate{member: members[i], score: members[i+1]})
+			keys = append(keys, c.sessionKey(members[i]))
+		}
+	}
+	raws, err := c.getAll(ctx, keys)
+	if err != nil {
+		return err
+	}
+	var live []candidate
+	for i, cd := range indexed {
+		s := format.Parse(raws[i])
+		if !s.Live() {
+			continue // ended, or a mint between its steps 1 and 3: not a live session
+		}
+		cd.seen, _ = format.RecordLastSeen(s.Record) // unreadable: the zero time, first
+		cd.raw = raws[i]
+		live = append(live, cd)
+	}
+	slices.SortFunc(live, func(a, b candidate) int {
+		if n := a.seen.Compare(b.seen); n != 0 {
+			return n
+		}
+		return strings.Compare(a.member, b.member)
+	})
+	var (
+		first error
+		ended []backend.Entry
+		drop  []any
+	)
+	for i := 0; len(live)-i+1 > l.Max; i++ {
+		cd := live[i]
+		raw, err := c.eval(ctx, limitEndScript, []string{c.sessionKey(cd.member)}, cd.raw[:format.CredAt])
+		if err != nil {
+			first = firstErr(first, err)
+			continue
+		}
+		if raw == nil {
+			continue // ended, continued or replaced meanwhile: by someone else
+		}
+		was, err := redis.Bytes(raw, nil)
+		if err != nil {
+			first = firstErr(first, unavailable(err))
+			continue
+		}
+		ended = append(ended, backend.Entry{Key: cd.member, Stored: format.Parse(was)})
+		drop = append(drop, cd.member, cd.score)
+	}
+	if len(drop) > 0 {
+		args := append([]any{"", "", ""}, drop...)
+		if _, err := c.eval(ctx, indexScript, []string{c.indexKey(m.User), c.credsKey(m.User)}, args...); err != nil {
+			first = firstErr(first, err)
+		}
+	}
+	l.Ended = ended
+	return first
+}
+
 // End ends each session in three steps, tries every step of every
 // ending, and returns the first error:
 //
@@ -397,11 +513,12 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 	return first
 }
 
-// List returns user's live sessions: the index's live entries, then one
-// GET per session on its node. An entry whose key holds the mark of an
-// ended session, or garbage, leaves the index (only if its score is
-// unchanged); one whose key is absent stays, since a mint may be between
-// its steps 1 and 3: it expires with its score.
+// List returns user's live sessions: the index's live entries, then
+// their sessions, with one pipeline of GETs per node (getAll). An entry
+// whose key holds the mark of an ended session, or garbage, leaves the
+// index (only if its score is unchanged); one whose key is absent stays,
+// since a mint may be between its steps 1 and 3: it expires with its
+// score.
 func (c *clusterStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
 	ctx, cancel := c.operation(ctx)
 	defer cancel()
@@ -409,16 +526,20 @@ func (c *clusterStore) List(ctx context.Context, user string) ([]backend.Entry, 
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	keys := make([]string, 0, len(members)/2)
+	for i := 0; i+1 < len(members); i += 2 {
+		keys = append(keys, c.sessionKey(members[i]))
+	}
+	raws, err := c.getAll(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		entries []backend.Entry
 		gone    []any
 	)
 	for i := 0; i+1 < len(members); i += 2 {
-		raw, err := c.get(ctx, c.sessionKey(members[i]))
-		if err != nil {
-			return nil, err
-		}
-		switch s := format.Parse(raw); {
+		switch s := format.Parse(raws[i/2]); {
 		case s.Live():
 			entries = append(entries, backend.Entry{Key: members[i], Stored: s})
 		case s.Found():

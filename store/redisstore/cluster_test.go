@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
@@ -60,6 +63,10 @@ func TestCluster(t *testing.T) {
 	t.Run("CrashBetweenSteps", func(t *testing.T) { testClusterCrashBetweenSteps(t, c) })
 	t.Run("ConcurrentMintsOfOneCredential", func(t *testing.T) { testClusterConcurrentMints(t, c) })
 	t.Run("Resharding", func(t *testing.T) { testClusterResharding(t, c) })
+	t.Run("LimitRace", func(t *testing.T) { testClusterLimitRace(t, c) })
+	t.Run("LimitStoppedBeforeItsCount", func(t *testing.T) { testClusterLimitStopped(t, c) })
+	t.Run("ListPipelinesPerNode", func(t *testing.T) { testClusterListPipelines(t, c) })
+	t.Run("SeedsAnswerLater", func(t *testing.T) { testClusterSeedsAnswerLater(t, c) })
 	t.Run("Check", func(t *testing.T) {
 		st := newClusterTestStore(t, c, Options{})
 		ctx := context.Background()
@@ -116,7 +123,8 @@ func testClusterSpreadAndOneGet(t *testing.T, c *storetest.Cluster) {
 }
 
 // commandStats returns the calls per command since CONFIG RESETSTAT,
-// without the commands of the test and of layout refreshes.
+// without the commands of the test, of layout refreshes and of the
+// replicas' acknowledgements (REPLCONF ACK, every second).
 func commandStats(t *testing.T, node *storetest.Server) map[string]int {
 	t.Helper()
 	info, err := redis.String(node.Do("INFO", "commandstats"))
@@ -128,7 +136,7 @@ func commandStats(t *testing.T, node *storetest.Server) map[string]int {
 			continue
 		}
 		switch name {
-		case "info", "config|resetstat", "config|get", "cluster|slots", "cluster|info", "cluster|myid", "ping":
+		case "info", "config|resetstat", "config|get", "cluster|slots", "cluster|info", "cluster|myid", "ping", "replconf":
 			continue
 		}
 		calls, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
@@ -532,16 +540,266 @@ func TestClusterFaults(t *testing.T) {
 // A cluster store pointed at a Redis that is not a cluster node fails at
 // start with a sentence that names the problem; so does one at a cluster
 // node that may evict.
+//
+// It returns the store with the error, as Open does for a single Redis:
+// its operations fail at once with that reason, and so does its Check.
 func TestClusterMisconfigured(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
+	fp := []byte("fingerprint-0123456789abcdef0123")
 	plain := storetest.Start(t)
-	_, err := newClusterStore([]string{plain.Addr}, nil, Options{})
+	st, err := newClusterStore([]string{plain.Addr}, nil, Options{})
 	assert.ErrorIs(t, err, store.ErrMisconfigured)
 	assert.ErrorContains(t, err, "not in cluster mode")
 	assert.NotContains(t, err.Error(), plain.Addr, "no address in the error")
+	require.NotNil(t, st, "the store comes with the reason")
+	defer st.(io.Closer).Close()
+	err = st.Check(ctx, fp, true)
+	assert.ErrorIs(t, err, store.ErrMisconfigured, "its Check says why")
+	assert.ErrorContains(t, err, "not in cluster mode")
+	_, err = st.Lookup(ctx, format.KeyOf(ctok("k", "v")))
+	assert.ErrorIs(t, err, store.ErrMisconfigured, "and so does every operation")
 
-	_, err = newClusterStore([]string{"127.0.0.1:1"}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
+	st, err = newClusterStore([]string{"127.0.0.1:1"}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 	assert.NotErrorIs(t, err, store.ErrMisconfigured)
 	assert.NotContains(t, err.Error(), "127.0.0.1")
+	require.NotNil(t, st)
+	defer st.(io.Closer).Close()
+	assert.ErrorIs(t, st.Check(ctx, fp, true), store.ErrUnavailable)
+}
+
+// A store opened while no seed answers works once one does: it reads the
+// layout again when used, and its Check reports the problem until then.
+func testClusterSeedsAnswerLater(t *testing.T, c *storetest.Cluster) {
+	ctx := context.Background()
+	fp := []byte("fingerprint-0123456789abcdef0123")
+	seed := c.ReplicaOf(c.Nodes[0])
+	seed.Stop()
+	st, err := newClusterStore([]string{seed.Addr}, []redis.DialOption{redis.DialConnectTimeout(time.Second)}, Options{})
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorContains(t, err, "connection refused")
+	require.NotNil(t, st)
+	defer st.(io.Closer).Close()
+	assert.ErrorIs(t, st.Check(ctx, fp, false), store.ErrUnavailable)
+	tok := ctok("later", "v")
+	assert.ErrorIs(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: crec, Expires: time.Now().Add(time.Hour), User: "p:later"}), store.ErrUnavailable)
+
+	seed.Restart()
+	restarted := time.Now()
+	require.Eventually(t, func() bool { return st.Check(ctx, fp, false) == nil }, 30*time.Second, 50*time.Millisecond, "the store works once its seed answers")
+	t.Logf("seed restarted: the store's Check passed %v later", time.Since(restarted).Round(time.Millisecond))
+	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: crec, Expires: time.Now().Add(time.Hour), User: "p:later"}))
+	got, err := st.Lookup(ctx, format.KeyOf(tok))
+	require.NoError(t, err)
+	assert.True(t, got.Live())
+	c.WaitHealthy()
+}
+
+// seenAt returns a record whose last seen time is seen.
+func seenAt(seen time.Time) []byte {
+	return format.EncodeRecord(&format.Session{Created: seen.Add(-time.Hour), LastSeen: seen, Expires: seen.Add(time.Hour),
+		Identity: provider.Identity{UserID: "u", Provider: "p"}})
+}
+
+// Many mints of one user at once, each with a limit of 3: once they have
+// returned, at most 3 sessions are live, and every other one was ended by
+// exactly one mint, which reported it.
+func testClusterLimitRace(t *testing.T, c *storetest.Cluster) {
+	st := newClusterTestStore(t, c, Options{})
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	user := "p:limitrace"
+	const n, max = 24, 3
+	base := time.Now().Add(-time.Hour)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		reported = map[string]int{}
+	)
+	for i := range n {
+		wg.Go(func() {
+			limit := &backend.Limit{Max: max}
+			tok := ctok(fmt.Sprintf("lr-%d", i), "v")
+			err := st.Mint(ctx, backend.NewSession{Token: tok, Nonce: []byte{byte(i)}, Record: seenAt(base.Add(time.Duration(i) * time.Second)),
+				Expires: exp, User: user, Limit: limit})
+			if err != nil {
+				t.Errorf("mint %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range limit.Ended {
+				reported[e.Key]++
+			}
+		})
+	}
+	wg.Wait()
+	live := 0
+	for i := range n {
+		key := format.KeyOf(ctok(fmt.Sprintf("lr-%d", i), "v"))
+		got, err := st.Lookup(ctx, key)
+		require.NoError(t, err)
+		switch {
+		case got.Live():
+			live++
+			assert.Zero(t, reported[key], "a live session is not reported ended")
+		default:
+			assert.True(t, got.Ended, "a session the limit ended keeps its mark")
+			assert.Equal(t, 1, reported[key], "each ended session is reported by exactly one mint")
+		}
+	}
+	entries, err := st.List(ctx, user)
+	require.NoError(t, err)
+	t.Logf("%d concurrent mints with a limit of %d: %d live after them (%d ended by a race beyond the limit's need), %d reported ended",
+		n, max, live, max-live, len(reported))
+	assert.LessOrEqual(t, live, max, "never more than the limit")
+	assert.Positive(t, live)
+	assert.Len(t, entries, live, "listed")
+	assert.Equal(t, n, live+len(reported), "every session is live or was reported ended")
+}
+
+// The limit's steps, as if a mint stopped between them: a mint stopped
+// after its write leaves one session more than the limit, which the next
+// mint with a limit ends; a session ends for the limit only if it is
+// still the one counted.
+func testClusterLimitStopped(t *testing.T, c *storetest.Cluster) {
+	st := newClusterTestStore(t, c, Options{})
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	user := "p:limitstop"
+	base := time.Now().Add(-time.Hour)
+	session := func(name string, seen time.Duration) backend.NewSession {
+		return backend.NewSession{Token: ctok(name, "v"), Nonce: []byte(name), Record: seenAt(base.Add(seen)), Expires: exp, User: user}
+	}
+	key := func(name string) string { return format.KeyOf(ctok(name, "v")) }
+	for i, name := range []string{"a", "b"} {
+		s := session(name, time.Duration(i)*time.Minute)
+		s.Limit = &backend.Limit{Max: 2}
+		require.NoError(t, st.Mint(ctx, s))
+		require.Empty(t, s.Limit.Ended)
+	}
+	cs := session("c", 10*time.Minute)
+	others, err := st.mintIndex(ctx, cs)
+	require.NoError(t, err)
+	require.NoError(t, st.mintWrite(ctx, cs))
+	require.NoError(t, st.mintFinish(ctx, cs, others))
+	entries, _ := st.List(ctx, user)
+	assert.Len(t, entries, 3, "stopped before its count: one more than the limit, for now")
+
+	d := session("d", 20*time.Minute)
+	d.Limit = &backend.Limit{Max: 2}
+	require.NoError(t, st.Mint(ctx, d))
+	assert.Equal(t, []string{key("a"), key("b")}, entryKeys(d.Limit.Ended), "the next mint with a limit counts it")
+	entries, _ = st.List(ctx, user)
+	assert.ElementsMatch(t, []string{key("c"), key("d")}, entryKeys(entries))
+
+	// The end script ends the session it was given only.
+	end := func(name string, counted []byte) bool {
+		reply, err := st.eval(ctx, limitEndScript, []string{st.sessionKey(key(name))}, counted[:format.CredAt])
+		require.NoError(t, err)
+		return reply != nil
+	}
+	raw := func(name string) []byte {
+		v, err := st.get(ctx, st.sessionKey(key(name)))
+		require.NoError(t, err)
+		return v
+	}
+	counted := raw("c")
+	require.NoError(t, st.Touch(ctx, ctok("c", "v"), seenAt(base.Add(30*time.Minute))))
+	assert.True(t, end("c", counted), "touched since it was counted: still that session")
+	got, _ := st.Lookup(ctx, key("c"))
+	assert.True(t, got.Ended)
+	ttl, err := redis.Int64(c.Owner(st.sessionKey(key("c"))).Do("PTTL", st.sessionKey(key("c"))))
+	require.NoError(t, err)
+	assert.Greater(t, ttl, (59 * time.Minute).Milliseconds(), "the mark stays as long as the session would have")
+
+	counted = raw("d")
+	require.NoError(t, st.End(ctx, backend.Ending{Key: key("d"), User: user, Until: exp}))
+	assert.False(t, end("d", counted), "signed out meanwhile: not ended again, not reported")
+
+	e := session("e", 0)
+	require.NoError(t, st.Mint(ctx, e))
+	counted = raw("e")
+	again := session("e", 0)
+	again.Nonce, again.Replace = []byte("other"), format.Parse(counted)
+	require.NoError(t, st.End(ctx, backend.Ending{Key: key("e"), Until: exp, Replaced: true, Nonce: e.Nonce}))
+	again.Replace = format.Stored{}
+	require.NoError(t, st.Mint(ctx, again))
+	assert.False(t, end("e", counted), "a session minted anew at the key is not the one counted")
+	got, _ = st.Lookup(ctx, key("e"))
+	assert.True(t, got.Live())
+}
+
+// List reads a user's sessions with one pipeline per node (a per-key read
+// would write once per session), and falls back to the per-key path for
+// the keys a stale layout sends to the wrong node.
+func testClusterListPipelines(t *testing.T, c *storetest.Cluster) {
+	var writes atomic.Int64
+	st, err := startCluster(c.Addrs(), []redis.DialOption{
+		redis.DialConnectTimeout(2 * time.Second), redis.DialReadTimeout(30 * time.Second), redis.DialWriteTimeout(30 * time.Second),
+		redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: conn, writes: &writes}, nil
+		}),
+	}, Options{})
+	require.NoError(t, err)
+	st.prefix = "t" + strconv.FormatInt(clusterStores.Add(1), 10) + ":"
+	t.Cleanup(st.close)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	user := "p:pipelined"
+	const n = 12
+	nodes := map[string]bool{}
+	var want []string
+	for i := range n {
+		tok := ctok(fmt.Sprintf("pipe-%d", i), "v")
+		require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: crec, Expires: exp, User: user}))
+		nodes[c.Owner(st.sessionKey(format.KeyOf(tok))).Addr] = true
+		want = append(want, format.KeyOf(tok))
+	}
+	require.GreaterOrEqual(t, len(nodes), 2)
+	_, err = st.List(ctx, user) // every node's pool has a connection now
+	require.NoError(t, err)
+
+	writes.Store(0)
+	entries, err := st.List(ctx, user)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, want, entryKeys(entries))
+	t.Logf("List of %d sessions on %d nodes: %d writes to the network (one per session would be %d)", n, len(nodes), writes.Load(), n+1)
+	assert.LessOrEqual(t, writes.Load(), int64(1+len(nodes)), "the index, then one pipeline per node")
+
+	// A stale layout: every session's slot points to a wrong primary.
+	primaries := st.primaries()
+	for _, k := range want {
+		slot := redisc.Slot(st.sessionKey(k))
+		for _, p := range primaries {
+			if p != st.primary(slot) {
+				st.mu.Lock()
+				st.slots[slot] = p
+				st.mu.Unlock()
+				break
+			}
+		}
+	}
+	moved := st.movedN.Load()
+	entries, err = st.List(ctx, user)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, want, entryKeys(entries), "MOVED in a pipeline: that key is read on its own")
+	assert.Positive(t, st.movedN.Load()-moved)
+}
+
+// countingConn counts the writes to a connection (a pipeline flushes its
+// commands in one).
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
 }

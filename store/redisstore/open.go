@@ -35,8 +35,11 @@ import (
 // last two cases it returns the store as well: it works once the
 // deployment is fixed, and its Check (the middleware's, /healthz) reports
 // the problem until then, for an app that would rather start and say so
-// in its health check than exit; such an app must still Close it. No
-// error quotes the URL or a password.
+// in its health check than exit; such an app must still Close it. This
+// holds for every deployment: a Cluster store none of whose seeds
+// answered with the layout reads it again when it is used, and until one
+// does, fails each operation with the reason (at once, once it is known). No error quotes
+// the URL or a password.
 //
 // On Sentinel, every operation goes to the primary (reads too: a replica
 // would show a signed-out session live for the replication lag). The
