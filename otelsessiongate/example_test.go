@@ -19,7 +19,7 @@ import (
 // nests the upstream call and the store write under the exchange's span.
 func Example() {
 	obs, err := otelsessiongate.New(otelsessiongate.Config{
-		MeterProvider:  metricnoop.NewMeterProvider(),  // nil: otel.GetMeterProvider()
+		MeterProvider:  metricnoop.NewMeterProvider(), // nil: otel.GetMeterProvider()
 		TracerProvider: tracenoop.NewTracerProvider(), // nil: otel.GetTracerProvider()
 	})
 	if err != nil {
