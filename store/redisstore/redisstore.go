@@ -169,8 +169,13 @@ func (r *redisStore) write(ctx context.Context, op func(conn redis.Conn) error) 
 func (r *redisStore) run(ctx context.Context, write bool, op func(conn redis.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	var err error
-	pause := retryPause
+	var (
+		err error
+		// pause is the guard's (Sentinel) wait before its next retry; made
+		// only then, so that an operation without retries allocates
+		// nothing for it.
+		pause *time.Duration
+	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			ctx = context.WithValue(ctx, retryKey{}, true)
@@ -184,7 +189,14 @@ func (r *redisStore) run(ctx context.Context, write bool, op func(conn redis.Con
 		if r.dropped(ctx, err) && attempt == 0 {
 			continue
 		}
-		if r.guard == nil || !r.guard.again(ctx, err, &pause) {
+		if r.guard == nil {
+			break
+		}
+		if pause == nil {
+			pause = new(time.Duration)
+			*pause = retryPause
+		}
+		if !r.guard.again(ctx, err, pause) {
 			break
 		}
 	}
