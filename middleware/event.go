@@ -191,7 +191,10 @@ const (
 // returned, and each operation's end (an event of its kind, with its
 // Duration) is delivered with the context its own Begin returned. Every
 // other event is delivered with the context of the request or operation
-// it happened in.
+// it happened in. The operation runs under the context Begin returns:
+// Begin must derive it from ctx (context.WithValue, a span's context),
+// never cancel or replace it; a canceled one fails the operation (an
+// exchange then answers 503, as for a provider that did not answer).
 type Observer interface {
 	Begin(ctx context.Context, e Event) context.Context
 	Observe(ctx context.Context, e Event)

@@ -171,6 +171,9 @@ func (e *Engine) endLimited(ctx context.Context, id provider.Identity, ended []b
 	return limited
 }
 
+// epoch is the earliest auth time a session keeps (1970-01-01 UTC).
+var epoch = time.Unix(0, 0)
+
 // mintOnce is one attempt of mint.
 func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, []backend.Entry, error) {
 	created := now
@@ -182,9 +185,15 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	// frontend token is only ever minted once: a fresh one came from a
 	// sign-in at the widget); never later than now, and a device signing
 	// in again never goes back in time.
+	// A provider outside this module may not range-check: an auth_time
+	// before 1970 is kept as 1970, stale for any max age, so that no
+	// arithmetic on it overflows into the future.
 	authTime := now
 	if !id.AuthTime.IsZero() && id.AuthTime.Before(now) {
 		authTime = id.AuthTime
+		if authTime.Before(epoch) {
+			authTime = epoch
+		}
 	}
 	if cont != nil && cont.authTime.After(authTime) {
 		authTime = cont.authTime

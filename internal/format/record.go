@@ -147,7 +147,13 @@ func EncodeRecord(s *Session) []byte {
 		}
 	}
 	if flags&flagAuthTime != 0 {
-		b = binary.AppendVarint(b, s.AuthTime.UnixMilli()-created)
+		// Before 1970 is kept as 1970: the engine never mints one, and
+		// the milliseconds of a time far enough back overflow.
+		at := s.AuthTime.UnixMilli()
+		if s.AuthTime.Before(time.Unix(0, 0)) {
+			at = 0
+		}
+		b = binary.AppendVarint(b, at-created)
 	}
 	b = appendString(b, id.UserID)
 	b = appendString(b, id.Provider)
