@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"strings"
@@ -357,11 +358,19 @@ func newClusterScript(keys int, src string) *clusterScript {
 	return &clusterScript{Script: redis.NewScript(keys, src), src: src, keys: keys}
 }
 
-// fence is what step 4 of a mint writes at the absent key of another
-// session of the same credential (a mint between its steps 1 and 3): any
-// bytes that format.Parse reads as garbage (found, neither live nor
-// ended), so that mint's write fails, and a later mint may replace it.
+// fence starts what is written at the key of a session whose mint must
+// not complete: step 4 of a mint at the absent key of another session of
+// the same credential (a mint between its steps 1 and 3), and an end at
+// that of a session continuing the ended one (see End). It is any bytes
+// that format.Parse reads as garbage (found, neither live nor ended); a
+// tag unique to each fence follows it (fenceTag), so that the mint's
+// step 3, which writes only if the key holds exactly what it saw, fails
+// even if it saw an older fence there; a later mint, which sees this
+// one, may replace it.
 var fence = []byte{0x02}
+
+// fenceTag returns the tag that makes one fence unlike any other.
+func fenceTag() string { return rand.Text()[:8] }
 
 // operation returns ctx bounded by the store's Timeout: one deadline for
 // a whole operation, its steps, redirections, retries and waits.
@@ -591,6 +600,13 @@ func exhausted(ctx context.Context, last error) error {
 func (c *clusterStore) sessionKey(key string) string { return c.prefix + "s:" + key }
 func (c *clusterStore) indexKey(user string) string  { return c.prefix + "u:" + userTag(user) }
 func (c *clusterStore) credsKey(user string) string  { return c.prefix + "c:" + userTag(user) }
+func (c *clusterStore) contsKey(user string) string  { return c.prefix + "k:" + userTag(user) }
+
+// userKeys are the keys of indexScript: the user's index, credentials
+// hash and continuations hash.
+func (c *clusterStore) userKeys(user string) []string {
+	return []string{c.indexKey(user), c.credsKey(user), c.contsKey(user)}
+}
 func (c *clusterStore) markKey(user, mark string) string {
 	return c.prefix + "m:" + userTag(user) + ":" + mark
 }
