@@ -75,9 +75,12 @@ return 1`)
 
 	// writeScript is a mint's step 3: it writes ARGV[1] at KEYS[1] for
 	// ARGV[2] ms if the key still holds exactly ARGV[3] ("" for nothing),
-	// and answers 1; 0 otherwise.
+	// and answers 1; 0 otherwise. A key that holds ARGV[1] already (its
+	// nonce and validator are the mint's own) answers 1: the write run
+	// again after its answer was lost, or its primary was demoted.
 	writeScript = newClusterScript(1, `
 local cur = redis.call('GET', KEYS[1]) or ''
+if cur == ARGV[1] then return 1 end
 if cur ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`)
@@ -320,7 +323,7 @@ func (c *clusterStore) mintIndex(ctx context.Context, m backend.NewSession) ([]s
 	if m.Continues != nil {
 		cont = string(format.PadNonce(m.Nonce)) + m.Continues.Key
 	}
-	reply, err := c.eval(ctx, mintIndexScript, []string{c.indexKey(m.User), c.credsKey(m.User), mark, c.contsKey(m.User)},
+	reply, err := c.evalDurable(ctx, mintIndexScript, []string{c.indexKey(m.User), c.credsKey(m.User), mark, c.contsKey(m.User)},
 		key, m.Expires.UnixMilli(), time.Now().UnixMilli(), cred, m.Mark, cont)
 	if err != nil {
 		return nil, err
@@ -363,9 +366,7 @@ func (c *clusterStore) mintWrite(ctx context.Context, m backend.NewSession) erro
 	if ttl <= 0 {
 		return nil
 	}
-	// A retry after a lost answer finds this very value and reports a
-	// conflict: the caller then looks the key up and finds it minted.
-	done, err := redis.Int(c.eval(ctx, writeScript, []string{c.sessionKey(sel.Key())}, value, ttl, m.Replace.Raw()))
+	done, err := redis.Int(c.evalDurable(ctx, writeScript, []string{c.sessionKey(sel.Key())}, value, ttl, m.Replace.Raw()))
 	switch {
 	case err != nil:
 		return err
@@ -387,7 +388,7 @@ func (c *clusterStore) mintFinish(ctx context.Context, m backend.NewSession, oth
 		if px <= 0 {
 			continue
 		}
-		done, err := redis.Int(c.eval(ctx, fenceScript, []string{c.sessionKey(member)}, m.Credential[:], px, fenceTag()))
+		done, err := redis.Int(c.evalDurable(ctx, fenceScript, []string{c.sessionKey(member)}, m.Credential[:], px, fenceTag()))
 		if err != nil {
 			first = firstErr(first, err)
 			continue
@@ -458,7 +459,7 @@ func (c *clusterStore) mintLimit(ctx context.Context, m backend.NewSession) erro
 	)
 	for i := 0; len(live)-i+1 > l.Max; i++ {
 		cd := live[i]
-		raw, err := c.eval(ctx, limitEndScript, []string{c.sessionKey(cd.member)}, cd.raw[:format.CredAt])
+		raw, err := c.evalDurable(ctx, limitEndScript, []string{c.sessionKey(cd.member)}, cd.raw[:format.CredAt])
 		if err != nil {
 			first = firstErr(first, err)
 			continue
@@ -537,7 +538,8 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		if marked {
 			mark = c.markKey(e.User, e.Mark)
 		}
-		reply, err := redis.Strings(c.eval(ctx, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark))
+		// Only a mark is a write to wait for.
+		reply, err := redis.Strings(c.evalOn(ctx, marked, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark))
 		if err != nil || len(reply) == 0 {
 			first = firstErr(first, unavailable(firstErr(err, errors.New("unexpected reply"))))
 		} else {
@@ -546,11 +548,11 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 	}
 	var drop []any
 	if marked {
-		if _, err := c.command(ctx, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl); err != nil {
+		if _, err := c.commandDurable(ctx, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl); err != nil {
 			first = firstErr(first, err)
 		}
 		for i := 0; i+1 < len(others); i += 2 {
-			if _, err := c.command(ctx, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl); err != nil {
+			if _, err := c.commandDurable(ctx, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl); err != nil {
 				first = firstErr(first, err)
 				continue
 			}
@@ -564,11 +566,11 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		removed = err == nil && done == 1
 		first = firstErr(first, err)
 	case ttl > 0:
-		_, err := c.command(ctx, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
+		_, err := c.commandDurable(ctx, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
 		removed = err == nil
 		first = firstErr(first, err)
 	default:
-		_, err := c.command(ctx, "DEL", c.sessionKey(e.Key))
+		_, err := c.commandDurable(ctx, "DEL", c.sessionKey(e.Key))
 		removed = err == nil
 		first = firstErr(first, err)
 	}
@@ -606,7 +608,7 @@ func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, t
 		if score != "" {
 			px = max(parseScore(score)-now, 1)
 		}
-		if _, err := c.eval(ctx, continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
+		if _, err := c.evalDurable(ctx, continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
 			first = firstErr(first, err)
 		}
 	}

@@ -3,14 +3,18 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -154,4 +158,130 @@ func testClusterContinuationAndSignOut(t *testing.T, c *storetest.Cluster) {
 		}
 		assert.False(t, len(heirs) == 0 && got.Live(), "a continuation of the signed-out device went live after the sign-out and its heir search saw nothing")
 	})
+}
+
+// primaryWithReplica returns a primary of c that has a replica connected,
+// and that replica; it fails t when none has.
+func primaryWithReplica(t *testing.T, c *storetest.Cluster) (*storetest.Server, *storetest.Server) {
+	t.Helper()
+	for _, slot := range []int{0, 8000, 16000} {
+		p := c.Primary(slot)
+		if p == nil {
+			continue
+		}
+		info, err := redis.String(p.Do("INFO", "replication"))
+		if err == nil && strings.Contains(info, "connected_slaves:1") {
+			return p, c.ReplicaOf(p)
+		}
+	}
+	t.Fatal("no primary with a replica")
+	return nil, nil
+}
+
+// A sign-out answered done survives a crash of its primary: its writes
+// wait for a replica's acknowledgement (WAIT 1), and one that none gave
+// in time is an error (503), for the client to retry. The reviewer's
+// reproducer (#17) first: the replication link drops as the sign-out
+// comes, and the client retries until it is answered; then a replica
+// stalled as the sign-out comes; then the primary is killed and its
+// replica promoted: no sign-out answered done is undone. It ends with a
+// primary killed, so it runs last on its cluster.
+func testClusterSignOutAndPrimaryCrash(t *testing.T, c *storetest.Cluster) {
+	st := newClusterTestStore(t, c, Options{})
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	p, replica := primaryWithReplica(t, c)
+	user := pickOn(c, p, func(i int) string { return fmt.Sprintf("p:ko%d", i) }, st.indexKey)
+	var keys []string
+	marks := map[string]string{}
+	for i := 0; len(keys) < 24; i++ {
+		tok := ctok(fmt.Sprintf("ko%d", i), "v")
+		if c.Owner(st.sessionKey(format.KeyOf(tok))) != p {
+			continue
+		}
+		mark := format.KeyOf(ctok(fmt.Sprintf("ko-mark%d", i), "x"))
+		require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Nonce: []byte("n"), Record: crec, Credential: format.Credential{byte(i + 1)},
+			Mark: mark, Expires: exp, User: user}))
+		keys = append(keys, format.KeyOf(tok))
+		marks[format.KeyOf(tok)] = mark
+	}
+	end := func(key string) error {
+		return st.End(ctx, backend.Ending{Key: key, User: user, Until: exp, Mark: marks[key]})
+	}
+
+	// The cost with a healthy replica: every written node waits once.
+	waits := func() int {
+		n := 0
+		for _, node := range c.Nodes {
+			if info, err := redis.String(node.Do("INFO", "commandstats")); err == nil {
+				for _, l := range strings.Split(info, "\r\n") {
+					if v, ok := strings.CutPrefix(l, "cmdstat_wait:calls="); ok {
+						calls, _ := strconv.Atoi(v[:strings.IndexByte(v, ',')])
+						n += calls
+					}
+				}
+			}
+		}
+		return n
+	}
+	acked := map[string]bool{}
+	before, start := waits(), time.Now()
+	for _, key := range keys[:16] {
+		require.NoError(t, end(key))
+		acked[key] = true
+	}
+	t.Logf("16 sign-outs with a healthy replica: %v each, %.1f WAITs each", (time.Since(start) / 16).Round(time.Microsecond),
+		float64(waits()-before)/16)
+
+	// The reviewer's case: the link drops; the client retries until done.
+	killed, err := redis.Int(p.Do("CLIENT", "KILL", "TYPE", "replica"))
+	require.NoError(t, err)
+	require.Equal(t, 1, killed)
+	start = time.Now()
+	failed := 0
+	for {
+		err := end(keys[16])
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		require.Less(t, time.Since(start), 10*time.Second, "the replica reconnects")
+		failed++
+		time.Sleep(20 * time.Millisecond)
+	}
+	acked[keys[16]] = true
+	t.Logf("replication link dropped: the sign-out answered 503 %d times, then done after %v", failed, time.Since(start).Round(time.Millisecond))
+
+	// A replica stalled: no sign-out is answered done; reads go on.
+	resume := replica.Stall()
+	start = time.Now()
+	err = end(keys[17])
+	t.Logf("replica stalled: the sign-out answered %v after %v", err, time.Since(start).Round(time.Millisecond))
+	assert.ErrorIs(t, err, store.ErrUnavailable, "a sign-out no replica has is not answered done")
+	if err == nil {
+		acked[keys[17]] = true
+	}
+	got, err := st.Lookup(ctx, keys[18])
+	assert.NoError(t, err, "reads go on")
+	assert.True(t, got.Live())
+
+	// The primary crashes; its replica resumes and is promoted.
+	c.Kill(p)
+	resume()
+	took := c.WaitPrimary(replica)
+	undone, lostUnacked := 0, 0
+	for _, key := range keys[:18] {
+		var s format.Stored
+		require.Eventually(t, func() bool { s, err = st.Lookup(ctx, key); return err == nil }, 10*time.Second, 50*time.Millisecond)
+		switch {
+		case acked[key] && s.Live():
+			undone++
+		case !acked[key] && s.Live():
+			lostUnacked++
+		}
+	}
+	t.Logf("primary killed, replica promoted after %v: %d of %d sign-outs answered done undone; %d answered 503 undone (the client retries those)",
+		took.Round(time.Millisecond), undone, len(acked), lostUnacked)
+	assert.Zero(t, undone, "an acknowledged sign-out was undone by a primary crash")
+	t.Logf("writes no replica acknowledged: %d", st.unacked.Load())
 }
