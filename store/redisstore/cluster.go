@@ -31,8 +31,13 @@ import (
 //	sg:c:{U}            hash: session key -> its credential id (8 bytes) and its credential's mark key,
 //	                    for the sessions minted with a credential
 //	sg:m:{U}:<mark>     a signed-out credential's mark, in the user's slot (the hash tag {U})
+//	sg:k:{U}            hash: session key -> its nonce and the key it continues, for a continuing
+//	                    mint between its steps 1 and 4 (see Mint)
 //	sg:s:<mark>         the same mark where the single store keeps it, which Lookup reads
 //	sg:fingerprint      as on a single Redis; sg:health{sg:fingerprint} is the check's write, in its slot
+//
+// The writes the guarantees rest on wait for a replica's acknowledgement
+// before the operation answers (see acknowledged).
 //
 // Every command goes to the primary that owns its key's slot (never a
 // replica: a signed-out session would stay live there for the replication
