@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"strings"
@@ -30,8 +31,13 @@ import (
 //	sg:c:{U}            hash: session key -> its credential id (8 bytes) and its credential's mark key,
 //	                    for the sessions minted with a credential
 //	sg:m:{U}:<mark>     a signed-out credential's mark, in the user's slot (the hash tag {U})
+//	sg:k:{U}            hash: session key -> its nonce and the key it continues, for a continuing
+//	                    mint between its steps 1 and 4 (see Mint)
 //	sg:s:<mark>         the same mark where the single store keeps it, which Lookup reads
 //	sg:fingerprint      as on a single Redis; sg:health{sg:fingerprint} is the check's write, in its slot
+//
+// The writes the guarantees rest on wait for a replica's acknowledgement
+// before the operation answers (see acknowledged).
 //
 // Every command goes to the primary that owns its key's slot (never a
 // replica: a signed-out session would stay live there for the replication
@@ -53,6 +59,12 @@ type clusterStore struct {
 	mu    sync.RWMutex
 	slots [redisc.HashSlots]string // primary address per slot, "" unknown
 	pools map[string]*redis.Pool
+	// replicated holds the primaries seen with a replica, in the layout
+	// or in their own INFO (noteReplicas): their writes wait for one's
+	// acknowledgement (see acknowledged). Never cleared: a replica that
+	// fails leaves the layout, and the writes it no longer acknowledges
+	// must not stand.
+	replicated map[string]bool
 
 	refreshing atomic.Bool
 	// laidOut is set once a seed has answered with the layout;
@@ -61,9 +73,11 @@ type clusterStore struct {
 	laidOut   atomic.Bool
 	noLayout  atomic.Pointer[error]
 	droppedAt atomic.Int64
-	// movedN and askedN count the redirections followed (for tests).
-	movedN, askedN atomic.Int64
-	vettedAt       atomic.Int64
+	// movedN and askedN count the redirections followed, unacked the
+	// writes no replica acknowledged, redone those written again after a
+	// demotion (for tests).
+	movedN, askedN, unacked, redone atomic.Int64
+	vettedAt                        atomic.Int64
 }
 
 // Cluster's retry policy: redirections followed per command, and the
@@ -75,7 +89,19 @@ const (
 	lastRetryPause  = 100 * time.Millisecond
 	// minRefreshGap spaces the layout refreshes that failures ask for.
 	minRefreshGap = 100 * time.Millisecond
+	// ackTimeout is how long a write the guarantees rest on waits for a
+	// replica's acknowledgement (WAIT 1): a healthy replica acknowledges
+	// within a round trip or two; one that has not within this is cut
+	// off or stalled.
+	ackTimeout = 100 * time.Millisecond
 )
+
+// errNotReplicated is the error of a write no replica acknowledged within
+// ackTimeout: it is on its primary, but a failover now could lose it, so
+// it is not reported done; the caller retries (every such step is safe
+// to repeat).
+var errNotReplicated = &redisError{msg: "store: unavailable: redis: no replica acknowledged the write in time " +
+	"(a replica down, stalled or cut off): it could be lost in a failover", kind: []error{backend.ErrUnavailable}}
 
 // newClusterStore returns a store on the Redis Cluster whose nodes addrs
 // (host:port) are some of, dialled with dial (timeouts, credentials,
@@ -97,7 +123,7 @@ func startCluster(addrs []string, dial []redis.DialOption, opts Options) (*clust
 	if len(addrs) == 0 {
 		return nil, errors.New("store: a Redis Cluster needs at least one node address")
 	}
-	c := &clusterStore{opts: opts.withDefaults(), dial: dial, prefix: "sg:", pools: map[string]*redis.Pool{}}
+	c := &clusterStore{opts: opts.withDefaults(), dial: dial, prefix: "sg:", pools: map[string]*redis.Pool{}, replicated: map[string]bool{}}
 	c.cluster = &redisc.Cluster{
 		StartupNodes: addrs,
 		DialOptions:  dial,
@@ -167,7 +193,7 @@ func (c *clusterStore) whyNoLayout(ctx context.Context) error {
 			last = err
 			continue
 		}
-		err = c.vetNode(ctx, conn)
+		err = c.vetNode(ctx, addr, conn)
 		conn.Close()
 		if err != nil {
 			return unavailable(err)
@@ -187,7 +213,8 @@ func (c *clusterStore) close() {
 	}
 }
 
-// setLayout records the primary of each slot.
+// setLayout records the primary of each slot, and which primaries have
+// replicas.
 func (c *clusterStore) setLayout(layout [redisc.HashSlots][]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -195,6 +222,9 @@ func (c *clusterStore) setLayout(layout [redisc.HashSlots][]string) {
 		c.slots[i] = ""
 		if len(nodes) > 0 {
 			c.slots[i] = nodes[0]
+		}
+		if len(nodes) > 1 {
+			c.replicated[nodes[0]] = true
 		}
 	}
 	c.laidOut.Store(true)
@@ -206,6 +236,14 @@ func (c *clusterStore) primary(slot int) string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.slots[slot]
+}
+
+// hasReplica reports whether the primary at addr was seen with a
+// replica.
+func (c *clusterStore) hasReplica(addr string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.replicated[addr]
 }
 
 // primaries returns the address of every primary that owns a slot.
@@ -276,7 +314,7 @@ func (c *clusterStore) pool(addr string) *redis.Pool {
 			if err != nil {
 				return nil, err
 			}
-			if err := c.vetNode(ctx, conn); err != nil {
+			if err := c.vetNode(ctx, addr, conn); err != nil {
 				conn.Close()
 				return nil, err
 			}
@@ -303,18 +341,37 @@ func (c *clusterStore) pool(addr string) *redis.Pool {
 var errNotCluster = misconfigured("the server is not in cluster mode, but the store was configured for a Redis Cluster " +
 	"(cluster=true): point it at a cluster node, or drop cluster=true")
 
-// vetNode checks a node connection before its first use: a cluster node
-// (not a Sentinel, not a Redis out of cluster mode), with
-// maxmemory-policy noeviction unless InsecureAllowEviction.
-func (c *clusterStore) vetNode(ctx context.Context, conn redis.Conn) error {
-	info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "cluster", "memory"))
+// vetNode checks a connection to the node at addr ("" for unknown)
+// before its first use: a cluster node (not a Sentinel, not a Redis out
+// of cluster mode), with maxmemory-policy noeviction unless
+// InsecureAllowEviction. It notes a primary with a replica connected
+// (see noteReplicas).
+func (c *clusterStore) vetNode(ctx context.Context, addr string, conn redis.Conn) error {
+	info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
 	if isReply(err) {
 		return misconfigured("the Redis user may not run INFO, which a cluster store needs to vet its nodes")
 	}
 	if err != nil {
 		return err
 	}
+	c.noteReplicas(addr, info)
 	return c.nodeProblem(info)
+}
+
+// noteReplicas records the node at addr as a primary with replicas when
+// its INFO replication says it has one connected. The layout lists a
+// replica only once the cluster's gossip has its replication offset,
+// which can take long after it synced: the primary itself knows at once.
+func (c *clusterStore) noteReplicas(addr, info string) {
+	if n, _ := infoField(info, "connected_slaves"); addr == "" || n == "" || n == "0" {
+		return
+	}
+	if role, _ := infoField(info, "role"); role != "master" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replicated[addr] = true
 }
 
 // nodeProblem returns what INFO says is wrong with a cluster node.
@@ -336,7 +393,7 @@ func (c *clusterStore) revet(ctx context.Context, conn redis.Conn) error {
 	if now-last < int64(c.opts.RecheckInterval) || !c.vettedAt.CompareAndSwap(last, now) {
 		return nil
 	}
-	if err := c.vetNode(ctx, conn); err != nil {
+	if err := c.vetNode(ctx, "", conn); err != nil {
 		c.vettedAt.Store(0)
 		return err
 	}
@@ -357,11 +414,19 @@ func newClusterScript(keys int, src string) *clusterScript {
 	return &clusterScript{Script: redis.NewScript(keys, src), src: src, keys: keys}
 }
 
-// fence is what step 4 of a mint writes at the absent key of another
-// session of the same credential (a mint between its steps 1 and 3): any
-// bytes that format.Parse reads as garbage (found, neither live nor
-// ended), so that mint's write fails, and a later mint may replace it.
+// fence starts what is written at the key of a session whose mint must
+// not complete: step 4 of a mint at the absent key of another session of
+// the same credential (a mint between its steps 1 and 3), and an end at
+// that of a session continuing the ended one (see End). It is any bytes
+// that format.Parse reads as garbage (found, neither live nor ended); a
+// tag unique to each fence follows it (fenceTag), so that the mint's
+// step 3, which writes only if the key holds exactly what it saw, fails
+// even if it saw an older fence there; a later mint, which sees this
+// one, may replace it.
 var fence = []byte{0x02}
+
+// fenceTag returns the tag that makes one fence unlike any other.
+func fenceTag() string { return rand.Text()[:8] }
 
 // operation returns ctx bounded by the store's Timeout: one deadline for
 // a whole operation, its steps, redirections, retries and waits.
@@ -371,7 +436,17 @@ func (c *clusterStore) operation(ctx context.Context) (context.Context, context.
 
 // eval runs s on keys (all of one slot) with args, on the slot's primary.
 func (c *clusterStore) eval(ctx context.Context, s *clusterScript, keys []string, args ...any) (any, error) {
-	return c.run(ctx, keys[0], func(conn redis.Conn, asking bool) (any, error) {
+	return c.evalOn(ctx, false, s, keys, args...)
+}
+
+// evalDurable is eval for a write a guarantee rests on: it answers only
+// once a replica has acknowledged it (see acknowledged).
+func (c *clusterStore) evalDurable(ctx context.Context, s *clusterScript, keys []string, args ...any) (any, error) {
+	return c.evalOn(ctx, true, s, keys, args...)
+}
+
+func (c *clusterStore) evalOn(ctx context.Context, durable bool, s *clusterScript, keys []string, args ...any) (any, error) {
+	return c.run(ctx, keys[0], durable, func(conn redis.Conn, asking bool) (any, error) {
 		kv := make([]any, 0, len(keys)+len(args))
 		for _, k := range keys {
 			kv = append(kv, k)
@@ -386,7 +461,7 @@ func (c *clusterStore) eval(ctx context.Context, s *clusterScript, keys []string
 
 // get runs GET key on its slot's primary.
 func (c *clusterStore) get(ctx context.Context, key string) ([]byte, error) {
-	raw, err := redis.Bytes(c.run(ctx, key, func(conn redis.Conn, _ bool) (any, error) {
+	raw, err := redis.Bytes(c.run(ctx, key, false, func(conn redis.Conn, _ bool) (any, error) {
 		return redis.DoContext(conn, ctx, "GET", key)
 	}))
 	if errors.Is(err, redis.ErrNil) {
@@ -447,10 +522,68 @@ func (c *clusterStore) getAll(ctx context.Context, keys []string) ([][]byte, err
 
 // command runs one command whose first argument is its key.
 func (c *clusterStore) command(ctx context.Context, name, key string, args ...any) (any, error) {
-	return c.run(ctx, key, func(conn redis.Conn, _ bool) (any, error) {
+	return c.commandOn(ctx, false, name, key, args...)
+}
+
+// commandDurable is command for a write a guarantee rests on: it answers
+// only once a replica has acknowledged it (see acknowledged).
+func (c *clusterStore) commandDurable(ctx context.Context, name, key string, args ...any) (any, error) {
+	return c.commandOn(ctx, true, name, key, args...)
+}
+
+func (c *clusterStore) commandOn(ctx context.Context, durable bool, name, key string, args ...any) (any, error) {
+	return c.run(ctx, key, durable, func(conn redis.Conn, _ bool) (any, error) {
 		return redis.DoContext(conn, ctx, name, append([]any{key}, args...)...)
 	})
 }
+
+// acknowledged waits, on conn, whose last command was a write on the
+// primary at addr, until one replica has acknowledged it (WAIT 1, at most
+// ackTimeout or what is left of ctx), when addr was seen with a replica
+// (hasReplica): without that, a sign-out answered done could be undone
+// by a crash of the primary before its replica had it (Redis Cluster
+// replicates asynchronously, and the replica is promoted). It returns
+// errNotReplicated when none did; a primary without replicas has nothing
+// that a failover could lose the write to.
+func (c *clusterStore) acknowledged(ctx context.Context, conn redis.Conn, addr string) error {
+	if !c.hasReplica(addr) {
+		return nil
+	}
+	wait := ackTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline))
+	}
+	n, err := redis.Int(redis.DoContext(conn, ctx, "WAIT", 1, max(wait.Milliseconds(), 1)))
+	switch {
+	case err == nil && n >= 1:
+		return nil
+	case err != nil && !isReply(err):
+		return err // the connection failed: run tries the write again
+	}
+	// No acknowledgement, or an error answer (UNBLOCKED: the node was
+	// demoted while WAIT waited; a replica refuses WAIT).
+	c.refreshSoon() // a replica that failed, or a failover, shows in the layout
+	if role, rerr := redis.Values(redis.DoContext(conn, ctx, "ROLE")); rerr == nil && len(role) > 0 {
+		if r, _ := redis.String(role[0], nil); r != "master" {
+			// A failover demoted the node: the write may be lost with it
+			// (or, graceful, be on the new primary). run writes it
+			// again there.
+			c.redone.Add(1)
+			return errDemoted
+		}
+	}
+	if err != nil {
+		return err
+	}
+	c.unacked.Add(1)
+	return errNotReplicated
+}
+
+// errDemoted is what acknowledged answers for a write whose primary was
+// demoted before a replica acknowledged it: run tries the write again,
+// where the layout now sends it (every write it waits for is safe to
+// repeat).
+var errDemoted = redis.Error("UNBLOCKED the primary was demoted before a replica acknowledged the write")
 
 // run runs op on a connection to the primary of key's slot, following
 // MOVED and ASK, and retrying, after a short pause, what a failover or a
@@ -459,7 +592,9 @@ func (c *clusterStore) command(ctx context.Context, name, key string, args ...an
 // redirection; a command retried after a connection died may have run
 // once already (every step of this store is a read, or a write that is
 // conditional or idempotent, but for a continued session: see Mint).
-func (c *clusterStore) run(ctx context.Context, key string, op func(conn redis.Conn, asking bool) (any, error)) (any, error) {
+// With durable, a write's answer waits for a replica's acknowledgement
+// (see acknowledged), on the node that ran it.
+func (c *clusterStore) run(ctx context.Context, key string, durable bool, op func(conn redis.Conn, asking bool) (any, error)) (any, error) {
 	slot := redisc.Slot(key)
 	pause := firstRetryPause
 	redirects, asked := 0, ""
@@ -491,7 +626,11 @@ func (c *clusterStore) run(ctx context.Context, key string, op func(conn redis.C
 					return nil, err
 				}
 			}
-			return op(conn, asked != "")
+			reply, err := op(conn, asked != "")
+			if err == nil && durable {
+				err = c.acknowledged(ctx, conn, addr)
+			}
+			return reply, err
 		})
 		asked = ""
 		if err == nil {
@@ -550,7 +689,7 @@ func retryable(ctx context.Context, err error) bool {
 		return false
 	}
 	if isReply(err) {
-		return isReply(err, "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY")
+		return isReply(err, "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY", "UNBLOCKED")
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
@@ -591,6 +730,13 @@ func exhausted(ctx context.Context, last error) error {
 func (c *clusterStore) sessionKey(key string) string { return c.prefix + "s:" + key }
 func (c *clusterStore) indexKey(user string) string  { return c.prefix + "u:" + userTag(user) }
 func (c *clusterStore) credsKey(user string) string  { return c.prefix + "c:" + userTag(user) }
+func (c *clusterStore) contsKey(user string) string  { return c.prefix + "k:" + userTag(user) }
+
+// userKeys are the keys of indexScript: the user's index, credentials
+// hash and continuations hash.
+func (c *clusterStore) userKeys(user string) []string {
+	return []string{c.indexKey(user), c.credsKey(user), c.contsKey(user)}
+}
 func (c *clusterStore) markKey(user, mark string) string {
 	return c.prefix + "m:" + userTag(user) + ":" + mark
 }
@@ -705,6 +851,7 @@ func (c *clusterStore) Check(ctx context.Context, fingerprint []byte, claim bool
 			if err != nil {
 				return nil, err
 			}
+			c.noteReplicas(addr, info)
 			if problem = c.nodeProblem(info); problem != nil {
 				return nil, nil
 			}

@@ -17,16 +17,19 @@ import (
 // The cluster store's scripts: each on the keys of one slot.
 var (
 	// mintIndexScript is a mint's step 1, in the user's slot (KEYS: index,
-	// credentials hash, the credential's mark or the index when none). It
-	// answers -1 if the mark holds the mark of an ended session; otherwise
-	// it drops the expired entries, adds ARGV[1] (expiry ARGV[2] ms, now
-	// ARGV[3] ms) with its credential ARGV[4] and mark ARGV[5] ("" for
-	// none), and answers the other live entries with the same credential
-	// as member, score pairs.
-	mintIndexScript = newClusterScript(3, `
+	// credentials hash, the credential's mark or the index when none,
+	// continuations hash). It answers -1 if the mark holds the mark of an
+	// ended session; otherwise it drops the expired entries, adds ARGV[1]
+	// (expiry ARGV[2] ms, now ARGV[3] ms) with its credential ARGV[4] and
+	// mark ARGV[5] ("" for none) and, when it continues a session, its
+	// continuation record ARGV[6] (its padded nonce, then the continued
+	// key; "" for none), and answers the other live entries with the same
+	// credential as member, score pairs.
+	mintIndexScript = newClusterScript(4, `
 if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ENDED then return -1 end
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', ARGV[3], 'BYSCORE')) do
   redis.call('HDEL', KEYS[2], m)
+  redis.call('HDEL', KEYS[4], m)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local others = {}
@@ -52,6 +55,13 @@ else
   redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'NX')
   redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'GT')
 end
+if ARGV[6] == '' then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+else
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[6])
+  redis.call('PEXPIREAT', KEYS[4], ARGV[2], 'NX')
+  redis.call('PEXPIREAT', KEYS[4], ARGV[2], 'GT')
+end
 return others`)
 
 	// takeScript answers 1 if KEYS[1] holds the live session minted with
@@ -65,39 +75,61 @@ return 1`)
 
 	// writeScript is a mint's step 3: it writes ARGV[1] at KEYS[1] for
 	// ARGV[2] ms if the key still holds exactly ARGV[3] ("" for nothing),
-	// and answers 1; 0 otherwise.
+	// and answers 1; 0 otherwise. A key that holds ARGV[1] already (its
+	// nonce and validator are the mint's own) answers 1: the write run
+	// again after its answer was lost, or its primary was demoted.
 	writeScript = newClusterScript(1, `
 local cur = redis.call('GET', KEYS[1]) or ''
+if cur == ARGV[1] then return 1 end
 if cur ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 	// fenceScript is a mint's step 4 for another session of the same
-	// credential ARGV[1]: a live one is deleted; at an absent key (a mint
-	// between its steps 1 and 3) the fence is written for ARGV[2] ms, so
-	// that mint's step 3 fails. It answers 1 when it did either.
+	// credential ARGV[1]: a live one is deleted; an absent key (a mint
+	// between its steps 1 and 3), or one that holds garbage (an older
+	// fence that mint may have seen), gets a fence of its own (FENCE,
+	// then the tag ARGV[3], unique to the call) for ARGV[2] ms, so that
+	// mint's step 3, which compares the whole value, fails. It answers 1
+	// when it did either.
 	fenceScript = newClusterScript(1, `
 local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], FENCE, 'PX', ARGV[2])
-  return 1
-end
-if string.sub(cur, 1, 1) == LIVE and string.sub(cur, CRED_AT + 1, CRED_AT + CRED_LEN) == ARGV[1] then
+if cur and string.sub(cur, 1, 1) == LIVE then
+  if string.sub(cur, CRED_AT + 1, CRED_AT + CRED_LEN) ~= ARGV[1] then return 0 end
   redis.call('DEL', KEYS[1])
   return 1
 end
-return 0`)
+if cur == ENDED then return 0 end
+redis.call('SET', KEYS[1], FENCE .. ARGV[3], 'PX', ARGV[2])
+return 1`)
 
-	// indexScript updates the user's index (KEYS[1]) and credentials hash
-	// (KEYS[2]): it removes each member ARGV[4], ARGV[6], ... whose score
-	// is still ARGV[5], ARGV[7], ... ("" for any score), then (re-)adds
-	// ARGV[1] (unless "") with expiry ARGV[2] ms and hash value ARGV[3]
-	// ("" for none).
-	indexScript = newClusterScript(2, `
-for i = 4, #ARGV, 2 do
+	// continuationFenceScript is an end's last step for a session that
+	// continues the ended one (a mint between its steps 1 and 4) at
+	// KEYS[1]: unless the key holds that continuation (live with the
+	// nonce ARGV[1], padded), which the caller's heir search finds and
+	// ends, or an ended session, it gets a fence (FENCE, then the tag
+	// ARGV[3]) for ARGV[2] ms, so that the mint's step 3 fails. It
+	// answers 1 when it fenced.
+	continuationFenceScript = newClusterScript(1, `
+local cur = redis.call('GET', KEYS[1])
+if cur == ENDED or cur and string.sub(cur, 1, 1) == LIVE and string.sub(cur, NONCE_AT + 1, CRED_AT) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], FENCE .. ARGV[3], 'PX', ARGV[2])
+return 1`)
+
+	// indexScript updates the user's index (KEYS[1]), credentials hash
+	// (KEYS[2]) and continuations hash (KEYS[3]): it removes each member
+	// ARGV[5], ARGV[7], ... whose score is still ARGV[6], ARGV[8], ... (""
+	// for any score), then (re-)adds ARGV[1] (unless "") with expiry
+	// ARGV[2] ms and hash value ARGV[3] ("" for none), and drops its
+	// continuation record (its session is written). Last, it answers the
+	// members whose continuation records name the key ARGV[4] (unless
+	// ""), each with its nonce and its score ("" when not indexed).
+	indexScript = newClusterScript(3, `
+for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' or redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[3], ARGV[i])
   end
 end
 if ARGV[1] ~= '' then
@@ -109,8 +141,20 @@ if ARGV[1] ~= '' then
     redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'NX')
     redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'GT')
   end
+  redis.call('HDEL', KEYS[3], ARGV[1])
 end
-return 1`)
+local out = {}
+if ARGV[4] ~= '' then
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    if string.sub(all[i + 1], CRED_AT - NONCE_AT + 1) == ARGV[4] then
+      table.insert(out, all[i])
+      table.insert(out, string.sub(all[i + 1], 1, CRED_AT - NONCE_AT))
+      table.insert(out, redis.call('ZSCORE', KEYS[1], all[i]) or '')
+    end
+  end
+end
+return out`)
 
 	// endIndexScript is an end's step a, in the user's slot (KEYS: index,
 	// credentials hash, the credential's mark or the index when none): it
@@ -144,24 +188,26 @@ if ttl > 0 then redis.call('SET', KEYS[1], ENDED, 'PX', ttl) else redis.call('DE
 return cur`)
 )
 
-// Mint writes a session in four steps, each a script on one slot, in an
+// Mint writes a session in four steps (five with a limit), each a script on one slot, in an
 // order that keeps the single store's guarantees when processes race and
 // when one stops between any two steps:
 //
 //  1. In the user's slot: refused (ErrSignedOut) if the credential's mark
 //     is set; else the session's index entry (and credential) is added,
-//     and the other entries of the same credential are read.
+//     with, for a continuation, the record that it continues that key
+//     (sg:k:{U}: its nonce and the continued key), and the other entries
+//     of the same credential are read.
 //  2. With a session to continue: it is deleted if it is still live with
 //     its nonce, else ErrNotContinued (the engine then mints without it;
 //     the index entry stays, and expires by its score).
 //  3. At the session's key: the session is written if the key still holds
 //     what the caller saw, else ErrConflict.
 //  4. The other sessions of the credential: each is deleted if live with
-//     it, or fenced if absent (a mint between its steps 1 and 3: its step
-//     3 then fails); then they, and the continued session, leave the
+//     it, or fenced if absent or garbled (a mint between its steps 1 and
+//     3: its step 3 then fails); then they, and the continued session, leave the
 //     index, and the session's own entry is written again (a listing that
 //     pruned it while the key held an ended or garbled value before step
-//     3 does not lose it).
+//     3 does not lose it), its continuation record dropped.
 //  5. With m.Limit: the user's index is read (its live entries), then
 //     each of its sessions (one pipeline per node); of the live ones but
 //     the new, the least recently used beyond Limit.Max (format.
@@ -182,6 +228,23 @@ return cur`)
 // gone, as its continuation would have ended it; after step 3, the
 // session is live and listed, and another session of the credential may
 // stay live until the next mint of the credential.
+//
+// A device that signs out does not come back as a continuation. End's
+// last step, in the user's slot after the ended key is marked, answers
+// the continuation records of that key, and fences each of their keys
+// that does not hold its continuation (see End). If the end marks the
+// continued key before step 2, step 2 fails: ErrNotContinued, and the
+// engine mints a new device. Otherwise step 1 < step 2 < the end's mark
+// < the end's last step, so that step sees the record (only step 4, after
+// step 3, drops it): either step 3 came first, and the continuation is
+// live and indexed, which the engine's heir search (List, after End)
+// finds by its public id and ends; or the fence came first, and step 3
+// fails (ErrConflict: the engine finds the fence and answers 503; the
+// client's retry, its session ended, mints a new device). Both outcomes
+// are those of a single Redis. The heir search by credential needs no
+// record of its own: step 1 reads the credential's mark and writes the
+// entry with it, an end sets the mark and reads those entries, both in
+// the user's slot: of the two, the later sees the earlier.
 //
 // The limit is not atomic with the mint, as it is on one Redis: it is
 // counted after the session is written, from reads on several nodes.
@@ -256,8 +319,12 @@ func (c *clusterStore) mintIndex(ctx context.Context, m backend.NewSession) ([]s
 	if m.Credential != (format.Credential{}) {
 		cred = string(m.Credential[:])
 	}
-	reply, err := c.eval(ctx, mintIndexScript, []string{c.indexKey(m.User), c.credsKey(m.User), mark},
-		key, m.Expires.UnixMilli(), time.Now().UnixMilli(), cred, m.Mark)
+	cont := ""
+	if m.Continues != nil {
+		cont = string(format.PadNonce(m.Nonce)) + m.Continues.Key
+	}
+	reply, err := c.evalDurable(ctx, mintIndexScript, []string{c.indexKey(m.User), c.credsKey(m.User), mark, c.contsKey(m.User)},
+		key, m.Expires.UnixMilli(), time.Now().UnixMilli(), cred, m.Mark, cont)
 	if err != nil {
 		return nil, err
 	}
@@ -299,9 +366,7 @@ func (c *clusterStore) mintWrite(ctx context.Context, m backend.NewSession) erro
 	if ttl <= 0 {
 		return nil
 	}
-	// A retry after a lost answer finds this very value and reports a
-	// conflict: the caller then looks the key up and finds it minted.
-	done, err := redis.Int(c.eval(ctx, writeScript, []string{c.sessionKey(sel.Key())}, value, ttl, m.Replace.Raw()))
+	done, err := redis.Int(c.evalDurable(ctx, writeScript, []string{c.sessionKey(sel.Key())}, value, ttl, m.Replace.Raw()))
 	switch {
 	case err != nil:
 		return err
@@ -323,7 +388,7 @@ func (c *clusterStore) mintFinish(ctx context.Context, m backend.NewSession, oth
 		if px <= 0 {
 			continue
 		}
-		done, err := redis.Int(c.eval(ctx, fenceScript, []string{c.sessionKey(member)}, m.Credential[:], px))
+		done, err := redis.Int(c.evalDurable(ctx, fenceScript, []string{c.sessionKey(member)}, m.Credential[:], px, fenceTag()))
 		if err != nil {
 			first = firstErr(first, err)
 			continue
@@ -336,8 +401,8 @@ func (c *clusterStore) mintFinish(ctx context.Context, m backend.NewSession, oth
 	if cont := m.Continues; cont != nil && cont.Key != key {
 		drop = append(drop, cont.Key, "")
 	}
-	args := append([]any{key, m.Expires.UnixMilli(), credValue(m)}, drop...)
-	if _, err := c.eval(ctx, indexScript, []string{c.indexKey(m.User), c.credsKey(m.User)}, args...); err != nil {
+	args := append([]any{key, m.Expires.UnixMilli(), credValue(m), ""}, drop...)
+	if _, err := c.eval(ctx, indexScript, c.userKeys(m.User), args...); err != nil {
 		first = firstErr(first, err)
 	}
 	return first
@@ -394,7 +459,7 @@ func (c *clusterStore) mintLimit(ctx context.Context, m backend.NewSession) erro
 	)
 	for i := 0; len(live)-i+1 > l.Max; i++ {
 		cd := live[i]
-		raw, err := c.eval(ctx, limitEndScript, []string{c.sessionKey(cd.member)}, cd.raw[:format.CredAt])
+		raw, err := c.evalDurable(ctx, limitEndScript, []string{c.sessionKey(cd.member)}, cd.raw[:format.CredAt])
 		if err != nil {
 			first = firstErr(first, err)
 			continue
@@ -411,8 +476,8 @@ func (c *clusterStore) mintLimit(ctx context.Context, m backend.NewSession) erro
 		drop = append(drop, cd.member, cd.score)
 	}
 	if len(drop) > 0 {
-		args := append([]any{"", "", ""}, drop...)
-		if _, err := c.eval(ctx, indexScript, []string{c.indexKey(m.User), c.credsKey(m.User)}, args...); err != nil {
+		args := append([]any{"", "", "", ""}, drop...)
+		if _, err := c.eval(ctx, indexScript, c.userKeys(m.User), args...); err != nil {
 			first = firstErr(first, err)
 		}
 	}
@@ -432,9 +497,16 @@ func (c *clusterStore) mintLimit(ctx context.Context, m backend.NewSession) erro
 //  2. The session's key is marked ended (deleted when Until has passed),
 //     or, Replaced, deleted only if it holds the live session minted with
 //     Nonce.
-//  3. The ended entries leave the index, each only if its score is still
-//     the one step 1 read (a session minted anew at the key meanwhile
-//     stays listed).
+//  3. In the user's slot: the ended entries leave the index, each only if
+//     its score is still the one step 1 read (a session minted anew at
+//     the key meanwhile stays listed); and, but for a Replaced end, the
+//     continuation records of the ended key are read (mints that
+//     continue it, between their steps 1 and 4). Each of their keys that
+//     holds neither that continuation (live, with its nonce: the
+//     engine's heir search finds it) nor an ended session is fenced
+//     until the entry's expiry, so that the mint's step 3 fails (see
+//     Mint for why this step sees every continuation that could still
+//     be written).
 //
 // The mark comes first: a crash after it leaves the session live, and
 // the caller, who got an error, signs out again.
@@ -466,7 +538,8 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		if marked {
 			mark = c.markKey(e.User, e.Mark)
 		}
-		reply, err := redis.Strings(c.eval(ctx, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark))
+		// Only a mark is a write to wait for.
+		reply, err := redis.Strings(c.evalOn(ctx, marked, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark))
 		if err != nil || len(reply) == 0 {
 			first = firstErr(first, unavailable(firstErr(err, errors.New("unexpected reply"))))
 		} else {
@@ -475,11 +548,11 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 	}
 	var drop []any
 	if marked {
-		if _, err := c.command(ctx, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl); err != nil {
+		if _, err := c.commandDurable(ctx, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl); err != nil {
 			first = firstErr(first, err)
 		}
 		for i := 0; i+1 < len(others); i += 2 {
-			if _, err := c.command(ctx, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl); err != nil {
+			if _, err := c.commandDurable(ctx, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl); err != nil {
 				first = firstErr(first, err)
 				continue
 			}
@@ -493,20 +566,49 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		removed = err == nil && done == 1
 		first = firstErr(first, err)
 	case ttl > 0:
-		_, err := c.command(ctx, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
+		_, err := c.commandDurable(ctx, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
 		removed = err == nil
 		first = firstErr(first, err)
 	default:
-		_, err := c.command(ctx, "DEL", c.sessionKey(e.Key))
+		_, err := c.commandDurable(ctx, "DEL", c.sessionKey(e.Key))
 		removed = err == nil
 		first = firstErr(first, err)
 	}
 	if removed && score != "" {
 		drop = append(drop, e.Key, score)
 	}
-	if indexed && len(drop) > 0 {
-		args := append([]any{"", "", ""}, drop...)
-		if _, err := c.eval(ctx, indexScript, []string{c.indexKey(e.User), c.credsKey(e.User)}, args...); err != nil {
+	// Continuations are looked for only after the key is marked (see
+	// End); a replaced session has none to stop (its device changed user).
+	cont := ""
+	if removed && !e.Replaced {
+		cont = e.Key
+	}
+	if indexed && (len(drop) > 0 || cont != "") {
+		args := append([]any{"", "", "", cont}, drop...)
+		reply, err := redis.Strings(c.eval(ctx, indexScript, c.userKeys(e.User), args...))
+		if err != nil {
+			first = firstErr(first, unavailable(err))
+		}
+		first = firstErr(first, c.fenceContinuations(ctx, reply, ttl))
+	}
+	return first
+}
+
+// fenceContinuations is End's last step for the sessions that continue
+// an ended one, given as member, nonce, score triples: each key that
+// does not hold its continuation (a mint between its steps 2 and 3) is
+// fenced until the entry's expiry (or for ttl ms, the end's mark, when
+// the entry is gone), so that its write fails.
+func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, ttl int64) error {
+	var first error
+	now := time.Now().UnixMilli()
+	for i := 0; i+2 < len(conts); i += 3 {
+		member, nonce, score := conts[i], conts[i+1], conts[i+2]
+		px := max(ttl, 1)
+		if score != "" {
+			px = max(parseScore(score)-now, 1)
+		}
+		if _, err := c.evalDurable(ctx, continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
 			first = firstErr(first, err)
 		}
 	}
@@ -548,7 +650,7 @@ func (c *clusterStore) List(ctx context.Context, user string) ([]backend.Entry, 
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure leaves entries a later call drops.
-		c.eval(ctx, indexScript, []string{c.indexKey(user), c.credsKey(user)}, append([]any{"", "", ""}, gone...)...)
+		c.eval(ctx, indexScript, c.userKeys(user), append([]any{"", "", "", ""}, gone...)...)
 	}
 	return entries, nil
 }

@@ -126,6 +126,8 @@ func replyReason(reply string) string {
 		return "MISCONF: Redis cannot persist and refuses writes"
 	case "MASTERDOWN":
 		return "MASTERDOWN: the replica has lost its primary"
+	case "NOREPLICAS":
+		return "NOREPLICAS: the primary has fewer replicas than min-replicas-to-write"
 	case "MOVED", "ASK", "CROSSSLOT":
 		return code + ": the server is a Redis Cluster node: use a cluster=true URL"
 	case "CLUSTERDOWN":
