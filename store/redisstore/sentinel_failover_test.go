@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
+	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/redisstore"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
@@ -213,4 +215,82 @@ func TestSentinelFailoverWithWatchersKilled(t *testing.T) {
 	assert.Zero(t, c.lost, "sessions lost")
 	assert.Zero(t, c.undone, "sign-outs undone")
 	assert.NotZero(t, c.ended)
+}
+
+// TestSentinelReplicasDown measures what the store's WAIT for every
+// connected replica costs when replicas die: one killed (the primary
+// keeps the other), then the second (no acknowledgement at all while
+// the sentinels still list them, until they flag them down after
+// down-after-milliseconds). Each phase must end with writes standing
+// again, and every acknowledged session is on the primary.
+func TestSentinelReplicasDown(t *testing.T) {
+	t.Parallel()
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{})
+	st := open(t, set.URL(), redisstore.Options{})
+	ctx := context.Background()
+	primary := set.Node(set.Primary())
+	var keys []string
+	n := 0
+	mint := func() (time.Duration, error) {
+		n++
+		tok := token(fmt.Sprintf("rd-%d", n), "v")
+		start := time.Now()
+		err := st.Mint(ctx, backend.NewSession{Token: tok, Record: rec, Expires: time.Now().Add(time.Hour), User: "p:rd"})
+		if err == backend.ErrConflict {
+			// A retry found its first run's session (the engine's rule).
+			if s, lerr := st.Lookup(ctx, format.KeyOf(tok)); lerr == nil && s.Live() {
+				err = nil
+			}
+		}
+		if err == nil {
+			keys = append(keys, format.KeyOf(tok))
+		}
+		return time.Since(start), err
+	}
+
+	var lat []time.Duration
+	for range 300 {
+		d, err := mint()
+		require.NoError(t, err)
+		lat = append(lat, d)
+	}
+	slices.Sort(lat)
+	t.Logf("both replicas up: a mint (with WAIT for 2 replicas) takes %v (median), %v (99th percentile)",
+		lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
+
+	for _, phase := range []struct {
+		name    string
+		replica *storetest.Server
+	}{{"one replica killed", set.Nodes[1]}, {"both replicas killed", set.Nodes[2]}} {
+		require.NotEqual(t, primary, phase.replica)
+		phase.replica.Stop()
+		killed := time.Now()
+		var failed, slow int
+		var slowest, lastSlow time.Duration
+		for time.Since(killed) < 2500*time.Millisecond {
+			d, err := mint()
+			slowest = max(slowest, d)
+			if err != nil {
+				require.ErrorIs(t, err, store.ErrUnavailable)
+				failed++
+			}
+			if err != nil || d > 50*time.Millisecond {
+				slow++
+				lastSlow = time.Since(killed)
+			}
+		}
+		_, err := mint()
+		require.NoError(t, err, "%s: writes stand again", phase.name)
+		t.Logf("%s: %d mints failed (ErrUnavailable) and %d were slow (over 50 ms, the slowest %v), the last %v after the kill",
+			phase.name, failed, slow, slowest.Round(time.Millisecond), lastSlow.Round(time.Millisecond))
+	}
+
+	lost := 0
+	for _, k := range keys {
+		raw, err := redis.Bytes(primary.Do("GET", "sg:s:"+k))
+		if err != nil || !format.Parse(raw).Live() {
+			lost++
+		}
+	}
+	assert.Zero(t, lost, "acknowledged sessions missing on the primary")
 }
