@@ -150,7 +150,7 @@ func newSentinelSet(u *redisURL, opts Options) *sentinelSet {
 	}
 	s.mu.Lock()
 	for _, addr := range u.addrs {
-		s.addSentinelLocked(addr)
+		s.addSentinelLocked(addr, true)
 	}
 	s.routines.Add(1)
 	go s.refresher()

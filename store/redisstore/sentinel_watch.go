@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -16,10 +15,15 @@ import (
 // watcher is one known sentinel: its address, and the state of the
 // connection that listens to its announcements.
 type watcher struct {
-	addr string
+	addr  string
+	inURL bool // the URL names it
 	// since is when the watcher's current subscription was confirmed;
 	// zero while it has none (dialling, or its connection failed).
 	since time.Time
+	// reached says the watcher has subscribed once and its latest dial
+	// did not fail: only such a sentinel can be heard, so only its
+	// silence keeps a write from being confirmed (see heard).
+	reached bool
 	// check is the latest survey of this sentinel made for writes its
 	// watcher did not cover (see heard); later writes share it when it
 	// started after they ended.
@@ -54,11 +58,11 @@ var watchedChannels = []any{"+switch-master", "+try-failover", "+failover-state-
 
 // addSentinelLocked makes the sentinel at addr known, and starts its
 // watcher, unless it is known or the set is closed. s.mu is held.
-func (s *sentinelSet) addSentinelLocked(addr string) {
+func (s *sentinelSet) addSentinelLocked(addr string, inURL bool) {
 	if _, ok := s.sentinels[addr]; ok || s.closed {
 		return
 	}
-	w := &watcher{addr: addr}
+	w := &watcher{addr: addr, inURL: inURL}
 	s.sentinels[addr] = w
 	s.order = append(s.order, addr)
 	s.routines.Add(1)
@@ -124,7 +128,7 @@ func (s *sentinelSet) learn(views []sentinelView) {
 			continue
 		}
 		for _, addr := range v.sentinels {
-			s.addSentinelLocked(addr)
+			s.addSentinelLocked(addr, false)
 		}
 		since, was := s.failing[v.sentinel]
 		switch {
@@ -149,11 +153,18 @@ func (s *sentinelSet) learn(views []sentinelView) {
 	}
 }
 
-// surveyAll surveys every known sentinel at once, within ctx, and returns
-// their answers, in the order the sentinels are known.
+// surveyAll surveys the known sentinels at once, within ctx, and returns
+// their answers, in the order the sentinels are known: the URL's, and
+// those discovered that the store could reach (a sentinel may announce
+// an address the store cannot reach: it is not waited for).
 func (s *sentinelSet) surveyAll(ctx context.Context) []sentinelView {
 	s.mu.Lock()
-	addrs := append([]string(nil), s.order...)
+	var addrs []string
+	for _, addr := range s.order {
+		if w := s.sentinels[addr]; w.inURL || w.reached {
+			addrs = append(addrs, addr)
+		}
+	}
 	s.mu.Unlock()
 	views := make([]sentinelView, len(addrs))
 	var wg sync.WaitGroup
@@ -243,19 +254,21 @@ func isDown(flags string) bool {
 }
 
 // heard confirms that no failover went unseen during a write that started
-// at sp.start: each known sentinel's watcher was subscribed from before
-// then until now, or else that sentinel, asked after the write ended,
-// says no failover is under way and names the known primary (a failover
-// that promoted a replica before the write ended would still be under
-// way on its leader, or would have named the new primary), or it refuses
-// connections (it is not running, so it leads no failover). Anything
-// else is errUnheard, or errRedo when the sentinel says a failover is
-// under way.
+// at sp.start: each sentinel the store reaches had its watcher
+// subscribed from before then until now, or else, asked after the write
+// ended, says no failover is under way and names the known primary (a
+// failover that promoted a replica before the write ended would still be
+// under way on its leader, or would have named the new primary). A
+// sentinel the store cannot connect to (down, or announcing an address
+// the store cannot reach) cannot be heard and does not hold writes up:
+// a failover it leads is caught by the replicas' acknowledgements alone
+// (see after). A sentinel that answers otherwise is errUnheard, or
+// errRedo when it says a failover is under way.
 func (s *sentinelSet) heard(ctx context.Context, sp span) error {
 	s.mu.Lock()
 	var unheard []*watcher
 	for _, addr := range s.order {
-		if w := s.sentinels[addr]; w.since.IsZero() || w.since.After(sp.start) {
+		if w := s.sentinels[addr]; w.reached && (w.since.IsZero() || w.since.After(sp.start)) {
 			unheard = append(unheard, w)
 		}
 	}
@@ -268,9 +281,13 @@ func (s *sentinelSet) heard(ctx context.Context, sp span) error {
 	for _, w := range unheard {
 		v := s.checkSentinel(ctx, w, end)
 		switch {
-		case v.err != nil && errors.Is(v.err, syscall.ECONNREFUSED):
+		case v.err != nil && !isReply(v.err) && !errors.Is(v.err, context.DeadlineExceeded) && !errors.Is(v.err, context.Canceled):
+			// It cannot be reached now (its watcher will find so too).
 		case v.err != nil:
 			return errUnheard
+		case v.primary == "":
+			// It does not monitor the master (any more): it fails over
+			// none of it.
 		case v.failing:
 			s.setFailing(w.addr, true)
 			return errRedo
@@ -328,6 +345,9 @@ func (s *sentinelSet) listen(w *watcher) {
 	c, err := redis.DialContext(ctx, "tcp", w.addr, s.sentinelDial...)
 	cancel()
 	if err != nil {
+		s.mu.Lock()
+		w.reached = false
+		s.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -373,7 +393,7 @@ func (s *sentinelSet) listen(w *watcher) {
 		case redis.Subscription:
 			if m.Count == len(watchedChannels) {
 				s.mu.Lock()
-				w.since = time.Now()
+				w.since, w.reached = time.Now(), true
 				s.mu.Unlock()
 				s.catchUp(w)
 			}
@@ -417,7 +437,7 @@ func (s *sentinelSet) announce(w *watcher, channel, data string) {
 	case channel == "+sentinel":
 		if len(f) == 8 && f[0] == "sentinel" && f[5] == s.u.master {
 			s.mu.Lock()
-			s.addSentinelLocked(net.JoinHostPort(f[2], f[3]))
+			s.addSentinelLocked(net.JoinHostPort(f[2], f[3]), false)
 			s.mu.Unlock()
 		}
 	case len(f) < 2 || f[0] != "master" || f[1] != s.u.master:
