@@ -517,7 +517,7 @@ func (s *sentinelSet) recheckFailover(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, addr := range stale {
-		if v := s.survey(ctx, addr); v.err == nil && v.failing {
+		if v := s.survey(ctx, addr); v.err == nil && v.inProgress {
 			s.mu.Lock()
 			if _, ok := s.failing[addr]; ok {
 				s.failing[addr] = time.Now()

@@ -21,6 +21,9 @@ import (
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
+// writerPause is gracefulFailover's writers' pause between operations.
+const writerPause = time.Millisecond
+
 // failoverCount is what gracefulFailover measured.
 type failoverCount struct {
 	minted, ended int // mints and sign-outs the store acknowledged
@@ -36,9 +39,10 @@ type failoverCount struct {
 // gracefulFailover runs 4 writers on a store opened on url, minting
 // sessions and signing every third one out, while Sentinels[0] runs
 // SENTINEL FAILOVER on set; during, when set, runs meanwhile until the
-// writers stop. Once the old primary has been turned into a replica (its
-// writes are then gone), it reads every acknowledged session on the new
-// primary itself. A mint that reported a conflict counts as acknowledged
+// writers stop. Then it reads every acknowledged session on the new
+// primary itself: what the old primary took after the promotion never
+// reaches it (and is thrown away when the sentinels make the old primary
+// its replica, some 8 s later, which the count need not wait for). A mint that reported a conflict counts as acknowledged
 // when the session is there (the engine's rule: a retry found its own
 // first run).
 func gracefulFailover(t *testing.T, set *storetest.SentinelSet, url string, during func(stop <-chan struct{})) failoverCount {
@@ -69,10 +73,13 @@ func gracefulFailover(t *testing.T, set *storetest.SentinelSet, url string, duri
 	for w := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
+				// A writer pauses between operations, so that the four
+				// leave CPU to the package's other tests on a 2-core
+				// machine: still a few thousand operations a run.
 				select {
 				case <-stop:
 					return
-				default:
+				case <-time.After(writerPause):
 				}
 				tok := token(fmt.Sprintf("w%d-%d", w, i), "v")
 				key, user := format.KeyOf(tok), fmt.Sprintf("p:w%d", w)
@@ -118,11 +125,6 @@ func gracefulFailover(t *testing.T, set *storetest.SentinelSet, url string, duri
 	close(stop)
 	wg.Wait()
 	close(stopDuring)
-	require.Eventually(t, func() bool {
-		role, err := redis.Values(set.Node(old).Do("ROLE"))
-		return err == nil && string(role[0].([]byte)) == "slave"
-	}, 30*time.Second, 50*time.Millisecond, "the old primary is turned into a replica")
-
 	c := failoverCount{minted: len(keys), ended: len(isEnded), failed: failed, openEnds: len(openEnd)}
 	primary := set.Node(next)
 	for _, k := range keys {
@@ -267,7 +269,7 @@ func TestSentinelReplicasDown(t *testing.T) {
 		killed := time.Now()
 		var failed, slow int
 		var slowest, lastSlow time.Duration
-		for time.Since(killed) < 2500*time.Millisecond {
+		for time.Since(killed) < 2*time.Second {
 			d, err := mint()
 			slowest = max(slowest, d)
 			if err != nil {

@@ -45,7 +45,10 @@ type sentinelView struct {
 	err      error     // why it did not answer; nil when it did
 	primary  string    // the primary it names (host:port); "" if it knows no such master
 	epoch    int64     // its configuration epoch for the master
-	failing  bool      // a failover of the master is under way, its new primary not yet promoted
+	// inProgress says a failover of the master is under way on this
+	// sentinel (its leader), and promoted that the replica it chose was
+	// seen promoted: it then names that one already.
+	inProgress, promoted bool
 	// sentinels are the other sentinels of the master it knows.
 	sentinels []string
 	// replicas counts the replicas it lists that are not down, and
@@ -105,7 +108,15 @@ func (s *sentinelSet) refresher() {
 		s.mu.Lock()
 		known := s.addr
 		s.mu.Unlock()
-		if ranked := rank(views); known != "" && len(ranked) > 0 && ranked[0] != known {
+		// The sentinels name another primary first: a switch no watcher
+		// heard (taken, as +switch-master, once a sentinel that is not
+		// failing over names it), or one under way (then the next
+		// connection asks them again).
+		switch ranked := rank(views); {
+		case len(ranked) == 0 || ranked[0] == known:
+		case settled(views, ranked[0]):
+			s.switched(ranked[0])
+		default:
 			s.forget(known)
 		}
 		select {
@@ -131,11 +142,12 @@ func (s *sentinelSet) learn(views []sentinelView) {
 			s.addSentinelLocked(addr, false)
 		}
 		since, was := s.failing[v.sentinel]
+		failing := s.failingLocked(v)
 		switch {
-		case v.failing && !was:
+		case failing && !was:
 			s.failing[v.sentinel] = time.Now()
 			s.wakeLocked()
-		case !v.failing && was && since.Before(v.asked):
+		case !failing && was && since.Before(v.asked):
 			delete(s.failing, v.sentinel)
 			s.wakeLocked()
 		}
@@ -151,6 +163,24 @@ func (s *sentinelSet) learn(views []sentinelView) {
 	if named {
 		s.want = want
 	}
+}
+
+// failingLocked reports whether v says writes must wait: a failover is
+// under way on its sentinel and its new primary is not yet promoted, or
+// is not yet the one the store uses. s.mu is held.
+func (s *sentinelSet) failingLocked(v sentinelView) bool {
+	return v.inProgress && (!v.promoted || v.primary != s.addr)
+}
+
+// settled reports whether a sentinel that is not failing the master over
+// names addr: it took addr as the primary (as +switch-master announces).
+func settled(views []sentinelView, addr string) bool {
+	for _, v := range views {
+		if v.err == nil && v.primary == addr && !v.inProgress {
+			return true
+		}
+	}
+	return false
 }
 
 // surveyAll surveys the known sentinels at once, within ctx, and returns
@@ -219,11 +249,10 @@ func (s *sentinelSet) survey(ctx context.Context, addr string) sentinelView {
 	}
 	if master, err := redis.StringMap(replies[1], errs[1]); err == nil {
 		v.epoch, _ = strconv.ParseInt(master["config-epoch"], 10, 64)
+		v.inProgress = strings.Contains(master["flags"], "failover_in_progress")
 		// Once the leader has seen the replica promoted, it names it
-		// (GET-MASTER-ADDR-BY-NAME) while its failover goes on: writes
-		// may then go to the new primary.
-		v.failing = strings.Contains(master["flags"], "failover_in_progress") &&
-			v.primary == net.JoinHostPort(master["ip"], master["port"])
+		// (GET-MASTER-ADDR-BY-NAME) while its failover goes on.
+		v.promoted = v.primary != net.JoinHostPort(master["ip"], master["port"])
 	}
 	if others, err := redis.Values(replies[2], errs[2]); err == nil {
 		for _, o := range others {
@@ -288,8 +317,12 @@ func (s *sentinelSet) heard(ctx context.Context, sp span) error {
 		case v.primary == "":
 			// It does not monitor the master (any more): it fails over
 			// none of it.
-		case v.failing:
-			s.setFailing(w.addr, true)
+		case v.inProgress:
+			if s.mu.Lock(); s.failingLocked(v) {
+				s.failing[w.addr] = time.Now()
+				s.wakeLocked()
+			}
+			s.mu.Unlock()
 			return errRedo
 		case v.primary != primary:
 			s.askSoon()
