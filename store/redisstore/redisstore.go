@@ -36,8 +36,9 @@ type redisStore struct {
 }
 
 // guard is what a store on a primary that may change under it (Redis
-// Sentinel) adds to each operation: before waits until a write may start,
-// after confirms a write on its connection (or asks for it to run again),
+// Sentinel) adds to each operation: before waits until a write may start
+// and returns its span, after confirms the write that ran on conn in
+// that span (or asks for it to run again),
 // and again decides whether a failed operation runs again within its
 // deadline (after a pause).
 type guard interface {
