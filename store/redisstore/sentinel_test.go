@@ -107,6 +107,40 @@ func TestSentinel(t *testing.T) {
 		assert.ErrorIs(t, err, store.ErrUnavailable, "a closed store answers nothing")
 	})
 
+	// A sentinel that accepts connections but answers nothing (a frozen
+	// process) after its watcher's connection dropped: a write waits for
+	// it once (sentinelAskTimeout, 1 s), then it holds no write up.
+	t.Run("FrozenSentinel", func(t *testing.T) {
+		st := open(t, set.URL(), redisstore.Options{})
+		ctx := context.Background()
+		mint := func(name string) error {
+			return st.Mint(ctx, backend.NewSession{Token: token(name, "v"), Record: rec,
+				Expires: time.Now().Add(time.Hour), User: "p:frozen"})
+		}
+		require.NoError(t, mint("frozen-first"))
+		frozen := set.Sentinels[2]
+		require.Eventually(t, func() bool {
+			clients, err := redis.String(frozen.Do("CLIENT", "LIST", "TYPE", "pubsub"))
+			return err == nil && clients != ""
+		}, 5*time.Second, 20*time.Millisecond, "the store's watcher subscribed")
+		_, err := frozen.Do("CLIENT", "KILL", "TYPE", "pubsub")
+		require.NoError(t, err)
+		resume := frozen.Stall()
+		defer resume()
+		var first, rest time.Duration
+		for i := range 20 {
+			start := time.Now()
+			require.NoError(t, mint(fmt.Sprintf("frozen-%d", i)), "mint %d", i)
+			if i == 0 {
+				first = time.Since(start)
+			} else {
+				rest = max(rest, time.Since(start))
+			}
+		}
+		t.Logf("a frozen sentinel: 20 mints succeeded; the first took %v, the others at most %v",
+			first.Round(time.Millisecond), rest.Round(time.Millisecond))
+	})
+
 	// Last, as it reconfigures the first sentinel: a stale sentinel at the
 	// head of the URL (#17, found in review: "the server the sentinels
 	// name is not a primary" until the deadline, for good). Here it

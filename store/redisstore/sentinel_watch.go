@@ -289,7 +289,8 @@ func isDown(flags string) bool {
 // failover that promoted a replica before the write ended would still be
 // under way on its leader, or would have named the new primary). A
 // sentinel the store cannot connect to (down, or announcing an address
-// the store cannot reach) cannot be heard and does not hold writes up:
+// the store cannot reach) or that does not answer within
+// sentinelAskTimeout cannot be heard and does not hold writes up:
 // a failover it leads is caught by the replicas' acknowledgements alone
 // (see after). A sentinel that answers otherwise is errUnheard, or
 // errRedo when it says a failover is under way.
@@ -310,10 +311,14 @@ func (s *sentinelSet) heard(ctx context.Context, sp span) error {
 	for _, w := range unheard {
 		v := s.checkSentinel(ctx, w, end)
 		switch {
-		case v.err != nil && !isReply(v.err) && !errors.Is(v.err, context.DeadlineExceeded) && !errors.Is(v.err, context.Canceled):
-			// It cannot be reached now (its watcher will find so too).
-		case v.err != nil:
+		case v.err != nil && (isReply(v.err) || ctx.Err() != nil):
 			return errUnheard
+		case v.err != nil:
+			// It cannot be reached, or does not answer (frozen): until its
+			// watcher subscribes again, it holds no write up.
+			s.mu.Lock()
+			w.reached = false
+			s.mu.Unlock()
 		case v.primary == "":
 			// It does not monitor the master (any more): it fails over
 			// none of it.
@@ -356,15 +361,21 @@ func (s *sentinelSet) checkSentinel(ctx context.Context, w *watcher, end time.Ti
 }
 
 // watch listens to w's announcements until close, dialling it again
-// whenever its connection fails.
+// whenever its connection fails: after watchRedial, doubled after each
+// connection that did not subscribe, up to surveyEvery.
 func (s *sentinelSet) watch(w *watcher) {
 	defer s.routines.Done()
+	redial := watchRedial
 	for {
-		s.listen(w)
+		if s.listen(w) {
+			redial = watchRedial
+		} else {
+			redial = min(2*redial, surveyEvery)
+		}
 		select {
 		case <-s.stop:
 			return
-		case <-time.After(watchRedial):
+		case <-time.After(redial):
 		}
 	}
 }
@@ -372,8 +383,9 @@ func (s *sentinelSet) watch(w *watcher) {
 // listen subscribes to w's announcements and handles them until its
 // connection fails or close closes it. Once subscribed, it marks w
 // subscribed and surveys the sentinel, in case a failover began or the
-// primary switched while nobody listened.
-func (s *sentinelSet) listen(w *watcher) {
+// primary switched while nobody listened. It reports whether it
+// subscribed.
+func (s *sentinelSet) listen(w *watcher) (subscribed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), sentinelAskTimeout)
 	c, err := redis.DialContext(ctx, "tcp", w.addr, s.sentinelDial...)
 	cancel()
@@ -425,6 +437,7 @@ func (s *sentinelSet) listen(w *watcher) {
 			return
 		case redis.Subscription:
 			if m.Count == len(watchedChannels) {
+				subscribed = true
 				s.mu.Lock()
 				w.since, w.reached = time.Now(), true
 				s.mu.Unlock()
