@@ -29,7 +29,7 @@
 //	sg:s:<key>      a session (framed with a hash of its token's validator), or the mark of an ended one, with its expiry
 //	sg:u:<user>     sorted set of the user's session keys scored by expiry (ms): one user's sessions, without a scan
 //	sg:fingerprint  the fingerprint of the secret of the processes that share the store (no expiry)
-//	sg:health       written, with a 60 s expiry, by the start-up check
+//	sg:health       written, with a 60 s expiry, by the start-up check (and on Sentinel by a write that runs again)
 //
 // A session with a typical identity takes under 400 bytes of Redis memory,
 // index included. Nothing scans the keyspace: no KEYS, no SCAN.

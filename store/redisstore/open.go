@@ -43,19 +43,26 @@ import (
 //
 // On Sentinel, every operation goes to the primary (reads too: a replica
 // would show a signed-out session live for the replication lag). The
-// store asks the sentinels in order for the primary, confirms its ROLE,
-// and asks again after a connection error or a READONLY reply; one
-// connection per sentinel listens for failovers. A write waits while a
-// failover is under way, then waits (100 ms at most) for one replica's
-// acknowledgement (WAIT) and runs again on the new primary if a failover
-// began meanwhile, so a graceful failover (SENTINEL FAILOVER) loses no
-// sign-in and undoes no sign-out. An operation retries within its
-// deadline (Options.Timeout) while the primary is replaced, then fails
-// with store.ErrUnavailable.
+// store asks every sentinel it knows for the primary, takes the one
+// named with the highest configuration epoch, then by most sentinels,
+// confirms its ROLE (else tries the next), and asks again after a
+// connection error or a READONLY reply. It knows every sentinel of the
+// master (the URL's, and those the sentinels list), and one connection
+// per sentinel listens for failovers. A write waits while a failover is
+// under way, then waits (100 ms at most) for the acknowledgement of
+// every replica the sentinels list as connected (WAIT), and runs again
+// if fewer acknowledged, if a failover began meanwhile, or if a
+// sentinel it reaches could not be heard during the write and, asked
+// afterwards, does not say that no failover is under way; so a graceful
+// failover (SENTINEL FAILOVER) loses no sign-in and undoes no sign-out,
+// whichever sentinel leads it. An operation retries within its deadline
+// (Options.Timeout) while the primary is replaced (or a replica is
+// found down), then fails with store.ErrUnavailable.
 //
 // The store Open returns implements io.Closer: Close stops its
-// background goroutines (the Sentinel watchers) and closes its
-// connections; operations after Close fail with store.ErrUnavailable.
+// background goroutines (the Sentinel watchers and their refresher) and
+// closes its connections; operations after Close fail with
+// store.ErrUnavailable.
 func Open(rawURL string, opts Options) (store.Store, error) {
 	u, err := parseURL(rawURL)
 	if err != nil {

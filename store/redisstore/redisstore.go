@@ -36,13 +36,14 @@ type redisStore struct {
 }
 
 // guard is what a store on a primary that may change under it (Redis
-// Sentinel) adds to each operation: before waits until a write may start,
-// after confirms a write on its connection (or asks for it to run again),
+// Sentinel) adds to each operation: before waits until a write may start
+// and returns its span, after confirms the write that ran on conn in
+// that span (or asks for it to run again),
 // and again decides whether a failed operation runs again within its
 // deadline (after a pause).
 type guard interface {
-	before(ctx context.Context) (gen uint64, err error)
-	after(ctx context.Context, conn redis.Conn, gen uint64) error
+	before(ctx context.Context) (span, error)
+	after(ctx context.Context, conn redis.Conn, sp span) error
 	again(ctx context.Context, err error, pause *time.Duration) bool
 }
 
@@ -215,10 +216,10 @@ func (r *redisStore) run(ctx context.Context, write bool, op func(conn redis.Con
 // attempt runs op once, for run, with the guard's checks around a write.
 func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis.Conn) error) error {
 	write = write && r.guard != nil
-	var gen uint64
+	var sp span
 	if write {
 		var err error
-		if gen, err = r.guard.before(ctx); err != nil {
+		if sp, err = r.guard.before(ctx); err != nil {
 			return err
 		}
 	}
@@ -229,7 +230,7 @@ func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis
 	defer conn.Close()
 	c := opConn{Conn: conn, ctx: ctx}
 	if err = op(c); err == nil && write {
-		err = r.guard.after(ctx, c, gen)
+		err = r.guard.after(ctx, c, sp)
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,10 +18,11 @@ import (
 )
 
 // sentinelSet finds the primary of one master name through Redis
-// Sentinel, and watches the sentinels so that a failover is seen at once.
-// It is the redisStore's guard (see redisStore.run): writes wait while a
-// failover is under way and are confirmed after it, and connection errors
-// and READONLY replies make it ask the sentinels again.
+// Sentinel, and watches every sentinel of the master so that a failover
+// is seen at once. It is the redisStore's guard (see redisStore.run):
+// writes wait while a failover is under way and are confirmed after it,
+// and connection errors and READONLY replies make it ask the sentinels
+// again.
 //
 // Its generation counts the primaries it has known: it changes when the
 // sentinels announce a new primary (+switch-master) and when a connection
@@ -28,6 +30,15 @@ import (
 // generation it was dialled in, and the pool drops, when borrowed, any
 // connection of an older one: no pooled connection reaches a demoted
 // primary after the switch is announced.
+//
+// A write is confirmed (see after) only when three things hold: every
+// replica the sentinels list as connected acknowledged it (WAIT), so it
+// is on whichever of them a failover promotes; no failover was announced
+// and the primary did not change since it started; and every known
+// sentinel's watcher was subscribed for its whole span, or else that
+// sentinel, asked afterwards, says no failover is under way. Otherwise it
+// runs again (every write of the store is safe to repeat), within its
+// deadline.
 type sentinelSet struct {
 	u            *redisURL
 	sentinelDial []redis.DialOption
@@ -35,17 +46,32 @@ type sentinelSet struct {
 
 	mu   sync.Mutex
 	addr string // the primary's host:port; "" when the sentinels must be asked
-	// failing holds, for each sentinel (by index in u.addrs) that
-	// announced it is failing over this master, since when: from
+	// sentinels are the sentinels known to monitor the master, by
+	// address: the URL's, and those the sentinels list (SENTINEL
+	// SENTINELS, +sentinel). Each has a watcher. order holds their
+	// addresses, the URL's first, in the order they are asked.
+	sentinels map[string]*watcher
+	order     []string
+	// failing holds, for each sentinel (by address) that announced it is
+	// failing over this master, or said so when asked, since when: from
 	// +try-failover (or any +failover-state-*) to +switch-master (from
-	// any sentinel) or its -failover-abort-*.
-	failing map[int]time.Time
-	wake    chan struct{} // closed, and replaced, when addr or failing changes
-	gen     atomic.Uint64
+	// any sentinel), its -failover-abort-*, or its saying no failover is
+	// under way.
+	failing map[string]time.Time
+	// want is how many replicas' acknowledgements a write waits for
+	// (WAIT): those the sentinels list as connected to the primary, at
+	// least 1 while they list one that is not down; -1 before they
+	// were asked (then 1).
+	want int
+	wake chan struct{} // closed, and replaced, when addr or failing changes
+	gen  atomic.Uint64
+	// refresh asks the refresher to survey the sentinels now (a send
+	// that does not block: it holds one request at most).
+	refresh chan struct{}
 
 	stop     chan struct{}
-	watchers sync.WaitGroup
-	conns    map[redis.Conn]struct{} // the watchers' connections, closed by close
+	routines sync.WaitGroup // the watchers and the refresher
+	conns    map[redis.Conn]struct{}
 	closed   bool
 }
 
@@ -54,11 +80,11 @@ type sentinelSet struct {
 // trip.
 const (
 	// sentinelAskTimeout bounds one sentinel's answer, so that a sentinel
-	// that does not answer leaves time to ask the next.
+	// that does not answer leaves time to ask the others.
 	sentinelAskTimeout = time.Second
-	// replicaAckTimeout is how long a write waits for a replica's
-	// acknowledgement (WAIT 1): a healthy replica acknowledges within a
-	// round trip; without one, the write stands on the primary alone.
+	// replicaAckTimeout is how long a write waits for the replicas'
+	// acknowledgements (WAIT): a healthy replica acknowledges within a
+	// round trip.
 	replicaAckTimeout = 100 * time.Millisecond
 	// watchPing is how often a watcher pings its sentinel, and
 	// watchPatience how long it waits for any message before it takes the
@@ -66,53 +92,73 @@ const (
 	watchPing     = time.Second
 	watchPatience = 3 * time.Second
 	watchRedial   = 250 * time.Millisecond
+	// surveyEvery is how often the sentinels are asked who they know
+	// (sentinels, replicas) when nothing else asks; surveyGap the least
+	// time between two surveys.
+	surveyEvery = 5 * time.Second
+	surveyGap   = 50 * time.Millisecond
 	// staleFailover is how long a failover may seem under way before a
 	// waiting write asks the sentinels whether it still is (its announcer
 	// may have died before ending it).
 	staleFailover = 5 * time.Second
+	// failoverPoll is how often writes that wait for a failover to end
+	// have the sentinels surveyed.
+	failoverPoll = 250 * time.Millisecond
 	// retryPause is the first pause before an operation tries again, on
 	// a failover or a failed primary; it doubles up to retryPauseMax.
 	retryPause    = 25 * time.Millisecond
 	retryPauseMax = 250 * time.Millisecond
 )
 
-// watchedChannels are the sentinels' announcements a watcher listens to.
-var watchedChannels = []any{"+switch-master", "+try-failover", "+failover-state-*", "-failover-abort-*"}
-
 var (
 	// errRedo says a write ran while a failover may have begun: its fate
 	// is unknown, so it runs again on the new primary.
 	errRedo = &redisError{msg: "store: unavailable: redis: a Sentinel failover began during the write", kind: []error{backend.ErrUnavailable}}
+	// errUnacknowledged says fewer replicas acknowledged a write than
+	// the sentinels list as connected: a replica is down, or being
+	// promoted.
+	errUnacknowledged = &redisError{msg: "store: unavailable: redis: the replicas did not acknowledge the write (a replica down, or a failover under way?)",
+		kind: []error{backend.ErrUnavailable}}
+	// errUnheard says a sentinel could not be heard during a write nor
+	// asked after it: a failover it led would have gone unseen.
+	errUnheard = &redisError{msg: "store: unavailable: redis: a sentinel could not be heard during the write",
+		kind: []error{backend.ErrUnavailable}}
 	// errFailingOver is a write that waited its whole deadline for a
 	// failover to end.
 	errFailingOver = &redisError{msg: "store: unavailable: redis: a Sentinel failover is under way: writes wait for the new primary",
 		kind: []error{backend.ErrUnavailable}}
-	// errNotPrimary says the sentinels named a server that is not (or no
-	// longer) a primary, until the operation's deadline.
+	// errNotPrimary says the sentinels named servers none of which is (or
+	// still is) a primary, until the operation's deadline.
 	errNotPrimary = &redisError{msg: "store: unavailable: redis: the server the sentinels name is not a primary (a failover is under way?)",
 		kind: []error{backend.ErrUnavailable}}
 )
 
 // newSentinelSet returns the set of u (a Sentinel URL) and starts one
-// watcher per sentinel. close stops them.
+// watcher per sentinel of the URL, and the refresher. close stops them.
 func newSentinelSet(u *redisURL, opts Options) *sentinelSet {
 	s := &sentinelSet{
 		u:            u,
 		sentinelDial: u.sentinelOptions(opts.TLS),
 		primaryDial:  u.dialOptions(opts.TLS),
-		failing:      map[int]time.Time{},
+		sentinels:    map[string]*watcher{},
+		failing:      map[string]time.Time{},
+		want:         -1,
 		wake:         make(chan struct{}),
+		refresh:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		conns:        map[redis.Conn]struct{}{},
 	}
-	for i := range u.addrs {
-		s.watchers.Add(1)
-		go s.watch(i)
+	s.mu.Lock()
+	for _, addr := range u.addrs {
+		s.addSentinelLocked(addr, true)
 	}
+	s.routines.Add(1)
+	go s.refresher()
+	s.mu.Unlock()
 	return s
 }
 
-// close stops the watchers and waits for them.
+// close stops the watchers and the refresher, and waits for them.
 func (s *sentinelSet) close() {
 	s.mu.Lock()
 	if s.closed {
@@ -125,7 +171,7 @@ func (s *sentinelSet) close() {
 		c.Close()
 	}
 	s.mu.Unlock()
-	s.watchers.Wait()
+	s.routines.Wait()
 }
 
 // pool returns a pool whose connections go to the primary.
@@ -164,41 +210,79 @@ func (c *primaryConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
 	return redis.ReceiveWithTimeout(c.Conn, timeout)
 }
 
-// dial connects to the primary: the one known, or the one the sentinels
-// name, confirmed by its ROLE. A server that is not a primary (the
-// sentinels' answer is stale during a failover) is dropped and the
-// sentinels asked again, until ctx ends.
+// dial connects to the primary: the one known, or else the first of the
+// servers the sentinels name (see rank) that its ROLE confirms. A server
+// that is not a primary (a stale sentinel's answer, or one given during a
+// failover) is passed over, and the sentinels asked again after a pause,
+// until ctx ends.
 func (s *sentinelSet) dial(ctx context.Context) (redis.Conn, error) {
 	pause := retryPause
 	for {
-		addr, gen, err := s.primary(ctx)
-		if err != nil {
-			return nil, err
-		}
-		c, err := redis.DialContext(ctx, "tcp", addr, s.primaryDial...)
-		if err != nil {
-			if !isReply(err) {
-				s.forget(addr)
+		s.mu.Lock()
+		addr, gen := s.addr, s.gen.Load()
+		s.mu.Unlock()
+		candidates := []string{addr}
+		var views []sentinelView
+		if addr == "" {
+			var err error
+			if views, err = s.resolve(ctx); err != nil {
+				return nil, err
 			}
-			return nil, err
+			candidates = rank(views)
 		}
-		isPrimary, err := roleIsPrimary(ctx, c)
-		switch {
-		case err != nil:
-			c.Close()
-			if !isReply(err) {
-				s.forget(addr)
+		var lastErr error
+		for _, cand := range candidates {
+			c, err := s.dialPrimary(ctx, cand)
+			switch {
+			case err == errNotPrimary:
+				if addr != "" {
+					s.forget(addr)
+				}
+				continue
+			case err != nil && (isReply(err) || errors.Is(err, backend.ErrMisconfigured)):
+				return nil, err
+			case err != nil:
+				if addr != "" {
+					s.forget(addr)
+				}
+				lastErr = err
+				continue
 			}
-			return nil, err
-		case isPrimary:
+			if addr == "" {
+				var ok bool
+				if gen, ok = s.adopt(cand); !ok {
+					c.Close()
+					break // another primary was announced meanwhile: start again
+				}
+				s.learn(views) // the replicas of the primary adopted
+			}
 			return &primaryConn{Conn: c, gen: gen}, nil
 		}
-		c.Close()
-		s.forget(addr)
+		if lastErr != nil {
+			return nil, lastErr
+		}
 		if !s.pause(ctx, &pause) {
 			return nil, errNotPrimary
 		}
 	}
+}
+
+// dialPrimary connects to addr and confirms it is a primary: errNotPrimary
+// if it is not.
+func (s *sentinelSet) dialPrimary(ctx context.Context, addr string) (redis.Conn, error) {
+	c, err := redis.DialContext(ctx, "tcp", addr, s.primaryDial...)
+	if err != nil {
+		return nil, err
+	}
+	isPrimary, err := roleIsPrimary(ctx, c)
+	if err == nil && !isPrimary {
+		err = errNotPrimary
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // roleIsPrimary reports whether c's server is a primary: ROLE, or INFO
@@ -223,25 +307,17 @@ func roleIsPrimary(ctx context.Context, c redis.Conn) (bool, error) {
 	return role == "master", nil
 }
 
-// primary returns the primary's address, asking the sentinels when it is
-// not known, and the generation a connection to it belongs to.
-func (s *sentinelSet) primary(ctx context.Context) (string, uint64, error) {
-	s.mu.Lock()
-	addr, gen := s.addr, s.gen.Load()
-	s.mu.Unlock()
-	if addr != "" {
-		return addr, gen, nil
-	}
-	addr, err := s.resolve(ctx)
-	if err != nil {
-		return "", 0, err
-	}
+// adopt takes addr, whose role was just confirmed, as the primary unless
+// another one became known meanwhile, and returns the generation of
+// connections to it.
+func (s *sentinelSet) adopt(addr string) (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.addr == "" {
 		s.addr = addr
+		s.wakeLocked()
 	}
-	return s.addr, s.gen.Load(), nil
+	return s.gen.Load(), s.addr == addr
 }
 
 // forget drops addr as the primary, if it still is the one known, and
@@ -249,7 +325,7 @@ func (s *sentinelSet) primary(ctx context.Context) (string, uint64, error) {
 func (s *sentinelSet) forget(addr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.addr == addr {
+	if s.addr == addr && addr != "" {
 		s.addr = ""
 		s.gen.Add(1)
 		s.wakeLocked()
@@ -266,20 +342,21 @@ func (s *sentinelSet) switched(addr string) {
 	}
 	clear(s.failing)
 	s.wakeLocked()
+	s.refreshLocked()
 }
 
-// setFailing records that sentinel i began (on) or abandoned (!on) a
-// failover of the master.
-func (s *sentinelSet) setFailing(i int, on bool) {
+// setFailing records that the sentinel at addr began (on) or abandoned
+// (!on) a failover of the master.
+func (s *sentinelSet) setFailing(addr string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, was := s.failing[i]; was == on {
+	if _, was := s.failing[addr]; was == on {
 		return
 	}
 	if on {
-		s.failing[i] = time.Now()
+		s.failing[addr] = time.Now()
 	} else {
-		delete(s.failing, i)
+		delete(s.failing, addr)
 	}
 	s.wakeLocked()
 }
@@ -289,23 +366,24 @@ func (s *sentinelSet) wakeLocked() {
 	s.wake = make(chan struct{})
 }
 
-// resolve asks the sentinels, in order, for the primary's address: the
-// first that answers names it. Sentinels that cannot be reached are
-// skipped. Its errors say what the sentinels said: none knows the master
-// name, a server is not a Sentinel, a sentinel refused the credentials, or
-// none could be reached.
-func (s *sentinelSet) resolve(ctx context.Context) (string, error) {
+// resolve asks every known sentinel, at once, what it knows of the
+// master (see survey), and returns the answers that name a primary.
+// Sentinels that cannot be reached are skipped. Its errors say what the
+// sentinels said when none named one: none knows the master name, a
+// server is not a Sentinel, a sentinel refused the credentials, or none
+// could be reached.
+func (s *sentinelSet) resolve(ctx context.Context) ([]sentinelView, error) {
+	views := s.surveyAll(ctx)
+	s.learn(views)
 	var unknown, notSentinel, refused int
 	var lastErr error
-	for _, sentinelAddr := range s.u.addrs {
-		if ctx.Err() != nil {
-			break
-		}
-		addr, err := s.ask(ctx, sentinelAddr)
+	named := views[:0:0]
+	for _, v := range views {
+		err := v.err
 		switch {
+		case err == nil && v.primary != "":
+			named = append(named, v)
 		case err == nil:
-			return addr, nil
-		case errors.Is(err, redis.ErrNil):
 			unknown++
 		case isReply(err, "ERR") && strings.Contains(strings.ToLower(err.Error()), "unknown command"):
 			notSentinel++
@@ -317,19 +395,62 @@ func (s *sentinelSet) resolve(ctx context.Context) (string, error) {
 		}
 	}
 	switch {
+	case len(named) > 0:
+		return named, nil
 	case notSentinel > 0:
-		return "", misconfigured(fmt.Sprintf("%d of the URL's %d sentinel addresses are not Sentinels (they know no SENTINEL command): "+
+		return nil, misconfigured(fmt.Sprintf("%d of the URL's %d sentinel addresses are not Sentinels (they know no SENTINEL command): "+
 			"for a single Redis, drop master_name and addr from the URL", notSentinel, len(s.u.addrs)))
 	case refused > 0:
-		return "", misconfigured("a sentinel refused the credentials: the sentinels' own are sentinel_username and sentinel_password " +
+		return nil, misconfigured("a sentinel refused the credentials: the sentinels' own are sentinel_username and sentinel_password " +
 			"(the URL's user and password are the primary's)")
 	case unknown > 0:
-		return "", misconfigured(fmt.Sprintf("the sentinels know no primary named %q: check master_name", s.u.master))
+		return nil, misconfigured(fmt.Sprintf("the sentinels know no primary named %q: check master_name", s.u.master))
 	case lastErr == nil:
 		lastErr = context.DeadlineExceeded
 	}
-	return "", &redisError{msg: "store: unavailable: redis: no sentinel answered (" + reasonOf(lastErr) + ")",
+	return nil, &redisError{msg: "store: unavailable: redis: no sentinel answered (" + reasonOf(lastErr) + ")",
 		kind: append([]error{backend.ErrUnavailable}, kindOf(lastErr)...)}
+}
+
+// rank orders the primaries the sentinels named, best first: the one
+// named with the highest configuration epoch (a sentinel that saw the
+// latest failover), then the one most sentinels name, then the one the
+// earliest sentinel names. One stale or misconfigured sentinel thus does
+// not decide; the caller still confirms the role.
+func rank(views []sentinelView) []string {
+	type candidate struct {
+		addr         string
+		epoch        int64
+		votes, first int
+	}
+	var cands []*candidate
+	for i, v := range views {
+		if v.err != nil || v.primary == "" {
+			continue
+		}
+		j := slices.IndexFunc(cands, func(c *candidate) bool { return c.addr == v.primary })
+		if j < 0 {
+			cands = append(cands, &candidate{addr: v.primary, epoch: v.epoch, first: i})
+			j = len(cands) - 1
+		}
+		c := cands[j]
+		c.votes++
+		c.epoch = max(c.epoch, v.epoch)
+	}
+	slices.SortStableFunc(cands, func(a, b *candidate) int {
+		switch {
+		case a.epoch != b.epoch:
+			return int(b.epoch - a.epoch)
+		case a.votes != b.votes:
+			return b.votes - a.votes
+		}
+		return a.first - b.first
+	})
+	addrs := make([]string, len(cands))
+	for i, c := range cands {
+		addrs[i] = c.addr
+	}
+	return addrs
 }
 
 // kindOf is the context error err wraps, if any.
@@ -340,29 +461,16 @@ func kindOf(err error) []error {
 	return nil
 }
 
-// ask asks one sentinel for the primary's address, within
-// sentinelAskTimeout.
-func (s *sentinelSet) ask(ctx context.Context, sentinelAddr string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, sentinelAskTimeout)
-	defer cancel()
-	c, err := redis.DialContext(ctx, "tcp", sentinelAddr, s.sentinelDial...)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	reply, err := redis.Strings(redis.DoContext(c, ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.u.master))
-	switch {
-	case err != nil:
-		return "", err
-	case len(reply) != 2:
-		return "", redis.ErrNil
-	}
-	return net.JoinHostPort(reply[0], reply[1]), nil
+// span is what guard.before hands guard.after about a write: the
+// generation of the primary it starts in, and when it starts.
+type span struct {
+	gen   uint64
+	start time.Time
 }
 
 // before waits, within ctx, until no failover is under way, and returns
-// the generation a write starts in.
-func (s *sentinelSet) before(ctx context.Context) (uint64, error) {
+// the span of a write that starts now.
+func (s *sentinelSet) before(ctx context.Context) (span, error) {
 	for {
 		s.mu.Lock()
 		gen, wake, failing := s.gen.Load(), s.wake, len(s.failing) > 0
@@ -374,19 +482,23 @@ func (s *sentinelSet) before(ctx context.Context) (uint64, error) {
 		}
 		s.mu.Unlock()
 		if !failing {
-			return gen, nil
+			return span{gen: gen, start: time.Now()}, nil
 		}
 		if time.Since(oldest) > staleFailover {
 			s.recheckFailover(ctx)
 			continue
 		}
-		timer := time.NewTimer(time.Until(oldest.Add(staleFailover)))
+		// While it waits, the sentinels are surveyed every failoverPoll:
+		// the end of a failover whose announcement no watcher heard is
+		// then seen within that time.
+		timer := time.NewTimer(min(time.Until(oldest.Add(staleFailover)), failoverPoll))
 		select {
 		case <-wake:
 		case <-timer.C:
+			s.askSoon()
 		case <-ctx.Done():
 			timer.Stop()
-			return 0, errFailingOver
+			return span{}, errFailingOver
 		}
 		timer.Stop()
 	}
@@ -397,72 +509,86 @@ func (s *sentinelSet) before(ctx context.Context) (uint64, error) {
 // SENTINEL MASTER), and forgets those that say no or do not answer.
 func (s *sentinelSet) recheckFailover(ctx context.Context) {
 	s.mu.Lock()
-	var stale []int
-	for i, since := range s.failing {
+	var stale []string
+	for addr, since := range s.failing {
 		if time.Since(since) > staleFailover {
-			stale = append(stale, i)
+			stale = append(stale, addr)
 		}
 	}
 	s.mu.Unlock()
-	for _, i := range stale {
-		if s.stillFailing(ctx, s.u.addrs[i]) {
+	for _, addr := range stale {
+		if v := s.survey(ctx, addr); v.err == nil && v.inProgress {
 			s.mu.Lock()
-			if _, ok := s.failing[i]; ok {
-				s.failing[i] = time.Now()
+			if _, ok := s.failing[addr]; ok {
+				s.failing[addr] = time.Now()
 			}
 			s.mu.Unlock()
 			continue
 		}
-		s.setFailing(i, false)
+		s.setFailing(addr, false)
 	}
 }
 
-// stillFailing reports whether the sentinel at addr says a failover of
-// the master is under way.
-func (s *sentinelSet) stillFailing(ctx context.Context, addr string) bool {
-	ctx, cancel := context.WithTimeout(ctx, sentinelAskTimeout)
-	defer cancel()
-	c, err := redis.DialContext(ctx, "tcp", addr, s.sentinelDial...)
-	if err != nil {
-		return false
+// after confirms a write that ran on conn in sp. It waits
+// (replicaAckTimeout at most) for the acknowledgement of every replica
+// the sentinels list as connected, so that the write is on whichever one
+// a failover promotes: fewer make it errUnacknowledged (and the sentinels
+// are surveyed again: a replica that went down leaves the count). Then it
+// checks that no failover was announced and the primary did not change
+// since the write started, and that each sentinel was heard throughout
+// (see heard). If not, the write may be on a demoted primary that will
+// throw it away: the error makes it run again (every write of the store
+// is safe to repeat). A write that runs again first writes sg:health (as
+// Check does), so that its WAIT covers what the earlier run wrote even
+// when this run writes nothing (a mint that finds itself already there).
+func (s *sentinelSet) after(ctx context.Context, conn redis.Conn, sp span) error {
+	s.mu.Lock()
+	want := s.want
+	s.mu.Unlock()
+	if want < 0 {
+		want = 1
 	}
-	defer c.Close()
-	fields, err := redis.StringMap(redis.DoContext(c, ctx, "SENTINEL", "MASTER", s.u.master))
-	return err == nil && strings.Contains(fields["flags"], "failover_in_progress")
-}
-
-// after confirms a write that ran on conn in generation gen: it waits
-// (replicaAckTimeout at most) for one replica's acknowledgement, then
-// checks that no failover began since the write started. If one did, the
-// write may be on a demoted primary that will throw it away: errRedo
-// makes it run again on the new primary (every write of the store is
-// safe to repeat).
-func (s *sentinelSet) after(ctx context.Context, conn redis.Conn, gen uint64) error {
-	wait := replicaAckTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(deadline))
-	}
-	if _, err := redis.Int(redis.DoContext(conn, ctx, "WAIT", 1, max(wait.Milliseconds(), 1))); err != nil {
-		return err
+	if want > 0 {
+		if ctx.Value(retryKey{}) != nil {
+			conn.Send("SET", healthKey, "1", "PX", 60000)
+		}
+		wait := replicaAckTimeout
+		if deadline, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(deadline))
+		}
+		acked, err := redis.Int(redis.DoContext(conn, ctx, "WAIT", want, max(wait.Milliseconds(), 1)))
+		switch {
+		case err != nil:
+			return err
+		case acked < want:
+			s.askSoon()
+			return errUnacknowledged
+		case acked > want:
+			s.askSoon() // a replica the sentinels did not list yet
+		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.failing) > 0 || s.gen.Load() != gen {
+	moved := len(s.failing) > 0 || s.gen.Load() != sp.gen
+	s.mu.Unlock()
+	if moved {
 		return errRedo
 	}
-	return nil
+	return s.heard(ctx, sp)
 }
 
 // again reports whether an operation that failed with err should run
 // again, after a pause, within ctx: a write to redo, a primary that cannot
-// be reached or turned read-only (asked for again), or a failover under
-// way. Misconfigurations and answers are final.
+// be reached or turned read-only (asked for again), a primary without
+// the replicas min-replicas-to-write asks for (a new one, until they
+// attach), or a failover under way. Misconfigurations and answers are
+// final.
 func (s *sentinelSet) again(ctx context.Context, err error, pause *time.Duration) bool {
 	var netErr *net.OpError
 	switch {
 	case ctx.Err() != nil || errors.Is(err, backend.ErrMisconfigured):
 		return false
-	case err == errRedo, err == errNotPrimary:
+	case err == errRedo, err == errNotPrimary, err == errUnacknowledged, err == errUnheard,
+		isReply(err, "NOREPLICAS"): // a new primary whose replicas are still attaching
 	case isReply(err, "READONLY", "MASTERDOWN", "LOADING"),
 		!isReply(err) && (dead(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &netErr)):
 		s.mu.Lock()
@@ -494,113 +620,4 @@ func (s *sentinelSet) pause(ctx context.Context, d *time.Duration) bool {
 	case <-ctx.Done():
 	}
 	return ctx.Err() == nil
-}
-
-// watch listens to sentinel i's announcements until close, dialling it
-// again whenever its connection fails.
-func (s *sentinelSet) watch(i int) {
-	defer s.watchers.Done()
-	for {
-		s.listen(i)
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(watchRedial):
-		}
-	}
-}
-
-// listen subscribes to sentinel i's announcements and handles them until
-// its connection fails or close closes it. Once subscribed, it asks the
-// sentinel for the primary, in case it switched while nobody listened.
-func (s *sentinelSet) listen(i int) {
-	ctx, cancel := context.WithTimeout(context.Background(), sentinelAskTimeout)
-	c, err := redis.DialContext(ctx, "tcp", s.u.addrs[i], s.sentinelDial...)
-	cancel()
-	if err != nil {
-		return
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.Close()
-		return
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		c.Close()
-	}()
-
-	psc := redis.PubSubConn{Conn: c}
-	if psc.PSubscribe(watchedChannels...) != nil {
-		return
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		ticker := time.NewTicker(watchPing)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ticker.C:
-				if psc.Ping("") != nil {
-					return
-				}
-			}
-		}
-	}()
-	for {
-		switch m := psc.ReceiveWithTimeout(watchPatience).(type) {
-		case error:
-			return
-		case redis.Subscription:
-			if m.Count == len(watchedChannels) {
-				s.catchUp(i)
-			}
-		case redis.Message:
-			s.announce(i, m.Channel, string(m.Data))
-		}
-	}
-}
-
-// catchUp asks sentinel i for the primary, and takes its answer when it
-// differs from the one known: the switch was announced while no watcher
-// listened to it.
-func (s *sentinelSet) catchUp(i int) {
-	ctx, cancel := context.WithTimeout(context.Background(), sentinelAskTimeout)
-	defer cancel()
-	addr, err := s.ask(ctx, s.u.addrs[i])
-	if err != nil {
-		return
-	}
-	s.mu.Lock()
-	known := s.addr
-	s.mu.Unlock()
-	if known != "" && known != addr {
-		s.switched(addr)
-	}
-}
-
-// announce handles one announcement of sentinel i, on channel, for any
-// master: +switch-master "<name> <old ip> <old port> <new ip> <new port>",
-// the others "master <name> <ip> <port> ...".
-func (s *sentinelSet) announce(i int, channel, data string) {
-	f := strings.Fields(data)
-	switch {
-	case channel == "+switch-master":
-		if len(f) == 5 && f[0] == s.u.master {
-			s.switched(net.JoinHostPort(f[3], f[4]))
-		}
-	case len(f) < 2 || f[0] != "master" || f[1] != s.u.master:
-	case strings.HasPrefix(channel, "-failover-abort-"):
-		s.setFailing(i, false)
-	default: // +try-failover, +failover-state-*
-		s.setFailing(i, true)
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,6 +106,69 @@ func TestSentinel(t *testing.T) {
 		_, err = st.Lookup(context.Background(), format.KeyOf(token("close", "v")))
 		assert.ErrorIs(t, err, store.ErrUnavailable, "a closed store answers nothing")
 	})
+
+	// A sentinel that accepts connections but answers nothing (a frozen
+	// process) after its watcher's connection dropped: a write waits for
+	// it once (sentinelAskTimeout, 1 s), then it holds no write up.
+	t.Run("FrozenSentinel", func(t *testing.T) {
+		st := open(t, set.URL(), redisstore.Options{})
+		ctx := context.Background()
+		mint := func(name string) error {
+			return st.Mint(ctx, backend.NewSession{Token: token(name, "v"), Record: rec,
+				Expires: time.Now().Add(time.Hour), User: "p:frozen"})
+		}
+		require.NoError(t, mint("frozen-first"))
+		frozen := set.Sentinels[2]
+		require.Eventually(t, func() bool {
+			clients, err := redis.String(frozen.Do("CLIENT", "LIST", "TYPE", "pubsub"))
+			return err == nil && clients != ""
+		}, 5*time.Second, 20*time.Millisecond, "the store's watcher subscribed")
+		_, err := frozen.Do("CLIENT", "KILL", "TYPE", "pubsub")
+		require.NoError(t, err)
+		resume := frozen.Stall()
+		defer resume()
+		var first, rest time.Duration
+		for i := range 20 {
+			start := time.Now()
+			require.NoError(t, mint(fmt.Sprintf("frozen-%d", i)), "mint %d", i)
+			if i == 0 {
+				first = time.Since(start)
+			} else {
+				rest = max(rest, time.Since(start))
+			}
+		}
+		t.Logf("a frozen sentinel: 20 mints succeeded; the first took %v, the others at most %v",
+			first.Round(time.Millisecond), rest.Round(time.Millisecond))
+	})
+
+	// Last, as it reconfigures the first sentinel: a stale sentinel at the
+	// head of the URL (#17, found in review: "the server the sentinels
+	// name is not a primary" until the deadline, for good). Here it
+	// monitors a replica under the master's name; the other two name the
+	// primary, which the store takes (their majority, confirmed by ROLE).
+	t.Run("StaleFirstSentinel", func(t *testing.T) {
+		s0, replica := set.Sentinels[0], set.Nodes[1]
+		host, port, _ := strings.Cut(replica.Addr, ":")
+		_, err := s0.Do("SENTINEL", "REMOVE", set.Master)
+		require.NoError(t, err)
+		_, err = s0.Do("SENTINEL", "MONITOR", set.Master, host, port, 2)
+		require.NoError(t, err)
+		named, err := redis.Strings(s0.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", set.Master))
+		require.NoError(t, err)
+		require.Equal(t, []string{host, port}, named, "the first sentinel names the replica")
+
+		start := time.Now()
+		st := open(t, set.URL(), redisstore.Options{Timeout: time.Second})
+		opened := time.Since(start)
+		tok := token("stale", "v")
+		require.NoError(t, st.Mint(context.Background(), backend.NewSession{Token: tok, Record: rec,
+			Expires: time.Now().Add(time.Hour), User: "p:stale"}))
+		raw, err := redis.Bytes(set.Nodes[0].Do("GET", "sg:s:"+format.KeyOf(tok)))
+		require.NoError(t, err)
+		assert.True(t, format.Parse(raw).Live(), "the session is on the primary")
+		assert.NoError(t, st.Check(context.Background(), []byte("fingerprint"), false))
+		t.Logf("stale first sentinel: Open took %v, then a mint succeeded on the primary", opened.Round(time.Millisecond))
+	})
 }
 
 // watchers counts the goroutines of Sentinel watchers in this process.
@@ -180,8 +242,16 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 	var recovered time.Duration
 	for i := 0; ; i++ {
 		start := time.Now()
-		err := st.Mint(ctx, backend.NewSession{Token: token(fmt.Sprintf("after-%d", i), "v"), Record: rec,
-			Expires: time.Now().Add(time.Hour), User: "p:after"})
+		tok := token(fmt.Sprintf("after-%d", i), "v")
+		err := st.Mint(ctx, backend.NewSession{Token: tok, Record: rec, Expires: time.Now().Add(time.Hour), User: "p:after"})
+		if err == backend.ErrConflict {
+			// A retry found its first run's session (unconfirmed until
+			// the new primary's replicas acknowledged it): the engine
+			// looks it up and takes it.
+			if s, lerr := st.Lookup(ctx, format.KeyOf(tok)); lerr == nil && s.Live() {
+				err = nil
+			}
+		}
 		slowest = max(slowest, time.Since(start))
 		if err == nil {
 			recovered = time.Since(killed)
@@ -205,111 +275,4 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 	}
 	t.Logf("primary killed: %d of %d sessions minted before the crash lost", lost, len(keys))
 	assert.Zero(t, lost)
-}
-
-// TestSentinelGracefulFailover: SENTINEL FAILOVER while writers mint
-// sessions and sign some out, with 2 replicas and min-replicas-to-write
-// 1. Every mint and sign-out the store acknowledged is on the new primary
-// afterwards: none lost, none undone.
-func TestSentinelGracefulFailover(t *testing.T) {
-	t.Parallel()
-	set := storetest.StartSentinel(t, storetest.SentinelConfig{MinReplicasToWrite: 1})
-	st := open(t, set.URL(), redisstore.Options{})
-	ctx := context.Background()
-
-	var (
-		mu                sync.Mutex
-		minted, ended     []string
-		errs              int
-		firstErr, lastErr time.Time
-	)
-	failed := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		errs++
-		if firstErr.IsZero() {
-			firstErr = time.Now()
-		}
-		lastErr = time.Now()
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				tok := token(fmt.Sprintf("w%d-%d", w, i), "v")
-				key, user := format.KeyOf(tok), fmt.Sprintf("p:w%d", w)
-				if err := st.Mint(ctx, backend.NewSession{Token: tok, Record: rec, Expires: time.Now().Add(time.Hour), User: user}); err != nil {
-					if s, lerr := st.Lookup(ctx, key); lerr != nil || !s.Live() {
-						failed()
-						continue
-					}
-					// A conflict after a redo: the first run's mint stands.
-				}
-				mu.Lock()
-				minted = append(minted, key)
-				mu.Unlock()
-				if i%3 == 0 {
-					if err := st.End(ctx, backend.Ending{Key: key, User: user, Until: time.Now().Add(time.Hour)}); err != nil {
-						failed()
-						continue
-					}
-					mu.Lock()
-					ended = append(ended, key)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	time.Sleep(300 * time.Millisecond)
-	started := time.Now()
-	old := set.Failover()
-	next := set.WaitForNewPrimary(old)
-	named := time.Since(started)
-	time.Sleep(2 * time.Second) // writes go on after the switch
-	close(stop)
-	wg.Wait()
-
-	mu.Lock()
-	defer mu.Unlock()
-	window := time.Duration(0)
-	if errs > 0 {
-		window = lastErr.Sub(firstErr)
-	}
-	t.Logf("graceful failover: new primary named after %v; %d mints, %d sign-outs acknowledged; %d operations failed, over %v",
-		named.Round(time.Millisecond), len(minted), len(ended), errs, window.Round(time.Millisecond))
-
-	// Read on the new primary itself, after the old one has been told it
-	// is a replica, or could still take writes (it may never: then its
-	// writes are lost anyway, which is what this test counts).
-	isEnded := map[string]bool{}
-	for _, k := range ended {
-		isEnded[k] = true
-	}
-	primary := set.Node(next)
-	lost, undone := 0, 0
-	for _, k := range minted {
-		raw, err := redis.Bytes(primary.Do("GET", "sg:s:"+k))
-		if err != nil && err != redis.ErrNil {
-			require.NoError(t, err)
-		}
-		s := format.Parse(raw)
-		switch {
-		case isEnded[k] && !s.Ended:
-			undone++
-		case !isEnded[k] && !s.Live():
-			lost++
-		}
-	}
-	t.Logf("graceful failover: %d of %d sessions lost, %d of %d sign-outs undone on the new primary", lost, len(minted), undone, len(ended))
-	assert.Zero(t, lost, "sessions lost")
-	assert.Zero(t, undone, "sign-outs undone")
-	assert.NotEmpty(t, ended)
 }
