@@ -89,11 +89,13 @@ const (
 	lastRetryPause  = 100 * time.Millisecond
 	// minRefreshGap spaces the layout refreshes that failures ask for.
 	minRefreshGap = 100 * time.Millisecond
-	// ackTimeout is how long a write the guarantees rest on waits for a
-	// replica's acknowledgement (WAIT 1): a healthy replica acknowledges
-	// within a round trip or two; one that has not within this is cut
-	// off or stalled.
-	ackTimeout = 100 * time.Millisecond
+	// ackTimeout is how long, at most, a write the guarantees rest on
+	// waits for a replica's acknowledgement (WAIT 1), within the
+	// operation's deadline: a healthy replica acknowledges within a round
+	// trip or two; one that has not within a second is cut off or
+	// stalled. (100 ms made writes fail on a busy machine whose replica
+	// was merely slow.)
+	ackTimeout = time.Second
 )
 
 // errNotReplicated is the error of a write no replica acknowledged within

@@ -49,7 +49,7 @@ import (
 // connection error or a READONLY reply. It knows every sentinel of the
 // master (the URL's, and those the sentinels list), and one connection
 // per sentinel listens for failovers. A write waits while a failover is
-// under way, then waits (100 ms at most) for the acknowledgement of
+// under way, then waits (1 s at most) for the acknowledgement of
 // every replica the sentinels list as connected (WAIT), and runs again
 // if fewer acknowledged, if a failover began meanwhile, or if a
 // sentinel it reaches could not be heard during the write and, asked

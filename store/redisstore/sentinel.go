@@ -82,10 +82,12 @@ const (
 	// sentinelAskTimeout bounds one sentinel's answer, so that a sentinel
 	// that does not answer leaves time to ask the others.
 	sentinelAskTimeout = time.Second
-	// replicaAckTimeout is how long a write waits for the replicas'
-	// acknowledgements (WAIT): a healthy replica acknowledges within a
-	// round trip.
-	replicaAckTimeout = 100 * time.Millisecond
+	// replicaAckTimeout is how long, at most, a write waits for the
+	// replicas' acknowledgements (WAIT), within the operation's deadline:
+	// a healthy replica acknowledges within a round trip. (100 ms made
+	// writes run again, and fail, on a busy machine whose replicas were
+	// merely slow.)
+	replicaAckTimeout = time.Second
 	// watchPing is how often a watcher pings its sentinel, and
 	// watchPatience how long it waits for any message before it takes the
 	// connection for dead and dials again (after watchRedial).
