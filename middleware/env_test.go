@@ -100,6 +100,11 @@ func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middlewa
 		}
 		pool, err := redisstore.NewPool(e.redis.URL)
 		require.NoError(t, err)
+		// Bounded, as a production pool should be: 200 requests at once
+		// on a busy machine otherwise dial 200 connections at once, and
+		// a dial that waits out NewPool's 2 s connect timeout in the
+		// listen backlog fails its request.
+		pool.MaxActive = 64
 		t.Cleanup(func() { pool.Close() })
 		st = redisstore.New(pool, redisstore.Options{Timeout: testStoreTimeout})
 	}
