@@ -651,6 +651,12 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 			}
 			continue
 		}
+		if err == errNotReplicated {
+			// The write ran on the primary; only its replica's
+			// acknowledgement is missing: its reply stands, for the steps
+			// after it (see landed).
+			return reply, err
+		}
 		var own *redisError
 		if errors.As(err, &own) || !retryable(ctx, err) {
 			return nil, unavailable(err)

@@ -526,6 +526,18 @@ func (c *clusterStore) End(ctx context.Context, ends ...backend.Ending) error {
 // endOne ends one session.
 func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 	var first error
+	// durable: the writes wait for a replica's acknowledgement until one
+	// is not acknowledged; the rest are still written (a continuation
+	// must be fenced) but not waited for, so that the end's deadline is
+	// not spent waiting for a replica already known stalled. End then
+	// returns errNotReplicated.
+	durable := true
+	note := func(err error) {
+		if errors.Is(err, errNotReplicated) {
+			durable = false
+		}
+		first = firstErr(first, err)
+	}
 	ttl := ttlUntil(e.Until)
 	marked := e.Mark != "" && ttl > 0 && !e.Replaced
 	var (
@@ -539,21 +551,23 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 			mark = c.markKey(e.User, e.Mark)
 		}
 		// Only a mark is a write to wait for.
-		reply, err := redis.Strings(c.evalOn(ctx, marked, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark))
-		if err != nil || len(reply) == 0 {
+		raw, err := c.evalOn(ctx, marked && durable, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark)
+		reply, rerr := redis.Strings(raw, nil)
+		if !landed(err) || rerr != nil || len(reply) == 0 {
 			first = firstErr(first, unavailable(firstErr(err, errors.New("unexpected reply"))))
 		} else {
+			note(err)
 			indexed, score, others = true, reply[0], reply[1:]
 		}
 	}
 	var drop []any
 	if marked {
-		if _, err := c.commandDurable(ctx, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl); err != nil {
-			first = firstErr(first, err)
-		}
+		_, err := c.commandOn(ctx, durable, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl)
+		note(err)
 		for i := 0; i+1 < len(others); i += 2 {
-			if _, err := c.commandDurable(ctx, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl); err != nil {
-				first = firstErr(first, err)
+			_, err := c.commandOn(ctx, durable, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl)
+			note(err)
+			if !landed(err) {
 				continue
 			}
 			drop = append(drop, others[i], others[i+1])
@@ -566,13 +580,13 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		removed = err == nil && done == 1
 		first = firstErr(first, err)
 	case ttl > 0:
-		_, err := c.commandDurable(ctx, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
-		removed = err == nil
-		first = firstErr(first, err)
+		_, err := c.commandOn(ctx, durable, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
+		removed = landed(err)
+		note(err)
 	default:
-		_, err := c.commandDurable(ctx, "DEL", c.sessionKey(e.Key))
-		removed = err == nil
-		first = firstErr(first, err)
+		_, err := c.commandOn(ctx, durable, "DEL", c.sessionKey(e.Key))
+		removed = landed(err)
+		note(err)
 	}
 	if removed && score != "" {
 		drop = append(drop, e.Key, score)
@@ -589,9 +603,18 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		if err != nil {
 			first = firstErr(first, unavailable(err))
 		}
-		first = firstErr(first, c.fenceContinuations(ctx, reply, ttl))
+		note(c.fenceContinuations(ctx, reply, ttl, durable))
 	}
 	return first
+}
+
+// landed reports whether a write that returned err ran on its primary:
+// it succeeded, or only its replica's acknowledgement is missing
+// (errNotReplicated). The steps after it go on as if it had succeeded (a
+// continuation of a session marked ended must still be fenced); End still
+// returns the error, so the caller knows the end is not yet durable.
+func landed(err error) bool {
+	return err == nil || errors.Is(err, errNotReplicated)
 }
 
 // fenceContinuations is End's last step for the sessions that continue
@@ -599,7 +622,7 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 // does not hold its continuation (a mint between its steps 2 and 3) is
 // fenced until the entry's expiry (or for ttl ms, the end's mark, when
 // the entry is gone), so that its write fails.
-func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, ttl int64) error {
+func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, ttl int64, durable bool) error {
 	var first error
 	now := time.Now().UnixMilli()
 	for i := 0; i+2 < len(conts); i += 3 {
@@ -608,7 +631,7 @@ func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, t
 		if score != "" {
 			px = max(parseScore(score)-now, 1)
 		}
-		if _, err := c.evalDurable(ctx, continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
+		if _, err := c.evalOn(ctx, durable, continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
 			first = firstErr(first, err)
 		}
 	}
