@@ -41,7 +41,8 @@ var ErrUnauthenticated = errors.New("sessiongate/middleware: the request is not 
 // the application gives and which decides who may do this (a static key
 // compared in constant time, mTLS, a gateway's header...): nil lets it
 // through; an error that is or wraps ErrUnauthenticated is 401 with
-// WWW-Authenticate: Bearer; any other error is 403 forbidden. Nothing
+// WWW-Authenticate: Bearer; any other error, or a panic, is 403
+// forbidden (it fails closed). Nothing
 // reaches the store before authorize said yes. Other paths under prefix
 // are 404, a store that cannot answer 503 session_store_unavailable. The
 // answers are never cached. Mount it on an internal listener, not beside
@@ -66,7 +67,7 @@ func (a *Auth) AdminRoutes(prefix string, authorize func(*http.Request) error) h
 		writeError(w, http.StatusNotFound, codeNotFound, "no such route", 0)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch err := authorize(r); {
+		switch err := authorized(authorize, r); {
 		case errors.Is(err, ErrUnauthenticated):
 			writeError(w, http.StatusUnauthorized, codeUnauthorized, "authenticate to use the back-office API", 0)
 		case err != nil:
@@ -75,6 +76,17 @@ func (a *Auth) AdminRoutes(prefix string, authorize func(*http.Request) error) h
 			mux.ServeHTTP(w, r)
 		}
 	})
+}
+
+// authorized runs authorize, failing closed: a panic in it is a refusal
+// (403), not a dropped connection.
+func authorized(authorize func(*http.Request) error, r *http.Request) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errors.New("sessiongate/middleware: the authorize function panicked")
+		}
+	}()
+	return authorize(r)
 }
 
 // serveAdminList is GET /users/{provider}/{user}/sessions.

@@ -187,3 +187,22 @@ func TestAdminRoutesNeedsAnAuthorize(t *testing.T) {
 	assert.PanicsWithValue(t, "sessiongate/middleware: AdminRoutes needs an authorize function (there is no default that lets anyone in)",
 		func() { e.auth.AdminRoutes("", nil) })
 }
+
+// An authorize function that panics refuses: 403, and the store is not
+// read.
+func TestAdminRoutesAuthorizeThatPanicsRefuses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory")
+	_, s := e.signIn("uma")
+	admin := httptest.NewServer(e.auth.AdminRoutes("", func(*http.Request) error { panic("a bug in the application") }))
+	t.Cleanup(admin.Close)
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		rq, err := http.NewRequest(method, admin.URL+"/users/plurality/uma/sessions", nil)
+		require.NoError(t, err)
+		res, err := admin.Client().Do(rq)
+		require.NoError(t, err, "an answer, not a dropped connection")
+		res.Body.Close()
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, method)
+	}
+	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: s}).StatusCode, "nothing ended")
+}

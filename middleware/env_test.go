@@ -90,6 +90,7 @@ func newEnvSharing(t testing.TB, kind string, other *env, mods ...func(*middlewa
 	}
 	if e.fake == nil {
 		e.fake = providertest.NewPlurality()
+		e.fake.Now = e.clock.Now // its tokens' iat and exp on the tests' clock
 		t.Cleanup(e.fake.Close)
 	}
 

@@ -30,12 +30,14 @@ func ExampleAuth_RequireRecentAuth() {
 	upstream := providertest.NewPlurality()
 	defer upstream.Close()
 	var skew atomic.Int64 // the example's clock runs ahead on demand
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	upstream.Now = now // the widget's tokens are issued on the same clock
 	auth := middleware.New(middleware.Config{
 		Store:    store.NewMemory(),
 		Provider: plurality.New(plurality.Config{BaseURL: upstream.URL, ClientID: upstream.ClientID, ClientSecret: provider.Secret(upstream.ClientSecret)}),
 		Secret:   "a shared secret of at least 16 bytes",
 		Logger:   slog.New(slog.DiscardHandler),
-		Now:      func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
+		Now:      now,
 	})
 	routes := auth.Routes("/auth")
 	r := chi.NewRouter()

@@ -37,12 +37,14 @@ import (
 //
 // Like RequireSession it runs Handler itself when Handler is not mounted
 // in front of it. The clock is Config.Now. RequireRecentAuth panics if
-// maxAge is not positive.
+// maxAge is under one second: RFC 9470's max_age is whole seconds, and
+// the challenge announces maxAge rounded down, so that a client that
+// honours it always satisfies the route.
 func (a *Auth) RequireRecentAuth(maxAge time.Duration) func(http.Handler) http.Handler {
-	if maxAge <= 0 {
-		panic("sessiongate/middleware: RequireRecentAuth needs a positive maxAge")
+	if maxAge < time.Second {
+		panic("sessiongate/middleware: RequireRecentAuth needs a maxAge of at least one second (RFC 9470's max_age is whole seconds)")
 	}
-	seconds := max(1, int64(maxAge/time.Second))
+	seconds := int64(maxAge / time.Second)
 	challenge := `Bearer error="` + codeInsufficientAuth + `", error_description="` + messageInsufficientAuth +
 		`", max_age=` + strconv.FormatInt(seconds, 10)
 	return func(next http.Handler) http.Handler {

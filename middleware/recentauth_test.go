@@ -212,9 +212,13 @@ func TestRequireRecentAuthBelievesAuthTime(t *testing.T) {
 func TestRequireRecentAuthPanicsWithoutAPositiveMaxAge(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "memory")
-	for _, d := range []time.Duration{0, -time.Second} {
-		assert.PanicsWithValue(t, "sessiongate/middleware: RequireRecentAuth needs a positive maxAge", func() { e.auth.RequireRecentAuth(d) })
+	// Under a second, max_age (whole seconds) could only announce more
+	// than the route allows: a client that honours it would be refused.
+	for _, d := range []time.Duration{0, -time.Second, 500 * time.Millisecond, time.Second - 1} {
+		assert.PanicsWithValue(t, "sessiongate/middleware: RequireRecentAuth needs a maxAge of at least one second (RFC 9470's max_age is whole seconds)",
+			func() { e.auth.RequireRecentAuth(d) }, "%v", d)
 	}
+	assert.NotPanics(t, func() { e.auth.RequireRecentAuth(time.Second) })
 	// max_age is whole seconds, rounded down.
 	stepUpServer(e, 1500*time.Millisecond)
 	_, s := e.signIn("uma")

@@ -62,6 +62,14 @@ type Identity struct {
 	// validation's now + leeway.
 	AuthTime time.Time `json:"authTime,omitzero"`
 
+	// IssuedAt is the token's "iat" claim, read by the providers whose
+	// tokens carry it (plurality, para's JWTs, jwks); zero when absent.
+	// Without an AuthTime, sessiongate records the earlier of IssuedAt
+	// and the exchange as the authentication, so that a token kept unused
+	// (or exchanged again after its session ended) never counts as a
+	// fresh sign-in for step-up. Range-checked like AuthTime.
+	IssuedAt time.Time `json:"issuedAt,omitzero"`
+
 	// SessionID is the provider's own id for the sign-in the token came
 	// from (Plurality's uniqueSessionId), empty when it has none.
 	SessionID string `json:"sessionId,omitempty"`

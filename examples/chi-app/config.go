@@ -97,8 +97,9 @@ func configFrom(getenv func(string) string) (config, error) {
 	}
 	// Step-up is on by default: signing out every other device needs a
 	// sign-in of the last 15 minutes (OWASP ASVS 5.0 V7.5).
-	if c.StepUpMaxAge, err = time.ParseDuration(get("SESSION_STEP_UP_MAX_AGE", "15m")); err != nil || c.StepUpMaxAge < 0 {
-		return c, fmt.Errorf("SESSION_STEP_UP_MAX_AGE: want a duration such as 15m, or 0 for none")
+	if c.StepUpMaxAge, err = time.ParseDuration(get("SESSION_STEP_UP_MAX_AGE", "15m")); err != nil || c.StepUpMaxAge < 0 ||
+		c.StepUpMaxAge > 0 && c.StepUpMaxAge < time.Second {
+		return c, fmt.Errorf("SESSION_STEP_UP_MAX_AGE: want a duration of at least 1s such as 15m, or 0 for none")
 	}
 	if c.MaxPerUser, err = strconv.Atoi(get("SESSION_MAX_PER_USER", "0")); err != nil || c.MaxPerUser < 0 {
 		return c, fmt.Errorf("SESSION_MAX_PER_USER: want a whole number of sessions, or 0 for no limit")

@@ -188,12 +188,27 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	// A provider outside this module may not range-check: an auth_time
 	// before 1970 is kept as 1970, stale for any max age, so that no
 	// arithmetic on it overflows into the future.
+	//
+	// Without auth_time, the token's iat bounds it: a token issued an
+	// hour ago and exchanged now was not a sign-in now. And a token
+	// exchanged again (its session idled out or expired, the key still
+	// holding its record) keeps the authentication its first exchange
+	// recorded.
 	authTime := now
-	if !id.AuthTime.IsZero() && id.AuthTime.Before(now) {
-		authTime = id.AuthTime
-		if authTime.Before(epoch) {
-			authTime = epoch
+	switch {
+	case !id.AuthTime.IsZero():
+		if id.AuthTime.Before(now) {
+			authTime = id.AuthTime
 		}
+	case !id.IssuedAt.IsZero() && id.IssuedAt.Before(now):
+		authTime = id.IssuedAt
+	}
+	if old, err := format.DecodeRecord(sel.Key(), seen); err == nil && old.AuthTime.Before(authTime) &&
+		old.Identity.Provider == id.Provider && old.Identity.UserID == id.UserID {
+		authTime = old.AuthTime
+	}
+	if authTime.Before(epoch) {
+		authTime = epoch
 	}
 	if cont != nil && cont.authTime.After(authTime) {
 		authTime = cont.authTime

@@ -47,6 +47,7 @@ func (p *Provider) Validate(ctx context.Context, token string) (*provider.Identi
 		Provider:  p.Name(),
 		Expiry:    c.ValidUntil,
 		AuthTime:  c.AuthTime,
+		IssuedAt:  c.IssuedAt,
 		TokenID:   c.TokenID,
 		SessionID: provider.StringClaim(c.All, "sid"),
 		Claims:    c.All,

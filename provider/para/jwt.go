@@ -68,5 +68,5 @@ func (p *JWTProvider) Validate(ctx context.Context, token string) (*provider.Ide
 	if uid, ok := data["userId"]; ok && uid != sub {
 		return nil, &provider.InvalidTokenError{Provider: Name, Reason: "data.userId differs from sub"}
 	}
-	return &provider.Identity{UserID: sub, Provider: Name, Expiry: c.ValidUntil, TokenID: c.TokenID, Claims: data}, nil
+	return &provider.Identity{UserID: sub, Provider: Name, Expiry: c.ValidUntil, IssuedAt: c.IssuedAt, TokenID: c.TokenID, Claims: data}, nil
 }

@@ -196,6 +196,7 @@ func (p *Provider) identity(tok *token, answer []byte) (*provider.Identity, erro
 		UserID:    id,
 		Provider:  Name,
 		Expiry:    tok.times.Until(p.leeway),
+		IssuedAt:  tok.times.IssuedAt,
 		TokenID:   tok.id,
 		SessionID: provider.StringClaim(claims, "uniqueSessionId"),
 		Claims:    claims,

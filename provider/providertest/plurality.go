@@ -34,6 +34,11 @@ type Plurality struct {
 	// as {"user": {"id": ...}} to exercise ids that come from the answer.
 	Profile func(userID string) map[string]any
 
+	// Now, when set before use, is the clock of the tokens Issue signs
+	// ("iat", "exp"): a test whose sessiongate runs on a fake clock gives
+	// it the same one. Default time.Now.
+	Now func() time.Time
+
 	Server  // Close, Calls, LastRequest, SetFault
 	key     []byte
 	mu      sync.Mutex
@@ -64,6 +69,9 @@ func (f *Plurality) Issue(userID string, ttl time.Duration) string {
 // tokens the fake still accepts.
 func (f *Plurality) IssueWith(userID string, ttl time.Duration, extra map[string]any) string {
 	now := time.Now()
+	if f.Now != nil {
+		now = f.Now()
+	}
 	claims := map[string]any{
 		"id":              userID,
 		"uniqueSessionId": randomUUID(),
