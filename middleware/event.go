@@ -159,6 +159,7 @@ const (
 	ReasonValid       = Reason(engine.Valid)       // the provider accepted the token
 	ReasonUnavailable = Reason(engine.Unavailable) // the provider or the store could not answer
 	ReasonRateLimited = Reason(engine.Limited)     // a limited client got no turn in time (429)
+	ReasonCanceled    = Reason(engine.Canceled)    // the request's client left before the exchange's answer (its sharers still get it)
 )
 
 // Which store operation it was (EventStoreWrite, EventStoreError).

@@ -51,7 +51,8 @@ type Config struct {
 //
 //   - sessiongate.exchanges {exchange}: frontend tokens exchanged, by
 //     provider and outcome (minted, existing, invalid, expired, signed
-//     out, rejected recently, unavailable, rate limited);
+//     out, rejected recently, unavailable, rate limited, canceled: the
+//     request's client left);
 //   - sessiongate.upstream.duration (s): a histogram of the provider
 //     calls, by provider and outcome (valid, invalid, expired,
 //     malformed, unavailable);
@@ -76,6 +77,13 @@ type Config struct {
 // provider or the store could not answer; a rejected token is not an
 // error of the server. The other events (minted, reused, ended,
 // rejected...) are span events on the span of their context.
+//
+// Concurrent requests with one frontend token share one exchange: its
+// upstream call and store write are children of the exchange span of the
+// request that started it; the others' exchange spans have no children.
+// When that first request's client leaves (its outcome "canceled"), its
+// span ends before its children, and the minted span event, delivered
+// after, is dropped by the SDK (the counters count it all the same).
 type Observer struct {
 	tracer trace.Tracer
 

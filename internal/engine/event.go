@@ -50,6 +50,7 @@ const (
 	Valid       Reason = "valid"        // an upstream call that accepted the token
 	Unavailable Reason = "unavailable"  // the provider or the store could not answer
 	Limited     Reason = "rate limited" // no turn for a limited client
+	Canceled    Reason = "canceled"     // the client left before the answer: not an outage
 
 	WriteMint   Reason = "mint"
 	WriteEnd    Reason = "end"
@@ -159,7 +160,8 @@ func (e *Engine) storeFailed(ctx context.Context, op Reason, err error) {
 
 // Why returns the reason credentials were refused with err, an error of
 // Exchange or provider.ErrInvalidToken's: SignedOut, RejectedRecently,
-// Expired, Malformed, Invalid; Limited, or Unavailable for any other.
+// Expired, Malformed, Invalid; Limited; Canceled when the caller's
+// context was canceled (its client left), or Unavailable for any other.
 func Why(err error) Reason {
 	var it *provider.InvalidTokenError
 	switch {
@@ -179,6 +181,8 @@ func Why(err error) Reason {
 		return Invalid
 	case errors.Is(err, guesslimit.ErrNoTurn):
 		return Limited
+	case errors.Is(err, context.Canceled):
+		return Canceled
 	}
 	return Unavailable
 }
