@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/internal/engine"
@@ -67,7 +68,7 @@ func (a *Auth) AdminRoutes(prefix string, authorize func(*http.Request) error) h
 		writeError(w, http.StatusNotFound, codeNotFound, "no such route", 0)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch err := authorized(authorize, r); {
+		switch err := a.authorized(authorize, r); {
 		case errors.Is(err, ErrUnauthenticated):
 			writeError(w, http.StatusUnauthorized, codeUnauthorized, "authenticate to use the back-office API", 0)
 		case err != nil:
@@ -79,10 +80,16 @@ func (a *Auth) AdminRoutes(prefix string, authorize func(*http.Request) error) h
 }
 
 // authorized runs authorize, failing closed: a panic in it is a refusal
-// (403), not a dropped connection.
-func authorized(authorize func(*http.Request) error, r *http.Request) (err error) {
+// (403), not a dropped connection, logged with its stack (not its value,
+// which could hold the caller's credentials); http.ErrAbortHandler is
+// passed on, as net/http means it.
+func (a *Auth) authorized(authorize func(*http.Request) error, r *http.Request) (err error) {
 	defer func() {
-		if recover() != nil {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.cfg.Logger.Error("sessiongate: the back-office authorize function panicked; the request is refused", "stack", string(debug.Stack()))
 			err = errors.New("sessiongate/middleware: the authorize function panicked")
 		}
 	}()

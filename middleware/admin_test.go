@@ -205,4 +205,6 @@ func TestAdminRoutesAuthorizeThatPanicsRefuses(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, res.StatusCode, method)
 	}
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: s}).StatusCode, "nothing ended")
+	assert.Contains(t, e.logs.String(), "authorize function panicked", "the panic is logged")
+	assert.NotContains(t, e.logs.String(), "a bug in the application", "not its value")
 }

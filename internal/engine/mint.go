@@ -71,7 +71,11 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	id, err := e.validate(uctx, front)
 	result := Valid
 	if err != nil {
-		result = Why(err)
+		if result = Why(err); result == Canceled {
+			// The call runs detached from its clients: a cancellation is
+			// the provider's own failure, not a client leaving.
+			result = Unavailable
+		}
 	}
 	e.finish(uctx, o, result, err)
 	if err != nil {
@@ -174,6 +178,12 @@ func (e *Engine) endLimited(ctx context.Context, id provider.Identity, ended []b
 // epoch is the earliest auth time a session keeps (1970-01-01 UTC).
 var epoch = time.Unix(0, 0)
 
+// iatSlack is how far before now a token's iat may be and still count as
+// issued now: the provider's clock may be behind ours (a fresh sign-in
+// must never look stale for ever), and iat is whole seconds. What iat
+// guards against is a token kept unused for long, not for minutes.
+const iatSlack = 5 * time.Minute
+
 // mintOnce is one attempt of mint.
 func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, []backend.Entry, error) {
 	created := now
@@ -200,7 +210,9 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		if id.AuthTime.Before(now) {
 			authTime = id.AuthTime
 		}
-	case !id.IssuedAt.IsZero() && id.IssuedAt.Before(now):
+	case !id.IssuedAt.IsZero() && id.IssuedAt.Before(now.Add(-iatSlack)):
+		// Within iatSlack, iat is now: clocks differ, and iat is whole
+		// seconds, so a token issued just now must not look stale.
 		authTime = id.IssuedAt
 	}
 	if old, err := format.DecodeRecord(sel.Key(), seen); err == nil && old.AuthTime.Before(authTime) &&

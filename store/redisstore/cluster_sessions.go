@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/mna/redisc"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
@@ -526,15 +527,17 @@ func (c *clusterStore) End(ctx context.Context, ends ...backend.Ending) error {
 // endOne ends one session.
 func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 	var first error
-	// durable: the writes wait for a replica's acknowledgement until one
-	// is not acknowledged; the rest are still written (a continuation
-	// must be fenced) but not waited for, so that the end's deadline is
-	// not spent waiting for a replica already known stalled. End then
-	// returns errNotReplicated.
-	durable := true
-	note := func(err error) {
+	// The writes wait for a replica's acknowledgement, but on a node
+	// whose replica already failed to acknowledge one: the rest are still
+	// written there (a continuation must be fenced) without waiting, so
+	// that the end's deadline is not spent on a replica known stalled,
+	// while the other nodes' writes are still confirmed. End then returns
+	// errNotReplicated.
+	stalled := map[string]bool{}
+	durable := func(key string) bool { return !stalled[c.primary(redisc.Slot(key))] }
+	note := func(err error, key string) {
 		if errors.Is(err, errNotReplicated) {
-			durable = false
+			stalled[c.primary(redisc.Slot(key))] = true
 		}
 		first = firstErr(first, err)
 	}
@@ -551,22 +554,22 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 			mark = c.markKey(e.User, e.Mark)
 		}
 		// Only a mark is a write to wait for.
-		raw, err := c.evalOn(ctx, marked && durable, endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark)
+		raw, err := c.evalOn(ctx, marked && durable(c.indexKey(e.User)), endIndexScript, []string{c.indexKey(e.User), c.credsKey(e.User), mark}, e.Key, ttl, e.Mark)
 		reply, rerr := redis.Strings(raw, nil)
 		if !landed(err) || rerr != nil || len(reply) == 0 {
 			first = firstErr(first, unavailable(firstErr(err, errors.New("unexpected reply"))))
 		} else {
-			note(err)
+			note(err, c.indexKey(e.User))
 			indexed, score, others = true, reply[0], reply[1:]
 		}
 	}
 	var drop []any
 	if marked {
-		_, err := c.commandOn(ctx, durable, "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl)
-		note(err)
+		_, err := c.commandOn(ctx, durable(c.sessionKey(e.Mark)), "SET", c.sessionKey(e.Mark), format.Ended, "PX", ttl)
+		note(err, c.sessionKey(e.Mark))
 		for i := 0; i+1 < len(others); i += 2 {
-			_, err := c.commandOn(ctx, durable, "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl)
-			note(err)
+			_, err := c.commandOn(ctx, durable(c.sessionKey(others[i])), "SET", c.sessionKey(others[i]), format.Ended, "PX", ttl)
+			note(err, c.sessionKey(others[i]))
 			if !landed(err) {
 				continue
 			}
@@ -580,13 +583,13 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		removed = err == nil && done == 1
 		first = firstErr(first, err)
 	case ttl > 0:
-		_, err := c.commandOn(ctx, durable, "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
+		_, err := c.commandOn(ctx, durable(c.sessionKey(e.Key)), "SET", c.sessionKey(e.Key), format.Ended, "PX", ttl)
 		removed = landed(err)
-		note(err)
+		note(err, c.sessionKey(e.Key))
 	default:
-		_, err := c.commandOn(ctx, durable, "DEL", c.sessionKey(e.Key))
+		_, err := c.commandOn(ctx, durable(c.sessionKey(e.Key)), "DEL", c.sessionKey(e.Key))
 		removed = landed(err)
-		note(err)
+		note(err, c.sessionKey(e.Key))
 	}
 	if removed && score != "" {
 		drop = append(drop, e.Key, score)
@@ -603,7 +606,7 @@ func (c *clusterStore) endOne(ctx context.Context, e backend.Ending) error {
 		if err != nil {
 			first = firstErr(first, unavailable(err))
 		}
-		note(c.fenceContinuations(ctx, reply, ttl, durable))
+		first = firstErr(first, c.fenceContinuations(ctx, reply, ttl, durable))
 	}
 	return first
 }
@@ -622,7 +625,7 @@ func landed(err error) bool {
 // does not hold its continuation (a mint between its steps 2 and 3) is
 // fenced until the entry's expiry (or for ttl ms, the end's mark, when
 // the entry is gone), so that its write fails.
-func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, ttl int64, durable bool) error {
+func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, ttl int64, durable func(key string) bool) error {
 	var first error
 	now := time.Now().UnixMilli()
 	for i := 0; i+2 < len(conts); i += 3 {
@@ -631,7 +634,7 @@ func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, t
 		if score != "" {
 			px = max(parseScore(score)-now, 1)
 		}
-		if _, err := c.evalOn(ctx, durable, continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
+		if _, err := c.evalOn(ctx, durable(c.sessionKey(member)), continuationFenceScript, []string{c.sessionKey(member)}, nonce, px, fenceTag()); err != nil {
 			first = firstErr(first, err)
 		}
 	}
