@@ -14,6 +14,10 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/provider"
+	"github.com/sessiongate/sessiongate/store"
+	"github.com/sessiongate/sessiongate/store/redisstore"
+	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
 // scaleSizes are the store sizes the cost must not depend on.
@@ -148,5 +152,52 @@ func BenchmarkSteadyCredential(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// instantProvider accepts every token at once, as its own user, with a
+// credential id: a mint's cost without an upstream call's.
+type instantProvider struct{}
+
+func (instantProvider) Name() string { return "instant" }
+
+func (instantProvider) Validate(_ context.Context, token string) (*provider.Identity, error) {
+	return &provider.Identity{UserID: token[:16], TokenID: token, Expiry: time.Now().Add(time.Hour)}, nil
+}
+
+// BenchmarkMint serves, in process, first requests: each carries a new
+// frontend token as its bearer, which an in-process provider accepts at
+// once, so that a request is the mint alone (the store's read, the
+// mint's write) on memory and on a single Redis.
+func BenchmarkMint(b *testing.B) {
+	for _, kind := range []string{"memory", "redis"} {
+		b.Run(kind, func(b *testing.B) {
+			var st store.Store = store.NewMemory()
+			if kind == "redis" {
+				srv := storetest.Start(b)
+				pool, err := redisstore.NewPool(srv.URL)
+				require.NoError(b, err)
+				b.Cleanup(func() { pool.Close() })
+				st = redisstore.New(pool, redisstore.Options{})
+			}
+			auth := middleware.New(middleware.Config{Store: st, Provider: instantProvider{}, Secret: testSecret, Logger: discardLogger})
+			h := auth.Handler(auth.RequireSession(ok(func(r *http.Request) string {
+				u, _ := middleware.UserFrom(r.Context())
+				return u.UserID
+			})))
+			prefix := fmt.Sprintf("mint%012d", time.Now().UnixNano()%1e12)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("Authorization", fmt.Sprintf("Bearer %s%012dtoken", prefix, i))
+				w := &discardWriter{h: http.Header{}}
+				h.ServeHTTP(w, r)
+				if w.status > 299 {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
 	}
 }

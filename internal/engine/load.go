@@ -142,7 +142,7 @@ func (e *Engine) exchange(ctx, octx context.Context, front string, client func()
 		// validated; no store read, no upstream call.
 		return *current, nil
 	}
-	found, _, err := e.existing(ctx, front, sel)
+	found, seen, err := e.existing(ctx, front, sel)
 	if err != nil || found.Session != nil {
 		return found, err
 	}
@@ -161,7 +161,7 @@ func (e *Engine) exchange(ctx, octx context.Context, front string, client func()
 		// where nothing could recover it. (validate recovers the
 		// provider's own.)
 		defer e.recoverInto(&err, "store")
-		return e.validateAndMint(context.WithoutCancel(octx), front, sel, c, cont)
+		return e.validateAndMint(context.WithoutCancel(octx), front, sel, c, cont, seen)
 	})
 	// A waiter waits for its turn (a limited client's) and then for the
 	// exchange, each at most ExchangeTimeout, whatever the provider does
@@ -184,7 +184,9 @@ func (e *Engine) exchange(ctx, octx context.Context, front string, client func()
 		return Loaded{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "the exchange did not finish in time"}
 	}
 
-	l, err := e.Load(ctx, m.token)
+	// The flight hands back what the store holds for the token (what it
+	// minted, or found): no second read.
+	l, err := e.loadStored(ctx, m.token, m.stored)
 	if err != nil {
 		return Loaded{}, err
 	}

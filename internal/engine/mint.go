@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,11 @@ func IsGuess(err error) bool {
 // minted is what one shared exchange hands every waiter.
 type minted struct {
 	token string
-	fresh bool
+	// stored is what the store holds for token: what the mint wrote, or
+	// what was found there; each waiter loads the session from it,
+	// without reading the store again.
+	stored format.Stored
+	fresh  bool
 	// continued is the store key of the session the mint continued (and
 	// ended), "" when it continued none.
 	continued string
@@ -43,15 +48,21 @@ type minted struct {
 }
 
 // validateAndMint runs once per token however many requests wait on it.
-func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.Selector, c Client, cont *continuation) (minted, error) {
-	// A request that missed the session just before another flight minted
-	// it must not mint a second one: look again.
-	found, seen, err := e.existing(ctx, front, sel)
-	if err != nil {
-		return minted{}, err
-	}
-	if found.Session != nil {
-		return minted{token: found.Token}, nil
+// seen is what the store held at the token's key when the request that
+// started this flight looked (and found no live session it opens).
+func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.Selector, c Client, cont *continuation, seen format.Stored) (minted, error) {
+	if e.mintedSince(sel, seen) {
+		// A request that missed the session just before another flight
+		// minted it must not mint a second one (nor call the provider
+		// again): look again.
+		found, st, err := e.existing(ctx, front, sel)
+		if err != nil {
+			return minted{}, err
+		}
+		if found.Session != nil {
+			return minted{token: found.Token, stored: st}, nil
+		}
+		seen = st
 	}
 
 	if e.cfg.Turn != nil {
@@ -87,7 +98,7 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	if id == nil || id.UserID == "" {
 		return minted{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "validated a token without naming its user"}
 	}
-	token, continued, limited, err := e.mint(ctx, front, sel, *id, c, seen, cont)
+	token, stored, continued, limited, err := e.mint(ctx, front, sel, *id, c, seen, cont)
 	switch {
 	case errors.Is(err, backend.ErrSignedOut):
 		// Another spelling of a credential that was signed out: refused
@@ -96,17 +107,18 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 		return minted{}, ErrSignedOut
 	case errors.Is(err, backend.ErrConflict):
 		// Another process minted (or ended) this token's session meanwhile.
-		if found, _, err := e.existing(ctx, front, sel); err != nil || found.Session != nil {
+		if found, st, err := e.existing(ctx, front, sel); err != nil || found.Session != nil {
 			if err != nil {
 				return minted{}, err
 			}
-			return minted{token: found.Token}, nil
+			return minted{token: found.Token, stored: st}, nil
 		}
 		return minted{}, fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
 	case err != nil:
 		return minted{}, err
 	}
-	m := minted{token: token, fresh: true, limited: limited}
+	e.remember(token, stored)
+	m := minted{token: token, stored: stored, fresh: true, limited: limited}
 	if continued {
 		m.continued = cont.key
 	}
@@ -123,7 +135,7 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 // With MaxSessions, the same store step ends the user's least recently
 // used sessions beyond it; mint then marks them as signed out (their
 // credentials, the tokens their devices used before) and returns them.
-func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, continued bool, limited []*format.Session, err error) {
+func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, stored format.Stored, continued bool, limited []*format.Session, err error) {
 	if id.Provider == "" {
 		id.Provider = e.providerName()
 	}
@@ -138,7 +150,7 @@ func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id
 	}
 	for {
 		var ended []backend.Entry
-		token, ended, err = e.mintOnce(ctx, front, sel, id, c, seen, cont, now)
+		token, stored, ended, err = e.mintOnce(ctx, front, sel, id, c, seen, cont, now)
 		if errors.Is(err, backend.ErrNotContinued) {
 			cont = nil
 			continue
@@ -146,7 +158,30 @@ func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id
 		if err == nil && len(ended) > 0 {
 			limited = e.endLimited(ctx, id, ended)
 		}
-		return token, cont != nil && err == nil, limited, err
+		return token, stored, cont != nil && err == nil, limited, err
+	}
+}
+
+// mintedSince reports whether this process minted, or loaded, a session
+// at sel's key that seen (read before) does not show: seen may then be
+// older than a mint that completed after it was read, and the key must
+// be read again. The record cache remembers the last session of each
+// key (remember puts every mint's); one that was evicted, or a mint by
+// another process, is caught by the store's mint instead (it writes only
+// over what was seen: a conflict), at the cost of a provider call.
+func (e *Engine) mintedSince(sel format.Selector, seen format.Stored) bool {
+	c, ok := e.records.entries.Peek(sel.Key()[:cacheKeyLen])
+	return ok && !bytes.Equal(c.s.Nonce, seen.Nonce)
+}
+
+// remember puts the session just minted (token, stored: what the store
+// was given) in the record cache, so that its waiters decode nothing and
+// mintedSince sees it even when no waiter is left to load it. Its
+// decoding counts as a cache miss.
+func (e *Engine) remember(token string, stored format.Stored) {
+	e.Counters.CacheMisses.Add(1)
+	if s, err := format.DecodeRecord(format.KeyOf(token), stored); err == nil {
+		e.records.put(token, stored.Record, s)
 	}
 }
 
@@ -185,7 +220,7 @@ var epoch = time.Unix(0, 0)
 const iatSlack = 5 * time.Minute
 
 // mintOnce is one attempt of mint.
-func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, []backend.Entry, error) {
+func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation, now time.Time) (string, format.Stored, []backend.Entry, error) {
 	created := now
 	if cont != nil {
 		created = cont.created // the lifetime is absolute: counted from the device's first sign-in
@@ -230,7 +265,7 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		expires = id.Expiry
 	}
 	if !now.Before(expires) {
-		return "", nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
+		return "", format.Stored{}, nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
 	}
 	nonce := format.NewNonce()
 	token := e.cfg.Secret.Token(front, sel, nonce)
@@ -256,11 +291,11 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	}
 	data, err := e.values.Codec.Encode(expires, values)
 	if err != nil {
-		return "", nil, fmt.Errorf("sessiongate: encoding a session: %w", err)
+		return "", format.Stored{}, nil, fmt.Errorf("sessiongate: encoding a session: %w", err)
 	}
 	record := format.EncodeRecord(s)
 	if len(record) > format.MaxRecordLen {
-		return "", nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
+		return "", format.Stored{}, nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "the identity is too large to keep"}
 	}
 	var limit *backend.Limit
 	if e.cfg.MaxSessions > 0 {
@@ -282,8 +317,12 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	})
 	e.wrote(wctx, o, err)
 	if err != nil {
-		return "", nil, err
+		return "", format.Stored{}, nil, err
 	}
+	// What the store now holds: the session is loaded from it, not read
+	// back.
+	_, val, _ := format.Split(token)
+	stored := format.Parse(format.Frame(val, nonce, s.Credential, record, data))
 	ev := Event{Kind: KindMinted, Session: s.ID, User: id.UserID, Provider: id.Provider, UserAgent: c.UserAgent, IP: c.IP, Expires: expires}
 	if cont != nil {
 		e.Emit(ctx, Event{Kind: KindEnded, Session: cont.id, User: cont.user, Provider: cont.provider, Reason: Continued})
@@ -291,9 +330,9 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 	}
 	e.Emit(ctx, ev)
 	if limit != nil {
-		return token, limit.Ended, nil
+		return token, stored, limit.Ended, nil
 	}
-	return token, nil, nil
+	return token, stored, nil, nil
 }
 
 // validate asks the provider about token. A panic in the provider is

@@ -308,7 +308,9 @@ func (c *clusterStore) pool(addr string) *redis.Pool {
 		return p
 	}
 	p = &redis.Pool{
-		MaxIdle:     64,
+		// As newPool's: no churn, at most PoolSize per node.
+		MaxIdle:     c.opts.PoolSize,
+		MaxActive:   c.opts.PoolSize,
 		IdleTimeout: 4 * time.Minute,
 		Wait:        true,
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
@@ -328,7 +330,7 @@ func (c *clusterStore) pool(addr string) *redis.Pool {
 				return err
 			}
 			if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= c.droppedAt.Load() || time.Since(idleSince) > time.Minute {
-				_, err := redis.DoContext(conn, ctx, "PING")
+				_, err := do(conn, ctx, "PING")
 				return err
 			}
 			return nil
@@ -349,7 +351,7 @@ var errNotCluster = misconfigured("the server is not in cluster mode, but the st
 // InsecureAllowEviction. It notes a primary with a replica connected
 // (see noteReplicas).
 func (c *clusterStore) vetNode(ctx context.Context, addr string, conn redis.Conn) error {
-	info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
+	info, err := redis.String(do(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
 	if isReply(err) {
 		return misconfigured("the Redis user may not run INFO, which a cluster store needs to vet its nodes")
 	}
@@ -455,7 +457,7 @@ func (c *clusterStore) evalOn(ctx context.Context, durable bool, s *clusterScrip
 		}
 		kv = append(kv, args...)
 		if asking {
-			return redis.DoContext(conn, ctx, "EVAL", append([]any{s.src, s.keys}, kv...)...)
+			return do(conn, ctx, "EVAL", append([]any{s.src, s.keys}, kv...)...)
 		}
 		return s.DoContext(ctx, conn, kv...)
 	})
@@ -464,7 +466,7 @@ func (c *clusterStore) evalOn(ctx context.Context, durable bool, s *clusterScrip
 // get runs GET key on its slot's primary.
 func (c *clusterStore) get(ctx context.Context, key string) ([]byte, error) {
 	raw, err := redis.Bytes(c.run(ctx, key, false, func(conn redis.Conn, _ bool) (any, error) {
-		return redis.DoContext(conn, ctx, "GET", key)
+		return do(conn, ctx, "GET", key)
 	}))
 	if errors.Is(err, redis.ErrNil) {
 		return nil, nil
@@ -496,7 +498,7 @@ func (c *clusterStore) getAll(ctx context.Context, keys []string) ([][]byte, err
 					return nil, err
 				}
 			}
-			return redis.DoContext(conn, ctx, "") // flushes, and answers every reply
+			return do(conn, ctx, "") // flushes, and answers every reply
 		}))
 		if err != nil || len(replies) != len(at) {
 			one = append(one, at...)
@@ -535,7 +537,7 @@ func (c *clusterStore) commandDurable(ctx context.Context, name, key string, arg
 
 func (c *clusterStore) commandOn(ctx context.Context, durable bool, name, key string, args ...any) (any, error) {
 	return c.run(ctx, key, durable, func(conn redis.Conn, _ bool) (any, error) {
-		return redis.DoContext(conn, ctx, name, append([]any{key}, args...)...)
+		return do(conn, ctx, name, append([]any{key}, args...)...)
 	})
 }
 
@@ -555,7 +557,7 @@ func (c *clusterStore) acknowledged(ctx context.Context, conn redis.Conn, addr s
 	if deadline, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(deadline))
 	}
-	n, err := redis.Int(redis.DoContext(conn, ctx, "WAIT", 1, max(wait.Milliseconds(), 1)))
+	n, err := redis.Int(do(conn, ctx, "WAIT", 1, max(wait.Milliseconds(), 1)))
 	switch {
 	case err == nil && n >= 1:
 		return nil
@@ -565,7 +567,7 @@ func (c *clusterStore) acknowledged(ctx context.Context, conn redis.Conn, addr s
 	// No acknowledgement, or an error answer (UNBLOCKED: the node was
 	// demoted while WAIT waited; a replica refuses WAIT).
 	c.refreshSoon() // a replica that failed, or a failover, shows in the layout
-	if role, rerr := redis.Values(redis.DoContext(conn, ctx, "ROLE")); rerr == nil && len(role) > 0 {
+	if role, rerr := redis.Values(do(conn, ctx, "ROLE")); rerr == nil && len(role) > 0 {
 		if r, _ := redis.String(role[0], nil); r != "master" {
 			// A failover demoted the node: the write may be lost with it
 			// (or, graceful, be on the new primary). run writes it
@@ -624,7 +626,7 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 		}
 		reply, err := c.onNode(ctx, addr, attempt > 0, func(conn redis.Conn) (any, error) {
 			if asked != "" {
-				if _, err := redis.DoContext(conn, ctx, "ASKING"); err != nil {
+				if _, err := do(conn, ctx, "ASKING"); err != nil {
 					return nil, err
 				}
 			}
@@ -855,7 +857,7 @@ func (c *clusterStore) Check(ctx context.Context, fingerprint []byte, claim bool
 	for _, addr := range primaries {
 		var problem error
 		_, err := c.onNode(ctx, addr, false, func(conn redis.Conn) (any, error) {
-			info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
+			info, err := redis.String(do(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
 			if err != nil {
 				return nil, err
 			}
@@ -868,7 +870,7 @@ func (c *clusterStore) Check(ctx context.Context, fingerprint []byte, claim bool
 				problem = &redisError{msg: "store: unavailable: redis: a node the layout names as a primary is a replica: the cluster is failing over", kind: []error{backend.ErrUnavailable}}
 				return nil, nil
 			}
-			state, err := redis.String(redis.DoContext(conn, ctx, "CLUSTER", "INFO"))
+			state, err := redis.String(do(conn, ctx, "CLUSTER", "INFO"))
 			if err != nil {
 				return nil, err
 			}

@@ -28,7 +28,7 @@ import (
 func (r *redisStore) Check(ctx context.Context, fingerprint []byte, claim bool) error {
 	var problem error
 	err := r.with(ctx, func(conn redis.Conn) error {
-		info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
+		info, err := redis.String(do(conn, ctx, "INFO", "server", "replication", "cluster", "memory"))
 		if err != nil && !isReply(err) {
 			return err
 		}
@@ -151,7 +151,7 @@ func memoryProblem(info string, allowEviction bool) error {
 // memory, or CONFIG GET when INFO is refused). An error that is not
 // Redis's answer is returned as it is, for with to judge.
 func (r *redisStore) vet(ctx context.Context, c redis.Conn) error {
-	info, err := redis.String(redis.DoContext(c, ctx, "INFO", "server", "memory"))
+	info, err := redis.String(do(c, ctx, "INFO", "server", "memory"))
 	switch {
 	case isReply(err):
 		return r.vetPolicy(ctx, c)
@@ -177,7 +177,7 @@ func (r *redisStore) vetPolicy(ctx context.Context, c redis.Conn) error {
 	if r.opts.InsecureAllowEviction {
 		return nil
 	}
-	reply, err := redis.Strings(redis.DoContext(c, ctx, "CONFIG", "GET", "maxmemory-policy"))
+	reply, err := redis.Strings(do(c, ctx, "CONFIG", "GET", "maxmemory-policy"))
 	switch {
 	case isReply(err):
 		return misconfigured("maxmemory-policy cannot be read: the Redis user may run neither INFO nor CONFIG GET; " +

@@ -82,7 +82,7 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 		set = newSentinelSet(u, opts)
 		pool = set.pool()
 	} else {
-		pool = u.singlePool(opts.TLS)
+		pool = u.singlePool(opts.TLS, opts.withDefaults().PoolSize)
 	}
 	r := New(pool, opts).(*redisStore)
 	st := &openStore{redisStore: r, pool: pool}
@@ -115,7 +115,7 @@ func (s *openStore) Close() error {
 func (r *redisStore) probe(ctx context.Context) error {
 	var problem error
 	err := r.with(ctx, func(conn redis.Conn) error {
-		info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "replication"))
+		info, err := redis.String(do(conn, ctx, "INFO", "replication"))
 		if isReply(err) {
 			return nil
 		}
@@ -131,19 +131,22 @@ func (r *redisStore) probe(ctx context.Context) error {
 }
 
 // singlePool returns a pool of connections to u's single server.
-func (u *redisURL) singlePool(tlsConfig *tls.Config) *redis.Pool {
+func (u *redisURL) singlePool(tlsConfig *tls.Config, size int) *redis.Pool {
 	addr, opts := u.addrs[0], u.dialOptions(tlsConfig)
-	return newPool(func(ctx context.Context) (redis.Conn, error) {
+	return newPool(size, func(ctx context.Context) (redis.Conn, error) {
 		return redis.DialContext(ctx, "tcp", addr, opts...)
 	})
 }
 
-// newPool returns a pool that dials with dial: at most 64 idle
-// connections, kept 4 minutes, checked with a PING when idle over a
-// minute; no limit on connections, and Wait set (see NewPool).
-func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
+// newPool returns a pool that dials with dial: at most size connections
+// (MaxActive), as many kept when idle (MaxIdle: none is closed for lack
+// of room when it returns, so concurrency up to and beyond size opens no
+// connection it then closes), for 4 minutes, checked with a PING when
+// idle over a minute; Wait set (see NewPool).
+func newPool(size int, dial func(context.Context) (redis.Conn, error)) *redis.Pool {
 	return &redis.Pool{
-		MaxIdle:     64,
+		MaxIdle:     size,
+		MaxActive:   size,
 		IdleTimeout: 4 * time.Minute,
 		Wait:        true,
 		DialContext: dial,
@@ -151,7 +154,7 @@ func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
 			if time.Since(idleSince) < time.Minute {
 				return nil
 			}
-			_, err := redis.DoContext(c, ctx, "PING")
+			_, err := do(c, ctx, "PING")
 			return err
 		},
 	}

@@ -46,7 +46,27 @@ type Options struct {
 	// redis:// URL (plain, unencrypted), which would ignore it. New does
 	// not read it: the pool dials.
 	TLS *tls.Config
+
+	// PoolSize is how many connections a store Open returns keeps to each
+	// server it sends commands to (the single Redis, the Sentinel's
+	// primary, each Cluster primary): at most this many are open at once
+	// (the pool's MaxActive), and as many stay open when idle (MaxIdle),
+	// so that a burst of concurrent requests never opens a connection
+	// only to close it again when it returns (churn). An operation that
+	// finds them all busy waits for one within its deadline (Timeout),
+	// then fails with store.ErrUnavailable ("timeout"). Zero or less: the
+	// default, DefaultPoolSize. New does not read it: it uses the pool it
+	// is given as it is.
+	PoolSize int
 }
+
+// DefaultPoolSize is Options.PoolSize's default, and NewPool's MaxActive
+// and MaxIdle: 64 connections per server. Redis runs commands on one
+// thread, and an operation holds its connection for one or two round
+// trips (tens of microseconds on a local network), so a few dozen
+// connections keep a server busy; more would only queue at Redis
+// instead of in the pool. Each idle connection costs Redis about 20 KB.
+const DefaultPoolSize = 64
 
 // defaultRecheckInterval is Options.RecheckInterval's default.
 const defaultRecheckInterval = 5 * time.Second
@@ -61,6 +81,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RecheckInterval <= 0 {
 		o.RecheckInterval = defaultRecheckInterval
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = DefaultPoolSize
 	}
 	return o
 }

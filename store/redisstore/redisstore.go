@@ -44,6 +44,12 @@ type redisStore struct {
 type guard interface {
 	before(ctx context.Context) (span, error)
 	after(ctx context.Context, conn redis.Conn, sp span) error
+	// queue and confirm are after in two halves, for a write that
+	// pipelines its command with the confirmation (see eval): queue
+	// sends the confirmation's commands unflushed, confirm reads their
+	// replies.
+	queue(ctx context.Context, conn redis.Conn) (queued, error)
+	confirm(ctx context.Context, sp span, q queued, replies []any) error
 	again(ctx context.Context, err error, pause *time.Duration) bool
 }
 
@@ -75,7 +81,10 @@ const (
 //
 // The pool's MaxActive (0: no limit) caps the connections; with Wait set,
 // as NewPool sets it, an operation waits for a free one within its
-// deadline, else it fails at once with "connection pool exhausted".
+// deadline, else it fails at once with "connection pool exhausted". A
+// MaxIdle below MaxActive (or below the concurrency, with MaxActive 0)
+// makes the pool close connections as they return, only to open new ones
+// for the next burst: NewPool sets both to DefaultPoolSize.
 //
 // Each operation holds at most one pooled connection at a time, and runs
 // under one deadline (Options.Timeout, or the caller's when earlier) that
@@ -112,7 +121,7 @@ func New(pool *redis.Pool, opts Options) store.Store {
 			return err
 		}
 		if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= r.droppedAt.Load() {
-			if _, err := redis.DoContext(c, ctx, "PING"); err != nil || r.guard == nil {
+			if _, err := do(c, ctx, "PING"); err != nil || r.guard == nil {
 				return err
 			}
 		}
@@ -229,7 +238,10 @@ func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis
 	}
 	defer conn.Close()
 	c := opConn{Conn: conn, ctx: ctx}
-	if err = op(c); err == nil && write {
+	if write {
+		c.w = &pendingWrite{g: r.guard, sp: sp}
+	}
+	if err = op(c); err == nil && write && !c.w.confirmed {
 		err = r.guard.after(ctx, c, sp)
 	}
 	return err
@@ -247,26 +259,135 @@ func (r *redisStore) dropped(ctx context.Context, err error) bool {
 
 // opConn is the connection an operation runs on: each command runs under
 // the operation's context, whichever context the caller passes (it is
-// the operation's own or its parent), and Do too.
+// the operation's own or its parent), and Do too (see do).
 type opConn struct {
 	redis.Conn
 	ctx context.Context
+	// w is the confirmation a write owes its guard (Sentinel); nil for a
+	// read, or without a guard.
+	w *pendingWrite
+}
+
+// pendingWrite is the guard's confirmation of a write under way, which
+// attempt runs after the write's op unless the op confirmed it itself,
+// in the same round trip as its command (eval).
+type pendingWrite struct {
+	g         guard
+	sp        span
+	confirmed bool
+}
+
+// eval runs s with keysAndArgs on conn, an operation's connection: EVALSHA
+// (EVAL when the server does not have the script yet). For a write with
+// a guard (Sentinel), the guard's confirmation (WAIT) goes in the same
+// round trip, pipelined after it, and the write is confirmed when eval
+// returns (a failed confirmation is eval's error).
+func eval(conn redis.Conn, s *redis.Script, keysAndArgs ...any) (any, error) {
+	oc, ok := conn.(opConn)
+	if !ok || oc.w == nil {
+		return s.Do(conn, keysAndArgs...)
+	}
+	w := oc.w
+	w.confirmed = true
+	if err := s.SendHash(oc, keysAndArgs...); err != nil {
+		return nil, err
+	}
+	q, err := w.g.queue(oc.ctx, oc)
+	if err != nil {
+		return nil, err
+	}
+	replies, err := redis.Values(do(oc.Conn, oc.ctx, ""))
+	if err != nil {
+		return nil, err
+	}
+	if len(replies) != 1+q.replies {
+		return nil, errors.New("store: unexpected number of replies to a script")
+	}
+	reply := replies[0]
+	if e, failed := reply.(redis.Error); failed {
+		if !strings.HasPrefix(string(e), "NOSCRIPT ") {
+			return nil, e
+		}
+		// The server does not have the script yet (its first write since
+		// it started): EVAL loads it, then the write is confirmed.
+		if reply, err = s.Do(oc, keysAndArgs...); err != nil {
+			return nil, err
+		}
+		return reply, w.g.after(oc.ctx, oc, w.sp)
+	}
+	return reply, w.g.confirm(oc.ctx, w.sp, q, replies[1:])
 }
 
 func (c opConn) Do(cmd string, args ...any) (any, error) {
-	return redis.DoContext(c.Conn, c.ctx, cmd, args...)
+	return do(c.Conn, c.ctx, cmd, args...)
 }
 
 func (c opConn) DoContext(_ context.Context, cmd string, args ...any) (any, error) {
-	return redis.DoContext(c.Conn, c.ctx, cmd, args...)
+	return do(c.Conn, c.ctx, cmd, args...)
 }
 
 func (c opConn) Receive() (any, error) {
-	return redis.ReceiveContext(c.Conn, c.ctx)
+	return receive(c.Conn, c.ctx)
 }
 
 func (c opConn) ReceiveContext(context.Context) (any, error) {
-	return redis.ReceiveContext(c.Conn, c.ctx)
+	return receive(c.Conn, c.ctx)
+}
+
+// do runs cmd on c under ctx's deadline, with no goroutine of its own
+// (redigo's DoContext starts one per command): it fails at once with
+// ctx's error when ctx has ended, else the command's reply must come
+// before the deadline (the socket's read deadline), or it fails with a
+// timeout. A cancellation while the command runs is thus seen at the
+// operation's next command, the deadline at once. Every operation of the
+// stores has a deadline (Options.Timeout); without one (a background
+// watcher's context), do is redis.DoContext, which also honours a
+// cancellation. A connection that cannot take a read timeout (a caller's
+// wrapper) gets redis.DoContext too.
+func do(c redis.Conn, ctx context.Context, cmd string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return redis.DoContext(c, ctx, cmd, args...)
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	reply, err := redis.DoWithTimeout(c, d, cmd, args...)
+	if err != nil && noTimeout(err) {
+		return redis.DoContext(c, ctx, cmd, args...)
+	}
+	return reply, err
+}
+
+// receive is do for a reply to a command sent before (Send, Flush).
+func receive(c redis.Conn, ctx context.Context) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return redis.ReceiveContext(c, ctx)
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	reply, err := redis.ReceiveWithTimeout(c, d)
+	if err != nil && noTimeout(err) {
+		return redis.ReceiveContext(c, ctx)
+	}
+	return reply, err
+}
+
+// noTimeout reports whether err is redigo's answer for a connection that
+// does not implement redis.ConnWithTimeout (its error is not exported).
+func noTimeout(err error) bool {
+	_, isReply := err.(redis.Error)
+	return !isReply && strings.HasSuffix(err.Error(), "does not support ConnWithTimeout")
 }
 
 // NewPool returns a redigo pool for a single Redis's URL,
@@ -275,9 +396,11 @@ func (c opConn) ReceiveContext(context.Context) (any, error) {
 // connect; each operation bounded by the store's Options.Timeout (default
 // 2 s), the connection's own read and write timeouts (30 s) being only a
 // backstop, so that a Timeout above 2 s is honoured; idle connections
-// checked with a PING after a minute, no limit on connections (MaxActive
-// 0) and Wait set, so that a MaxActive you set makes operations wait
-// their turn within their deadline. The URL is checked here; no
+// checked with a PING after a minute; at most DefaultPoolSize connections
+// (MaxActive), and as many kept idle (MaxIdle), so that no burst of
+// requests opens connections only to close them again; Wait set, so that
+// beyond MaxActive an operation waits its turn within its deadline.
+// Change MaxActive and MaxIdle together, before New. The URL is checked here; no
 // connection is made yet. An error never shows any part of the URL: only
 // what is wrong with it. A Sentinel or Cluster URL is refused: Open
 // serves those (and single Redis too, with TLS options).
@@ -289,7 +412,7 @@ func NewPool(rawURL string) (*redis.Pool, error) {
 	if u.mode != single {
 		return nil, errors.New("store: the Redis URL is a Sentinel or Cluster URL, which NewPool does not take: use redisstore.Open")
 	}
-	return u.singlePool(nil), nil
+	return u.singlePool(nil, DefaultPoolSize), nil
 }
 
 // Find returns the data of token's session if token's validator opens
@@ -298,7 +421,7 @@ func (r *redisStore) Find(token string) ([]byte, bool, error) {
 	ctx := context.Background()
 	return backend.Find(token, func(key [format.KeyLen]byte) (raw []byte, found bool, err error) {
 		err = r.with(ctx, func(conn redis.Conn) (err error) {
-			raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+string(key[:])))
+			raw, err = redis.Bytes(do(conn, ctx, "GET", sessionPrefix+string(key[:])))
 			if errors.Is(err, redis.ErrNil) {
 				return nil
 			}
@@ -369,7 +492,7 @@ func (r *redisStore) update(ctx context.Context, token, part string, b []byte, t
 	v := format.VerifierOf(val)
 	done := 0
 	err := r.write(ctx, func(conn redis.Conn) (err error) {
-		done, err = redis.Int(updateScript.DoContext(ctx, conn, sessionPrefix+sel.Key(), v[:], part, b, ttl))
+		done, err = redis.Int(eval(conn, updateScript, sessionPrefix+sel.Key(), v[:], part, b, ttl))
 		return err
 	})
 	if err == nil && done != 1 {
@@ -385,7 +508,7 @@ func (r *redisStore) Delete(string) error { return backend.ErrUnsupported }
 func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, error) {
 	var raw []byte
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
-		raw, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", sessionPrefix+key))
+		raw, err = redis.Bytes(do(conn, ctx, "GET", sessionPrefix+key))
 		if errors.Is(err, redis.ErrNil) {
 			return nil
 		}
@@ -573,7 +696,7 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 		// conflict: the caller then looks the key up and finds it minted
 		// (what a lost answer's limit ended is not reported: those keys
 		// keep their mark until they would have expired).
-		reply, err := mintScript.DoContext(ctx, conn, sessionPrefix+key, userPrefix+m.User, mark, old,
+		reply, err := eval(conn, mintScript, sessionPrefix+key, userPrefix+m.User, mark, old,
 			value, ttl, m.Expires.UnixMilli(), time.Now().UnixMilli(), m.Replace.Raw(), key, cred,
 			oldNonce, oldMember, limit)
 		done, ended, err = mintReply(reply, err)
@@ -658,7 +781,7 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 		values [][]byte
 	)
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
-		keys, err = redis.Strings(redis.DoContext(conn, ctx, "ZRANGE", idx, time.Now().UnixMilli(), "+inf", "BYSCORE"))
+		keys, err = redis.Strings(do(conn, ctx, "ZRANGE", idx, time.Now().UnixMilli(), "+inf", "BYSCORE"))
 		if err != nil || len(keys) == 0 {
 			return err
 		}
@@ -666,7 +789,7 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 		for i, k := range keys {
 			args[i] = sessionPrefix + k
 		}
-		values, err = redis.ByteSlices(redis.DoContext(conn, ctx, "MGET", args...))
+		values, err = redis.ByteSlices(do(conn, ctx, "MGET", args...))
 		return err
 	})
 	if err != nil || len(keys) == 0 {
@@ -685,7 +808,7 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.
 		r.with(ctx, func(conn redis.Conn) error {
-			_, err := redis.DoContext(conn, ctx, "ZREM", append([]any{idx}, gone...)...)
+			_, err := do(conn, ctx, "ZREM", append([]any{idx}, gone...)...)
 			return err
 		})
 	}
@@ -700,7 +823,7 @@ func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) err
 	return r.write(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
-		replies, err := redis.Values(redis.DoContext(conn, ctx, "EXEC"))
+		replies, err := redis.Values(do(conn, ctx, "EXEC"))
 		if err != nil {
 			return err
 		}

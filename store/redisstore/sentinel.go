@@ -43,6 +43,8 @@ type sentinelSet struct {
 	u            *redisURL
 	sentinelDial []redis.DialOption
 	primaryDial  []redis.DialOption
+	// poolSize is the primary's pool's size (Options.PoolSize).
+	poolSize int
 
 	mu   sync.Mutex
 	addr string // the primary's host:port; "" when the sentinels must be asked
@@ -142,6 +144,7 @@ func newSentinelSet(u *redisURL, opts Options) *sentinelSet {
 		u:            u,
 		sentinelDial: u.sentinelOptions(opts.TLS),
 		primaryDial:  u.dialOptions(opts.TLS),
+		poolSize:     opts.withDefaults().PoolSize,
 		sentinels:    map[string]*watcher{},
 		failing:      map[string]time.Time{},
 		want:         -1,
@@ -178,7 +181,7 @@ func (s *sentinelSet) close() {
 
 // pool returns a pool whose connections go to the primary.
 func (s *sentinelSet) pool() *redis.Pool {
-	p := newPool(s.dial)
+	p := newPool(s.poolSize, s.dial)
 	idle := p.TestOnBorrowContext
 	p.TestOnBorrowContext = func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
 		if pc, ok := c.(*primaryConn); !ok || pc.gen != s.gen.Load() {
@@ -290,7 +293,7 @@ func (s *sentinelSet) dialPrimary(ctx context.Context, addr string) (redis.Conn,
 // roleIsPrimary reports whether c's server is a primary: ROLE, or INFO
 // replication for a Redis user that may not run ROLE.
 func roleIsPrimary(ctx context.Context, c redis.Conn) (bool, error) {
-	reply, err := redis.Values(redis.DoContext(c, ctx, "ROLE"))
+	reply, err := redis.Values(do(c, ctx, "ROLE"))
 	if err == nil && len(reply) > 0 {
 		role, _ := redis.String(reply[0], nil)
 		return role == "master", nil
@@ -298,7 +301,7 @@ func roleIsPrimary(ctx context.Context, c redis.Conn) (bool, error) {
 	if err != nil && !isReply(err) {
 		return false, err
 	}
-	info, err := redis.String(redis.DoContext(c, ctx, "INFO", "replication"))
+	info, err := redis.String(do(c, ctx, "INFO", "replication"))
 	switch {
 	case isReply(err):
 		return false, misconfigured("the Redis user may run neither ROLE nor INFO, so the primary cannot be confirmed: allow one of them")
@@ -544,28 +547,72 @@ func (s *sentinelSet) recheckFailover(ctx context.Context) {
 // Check does), so that its WAIT covers what the earlier run wrote even
 // when this run writes nothing (a mint that finds itself already there).
 func (s *sentinelSet) after(ctx context.Context, conn redis.Conn, sp span) error {
+	q, err := s.queue(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var replies []any
+	if q.replies > 0 {
+		if replies, err = redis.Values(do(conn, ctx, "")); err != nil {
+			return err
+		}
+	}
+	return s.confirm(ctx, sp, q, replies)
+}
+
+// queue is after's first half: it sends on conn, without flushing, the
+// commands that confirm a write (WAIT, after a SET of sg:health when the
+// write runs again), and answers how many replies they have (0: none, no
+// replica to wait for). A write may send its own command first, then
+// read every reply in one round trip and hand queue's to confirm.
+func (s *sentinelSet) queue(ctx context.Context, conn redis.Conn) (queued, error) {
 	s.mu.Lock()
 	want := s.want
 	s.mu.Unlock()
 	if want < 0 {
 		want = 1
 	}
-	if want > 0 {
-		if ctx.Value(retryKey{}) != nil {
-			conn.Send("SET", healthKey, "1", "PX", 60000)
+	if want == 0 {
+		return queued{}, nil
+	}
+	q := queued{want: want, replies: 1}
+	if ctx.Value(retryKey{}) != nil {
+		if err := conn.Send("SET", healthKey, "1", "PX", 60000); err != nil {
+			return queued{}, err
 		}
-		wait := replicaAckTimeout
-		if deadline, ok := ctx.Deadline(); ok {
-			wait = min(wait, time.Until(deadline))
+		q.replies++
+	}
+	wait := replicaAckTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline))
+	}
+	return q, conn.Send("WAIT", want, max(wait.Milliseconds(), 1))
+}
+
+// queued is what queue sent: the replicas WAIT asked for (0: no WAIT
+// sent), and how many replies its commands have.
+type queued struct{ want, replies int }
+
+// confirm is after's second half: replies are the replies to what queue
+// sent as q (the last one WAIT's; none when it sent nothing).
+func (s *sentinelSet) confirm(ctx context.Context, sp span, q queued, replies []any) error {
+	if len(replies) != q.replies {
+		return errors.New("store: unexpected number of replies to WAIT")
+	}
+	if q.want > 0 {
+		for _, r := range replies {
+			if e, failed := r.(redis.Error); failed {
+				return e
+			}
 		}
-		acked, err := redis.Int(redis.DoContext(conn, ctx, "WAIT", want, max(wait.Milliseconds(), 1)))
+		acked, err := redis.Int(replies[len(replies)-1], nil)
 		switch {
 		case err != nil:
 			return err
-		case acked < want:
+		case acked < q.want:
 			s.askSoon()
 			return errUnacknowledged
-		case acked > want:
+		case acked > q.want:
 			s.askSoon() // a replica the sentinels did not list yet
 		}
 	}

@@ -232,7 +232,7 @@ func (s *sentinelSet) survey(ctx context.Context, addr string) sentinelView {
 	replies := make([]any, 4)
 	errs := make([]error, 4)
 	for i := range replies {
-		if replies[i], errs[i] = redis.ReceiveContext(c, ctx); errs[i] != nil && !isReply(errs[i]) {
+		if replies[i], errs[i] = receive(c, ctx); errs[i] != nil && !isReply(errs[i]) {
 			v.err = errs[i]
 			return v
 		}
