@@ -68,6 +68,7 @@ func TestCluster(t *testing.T) {
 	t.Run("LimitStoppedBeforeItsCount", func(t *testing.T) { testClusterLimitStopped(t, c) })
 	t.Run("ListPipelinesPerNode", func(t *testing.T) { testClusterListPipelines(t, c) })
 	t.Run("SeedsAnswerLater", func(t *testing.T) { testClusterSeedsAnswerLater(t, c) })
+	t.Run("MintRoundTrips", func(t *testing.T) { testClusterMintRoundTrips(t, c) })
 	t.Run("Check", func(t *testing.T) {
 		st := newClusterTestStore(t, c, Options{})
 		ctx := context.Background()
