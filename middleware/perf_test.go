@@ -110,8 +110,15 @@ func TestHarnessSmoke(t *testing.T) {
 				}
 			}
 			if kind == "redis" {
-				// The anchor's pool was never used before: its first run dials.
-				assert.Positive(t, f.loop[0][0].opened, "connections counted")
+				// The connection count sees one new connection, and only it.
+				servers := g.anchor.counted
+				before := acceptedConnections(t, servers)
+				conn, err := redis.DialURL(servers[0].URL)
+				require.NoError(t, err)
+				_, err = conn.Do("PING")
+				require.NoError(t, err)
+				conn.Close()
+				assert.Equal(t, int64(1), acceptedConnections(t, servers)-before, "connections counted")
 			}
 			var out strings.Builder
 			printGroup(&out, g, f)
