@@ -402,8 +402,8 @@ func measureInProcess(tb testing.TB, s scenario) inProcess {
 	return inProcess{ns: float64(res.T.Nanoseconds()) / float64(max(res.N, 1)), allocs: float64(res.AllocsPerOp())}
 }
 
-// run is one loopback run of one scenario.
-type run struct {
+// loopbackRun is one loopback run of one scenario.
+type loopbackRun struct {
 	rps    float64
 	failed int64 // requests that did not answer 200, warm-up included
 	opened int64 // connections the counted servers accepted, warm-up included
@@ -412,7 +412,7 @@ type run struct {
 // loopback serves s over real loopback HTTP and drives it with clients
 // concurrent keep-alive clients (client and server in this process) for
 // a warm-up, then for d, counted.
-func loopback(tb testing.TB, s scenario, clients int, d time.Duration) run {
+func loopback(tb testing.TB, s scenario, clients int, d time.Duration) loopbackRun {
 	tb.Helper()
 	before := acceptedConnections(tb, s.counted)
 	srv := httptest.NewServer(s.handler)
@@ -449,7 +449,7 @@ func loopback(tb testing.TB, s scenario, clients int, d time.Duration) run {
 	elapsed := time.Since(start)
 	transport.CloseIdleConnections()
 	srv.Close()
-	return run{
+	return loopbackRun{
 		rps:    float64(done.Load()) / elapsed.Seconds(),
 		failed: failed.Load(),
 		opened: acceptedConnections(tb, s.counted) - before,
@@ -500,7 +500,7 @@ type paired struct {
 	opened      int64     // the most connections accepted in one run
 }
 
-func (p *paired) add(r run) {
+func (p *paired) add(r loopbackRun) {
 	p.rps = append(p.rps, r.rps)
 	p.failed += r.failed
 	p.opened = max(p.opened, r.opened)
@@ -528,8 +528,8 @@ func measurePaired(tb testing.TB, g group, clients int, cfg benchConfig) (anchor
 	return anchor, rows
 }
 
-// median of v (the upper one of an even count).
-func median(v []float64) float64 {
+// medianOf returns the median of v (the upper one of an even count).
+func medianOf(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
 	}

@@ -102,8 +102,8 @@ func TestHarnessSmoke(t *testing.T) {
 				assertFinitePositive(t, f.inproc[i].ns, s.name+" ns/op")
 				assertFinitePositive(t, f.inproc[i].allocs, s.name+" allocs")
 				p := f.loop[0][i]
-				assertFinitePositive(t, median(p.rps), s.name+" req/s")
-				assertFinitePositive(t, median(p.ratios), s.name+" ratio")
+				assertFinitePositive(t, medianOf(p.rps), s.name+" req/s")
+				assertFinitePositive(t, medianOf(p.ratios), s.name+" ratio")
 				if kind == "redis" {
 					assert.NotEmpty(t, s.counted, s.name)
 					assert.NotEmpty(t, s.pool, s.name)
@@ -237,7 +237,7 @@ func printGroup(w io.Writer, g group, f groupFigures) {
 		}
 		for l := range f.levels {
 			p := f.loop[l][i]
-			line += fmt.Sprintf("%.0f\t%s\t", median(p.rps), ratioCell(p.ratios))
+			line += fmt.Sprintf("%.0f\t%s\t", medianOf(p.rps), ratioCell(p.ratios))
 			if redis {
 				line += fmt.Sprintf("%d\t", p.opened)
 			}
@@ -258,7 +258,7 @@ func signed(d time.Duration) string {
 // ratioCell prints a scenario's ratio: the median and, over several
 // rounds, the range.
 func ratioCell(ratios []float64) string {
-	m := median(ratios)
+	m := medianOf(ratios)
 	if len(ratios) < 2 {
 		return fmt.Sprintf("%.2f×", m)
 	}
@@ -270,7 +270,7 @@ func ratioCell(ratios []float64) string {
 func printMints(tb testing.TB, w io.Writer, groups []group, n int) {
 	tb.Helper()
 	fmt.Fprintf(w, "\nFirst request (mint): a new frontend token, validated upstream (a fake on loopback TLS), then a session minted; in process.\n"+
-		"Round trips: the store's writes after a read, counted on its connections; commands: INFO commandstats on the primaries.\n\n")
+		"Round trips: the store's writes after a read, counted on its connections; commands: INFO commandstats on the primaries (a script's own calls included).\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "first request\tns/op\tallocs\tover the upstream call\tround trips\tcommands\t")
 	var floor *mintFigures
@@ -284,14 +284,14 @@ func printMints(tb testing.TB, w io.Writer, groups []group, n int) {
 			case floor != nil:
 				over = fmt.Sprintf("%s, %+.0f allocs", signed(time.Duration(f.ns-floor.ns)), f.allocs-floor.allocs)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.name, round(time.Duration(f.ns)), f.allocs, over, count(f.trips), count(f.commands))
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.name, round(time.Duration(f.ns)), f.allocs, over, perOpCount(f.trips), perOpCount(f.commands))
 		}
 	}
 	tw.Flush()
 }
 
-// count prints a per-operation count, "" when not counted.
-func count(v float64) string {
+// perOpCount prints a per-operation count, "" when not counted.
+func perOpCount(v float64) string {
 	if math.IsNaN(v) {
 		return ""
 	}
