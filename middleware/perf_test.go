@@ -1,307 +1,62 @@
 package middleware_test
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
+	"math"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"text/tabwriter"
 	"time"
 
-	scsredis "github.com/alexedwards/scs/redisstore"
-	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/sessiongate/sessiongate/middleware"
-	"github.com/sessiongate/sessiongate/provider"
-	"github.com/sessiongate/sessiongate/provider/plurality"
-	"github.com/sessiongate/sessiongate/provider/providertest"
-	"github.com/sessiongate/sessiongate/store"
-	"github.com/sessiongate/sessiongate/store/redisstore"
-	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
-// The side-by-side harness of the README's performance table. Each
-// scenario is a handler and a request carrying whatever credential the
-// scenario reuses; the same scenarios run in-process (BenchmarkSteadyState)
-// and over loopback HTTP with concurrent clients (TestPerformanceTable,
-// run by make bench). Nothing here asserts a time: the counts that must
-// hold (store reads and writes, upstream calls) are asserted by the tests.
+// The README's performance tables (make bench) and the harness's smoke
+// test (make test). The harness itself is in harness_test.go.
 
-// scenario is one way of serving an authenticated request.
-type scenario struct {
-	name     string
-	baseline string // the scenario its ratio is taken against
-	handler  http.Handler
-	prepare  func(r *http.Request) // adds the credential
-}
-
-// ok is the protected handler every scenario ends in.
-func ok(user func(*http.Request) string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u := user(r)
-		if u == "" {
-			http.Error(w, "no user", http.StatusUnauthorized)
-			return
-		}
-		io.WriteString(w, "hello "+u)
-	})
-}
-
-// scenarios builds every scenario; the Redis ones only when a Redis
-// server is available (storetest skips otherwise).
-func scenarios(tb testing.TB, withRedis bool) []scenario {
-	list := []scenario{{
-		name:     "bare handler",
-		baseline: "bare handler",
-		handler:  ok(func(*http.Request) string { return "alice" }),
-		prepare:  func(*http.Request) {},
-	}}
-	list = append(list, scsScenario(tb, "scs default (memory, gob)", nil))
-	list = append(list, sessiongateScenario(tb, "sessiongate memory", store.NewMemory(), "bare handler"))
-	list = append(list, naiveScenario(tb))
-	if !withRedis {
-		return list
-	}
-	srv := storetest.Start(tb)
-	pool, err := redisstore.NewPool(srv.URL)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { pool.Close() })
-	conn := pool.Get()
-	_, err = conn.Do("SET", "bench:user", "alice")
-	require.NoError(tb, err)
-	conn.Close()
-	list = append(list, scenario{
-		name:     "one Redis GET",
-		baseline: "one Redis GET",
-		handler: ok(func(r *http.Request) string {
-			conn := pool.Get()
-			defer conn.Close()
-			u, _ := redis.String(conn.Do("GET", "bench:user"))
-			return u
-		}),
-		prepare: func(*http.Request) {},
-	})
-	list = append(list, scsScenario(tb, "scs default + redisstore", scsredis.New(pool)))
-	list = append(list, sessiongateScenario(tb, "sessiongate Redis", redisstore.New(pool, redisstore.Options{}), "one Redis GET"))
-	return list
-}
-
-// scsScenario is scs as its README shows it: LoadAndSave around the
-// handler, the default gob codec, a string value read per request.
-func scsScenario(tb testing.TB, name string, st scs.Store) scenario {
-	sm := scs.New()
-	if st != nil {
-		sm.Store = st
-	}
-	h := sm.LoadAndSave(ok(func(r *http.Request) string { return sm.GetString(r.Context(), "user") }))
-	login := sm.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sm.Put(r.Context(), "user", "alice")
-	}))
-	w := httptest.NewRecorder()
-	login.ServeHTTP(w, httptest.NewRequest("POST", "/login", nil))
-	cookie := w.Result().Cookies()[0]
-	baseline := "bare handler"
-	if st != nil {
-		baseline = "one Redis GET"
-	}
-	return scenario{name: name, baseline: baseline, handler: h, prepare: func(r *http.Request) { r.AddCookie(cookie) }}
-}
-
-// sessiongateScenario mints one session through the middleware and
-// replays its cookie.
-func sessiongateScenario(tb testing.TB, name string, st store.Store, baseline string) scenario {
-	fake := providertest.NewPlurality()
-	tb.Cleanup(fake.Close)
-	auth := middleware.New(middleware.Config{
-		Store:    st,
-		Provider: plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)}),
-		Secret:   testSecret,
-		Logger:   discardLogger,
-	})
-	h := auth.Handler(auth.RequireSession(ok(func(r *http.Request) string {
-		u, _ := middleware.UserFrom(r.Context())
-		return u.UserID
-	})))
-	w := httptest.NewRecorder()
-	first := httptest.NewRequest("GET", "/", nil)
-	first.Header.Set("Authorization", "Bearer "+fake.Issue("alice", 24*time.Hour))
-	h.ServeHTTP(w, first)
-	require.Equal(tb, http.StatusOK, w.Code, w.Body.String())
-	cookie := w.Result().Cookies()[0]
-	return scenario{name: name, baseline: baseline, handler: h, prepare: func(r *http.Request) { r.AddCookie(cookie) }}
-}
-
-// naiveScenario validates the frontend token with the provider on every
-// request, as the Para seed's example does, against an upstream 20 ms away.
-func naiveScenario(tb testing.TB) scenario {
-	fake := providertest.NewPlurality()
-	tb.Cleanup(fake.Close)
-	fake.SetFault(providertest.Fault{Delay: 20 * time.Millisecond}) // then validates as usual
-	p := plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)})
-	token := fake.Issue("alice", 24*time.Hour)
-	return scenario{
-		name:     "validate upstream every request (20 ms)",
-		baseline: "bare handler",
-		handler: ok(func(r *http.Request) string {
-			id, err := p.Validate(r.Context(), strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-			if err != nil {
-				return ""
-			}
-			return id.UserID
-		}),
-		prepare: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) },
-	}
-}
-
-// discardWriter is a ResponseWriter that keeps nothing, reused across
-// iterations so the harness itself allocates nothing per request.
-type discardWriter struct {
-	h      http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(s int)           { w.status = s }
-
-func benchInProcess(b *testing.B, s scenario) {
-	r := httptest.NewRequest("GET", "/", nil)
-	s.prepare(r)
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		w.status = 0
-		s.handler.ServeHTTP(w, r)
-		if w.status > 299 {
-			b.Fatalf("%s: status %d", s.name, w.status)
-		}
-	}
-}
-
-// BenchmarkSteadyState serves a request carrying a live credential, in
-// process, for every scenario.
-func BenchmarkSteadyState(b *testing.B) {
-	for _, s := range scenarios(b, redisAvailable()) {
-		b.Run(strings.ReplaceAll(s.name, " ", "_"), func(b *testing.B) { benchInProcess(b, s) })
-	}
-}
-
-func redisAvailable() bool { return os.Getenv("CI") == "true" || os.Getenv("REDIS_URL") != "" }
-
-// loopback serves s over real loopback HTTP and drives it with clients
-// concurrent keep-alive clients for d, returning requests per second.
-func loopback(tb testing.TB, s scenario, clients int, d time.Duration) float64 {
-	srv := httptest.NewServer(s.handler)
-	defer srv.Close()
-	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
-	var done, failed atomic.Int64
-	run := func(until time.Time, count bool) {
-		var wg sync.WaitGroup
-		for range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Now().Before(until) {
-					r, _ := http.NewRequest("GET", srv.URL+"/", nil)
-					s.prepare(r)
-					res, err := client.Do(r)
-					if err != nil {
-						failed.Add(1)
-						continue
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						failed.Add(1)
-					} else if count {
-						done.Add(1)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	run(time.Now().Add(d/5), false) // warm up connections and caches
-	failed.Store(0)
-	start := time.Now()
-	run(start.Add(d), true)
-	if f := failed.Load(); f > 0 {
-		tb.Errorf("%s: %d failed requests", s.name, f)
-	}
-	return float64(done.Load()) / time.Since(start).Seconds()
-}
-
-// TestPerformanceTable prints the README's tables: every scenario in
-// process and over loopback, with ratios to its baseline; then the cost at
-// 1,000 and 1,000,000 sessions in Redis, and the Redis memory of one
-// session. It runs only under make bench (SESSIONGATE_BENCH=1): it
-// measures, it does not test.
+// TestPerformanceTable prints the README's tables: for each group (memory,
+// Redis, Redis Cluster, Redis Sentinel), every scenario in process and
+// over loopback, paired with its anchor, at each concurrency level; the
+// mint (first request); then the cost at 1,000 and 1,000,000 sessions in
+// Redis, and the Redis memory of one session. It runs only under make
+// bench (SESSIONGATE_BENCH=1): it measures, it does not test (it fails
+// only when a request fails).
 func TestPerformanceTable(t *testing.T) {
 	if os.Getenv("SESSIONGATE_BENCH") == "" {
 		t.Skip("make bench runs this")
 	}
-	clients, d, rounds := 32, 2*time.Second, 3
-	if v, err := time.ParseDuration(os.Getenv("SESSIONGATE_BENCH_DURATION")); err == nil {
-		d = v
+	cfg := benchConfigFromEnv(t)
+	groups := []group{memoryGroup(t)}
+	if redisAvailable() {
+		groups = append(groups, redisGroup(t), clusterGroup(t), sentinelGroup(t))
 	}
-	type row struct {
-		s          scenario
-		ns, allocs float64
-		rps        []float64
-	}
-	var rows []*row
-	byName := map[string]*row{}
-	for _, s := range scenarios(t, redisAvailable()) {
-		res := testing.Benchmark(func(b *testing.B) { benchInProcess(b, s) })
-		r := &row{s: s, ns: float64(res.NsPerOp()), allocs: float64(res.AllocsPerOp())}
-		rows = append(rows, r)
-		byName[s.name] = r
-	}
-	// Loopback rounds go through every scenario in turn, so that a slow
-	// moment of the machine does not fall on one scenario only; each
-	// scenario's figure is its median round.
-	for range rounds {
-		for _, r := range rows {
-			r.rps = append(r.rps, loopback(t, r.s, clients, d))
+	fmt.Printf("\nSteady state: a request carrying a live session. In process: ns/op and allocations (testing.Benchmark), and over the anchor.\n"+
+		"Loopback: %s concurrent keep-alive clients (memory: the first only), client and server in one process, GOMAXPROCS=%d; each run %s after a warm-up;\n"+
+		"a scenario's ratio is its req/s over the mean of the anchor's runs just before and after it, the median (min–max) of %d rounds.\n"+
+		"Redis: conns = connections the servers accepted in a run (the most of any round), pool = the pool's size: conns ≤ pool is no churn.\n",
+		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cfg.clients)), ", "), "[]"), runtime.GOMAXPROCS(0), cfg.d, cfg.rounds)
+	for _, g := range groups {
+		f := measureGroup(t, g, cfg)
+		printGroup(os.Stdout, g, f)
+		for _, failure := range f.failures(g) {
+			t.Error(failure)
 		}
 	}
-	median := func(v []float64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-
-	fmt.Printf("\nSteady state: a request carrying a live session (memory-store scenarios against the bare handler, Redis ones against one Redis GET)\n\n")
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tin-process\tallocs\tover baseline\tloopback req/s\tvs baseline\t\n")
-	for _, r := range rows {
-		base := byName[r.s.baseline]
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s, %+.0f allocs\t%.0f\t%.2f×\t\n",
-			r.s.name, round(time.Duration(r.ns)), r.allocs, round(time.Duration(r.ns-base.ns)), r.allocs-base.allocs,
-			median(r.rps), median(r.rps)/median(base.rps))
-	}
-	tw.Flush()
-	fmt.Printf("\nloopback: %d concurrent keep-alive clients, median of %d rounds of %s, client and server in one process; GOMAXPROCS=%d\n",
-		clients, rounds, d, runtime.GOMAXPROCS(0))
-
+	printMints(t, os.Stdout, groups, 0)
 	if !redisAvailable() {
 		return
 	}
+
 	fmt.Printf("\nAs the store grows (sessiongate Redis, in process)\n\n")
-	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "sessions in Redis\tsteady-state request\tallocs\tlist one user's 3 sessions\tallocs\t\n")
 	for _, total := range scaleSizes {
 		sc := newScaled(t, total)
@@ -324,6 +79,234 @@ func TestPerformanceTable(t *testing.T) {
 		total += n
 	}
 	fmt.Printf("\nRedis memory of one session (typical Plurality identity, desktop Chrome), MEMORY USAGE of every key it writes: %d bytes in %d keys\n", total, len(keys))
+}
+
+// TestHarnessSmoke runs the harness once, small (a few clients, short
+// runs, one round, 20 iterations in process), on memory and on one Redis,
+// and checks that it measures: finite positive figures, no failed
+// request, connection counts read, a table printed. It asserts no time.
+func TestHarnessSmoke(t *testing.T) {
+	defer setBenchtime(t, "20x")()
+	cfg := benchConfig{d: 50 * time.Millisecond, rounds: 1, clients: []int{4}}
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			var g group
+			if kind == "memory" {
+				g = memoryGroup(t)
+			} else {
+				g = redisGroup(t)
+			}
+			f := measureGroup(t, g, cfg)
+			assert.Empty(t, f.failures(g))
+			for i, s := range append([]scenario{g.anchor}, g.rows...) {
+				assertFinitePositive(t, f.inproc[i].ns, s.name+" ns/op")
+				assertFinitePositive(t, f.inproc[i].allocs, s.name+" allocs")
+				p := f.loop[0][i]
+				assertFinitePositive(t, medianOf(p.rps), s.name+" req/s")
+				assertFinitePositive(t, medianOf(p.ratios), s.name+" ratio")
+				if kind == "redis" {
+					assert.NotEmpty(t, s.counted, s.name)
+					assert.NotEmpty(t, s.pool, s.name)
+				}
+			}
+			if kind == "redis" {
+				// The connection count sees one new connection, and only it.
+				servers := g.anchor.counted
+				before := acceptedConnections(t, servers)
+				conn, err := redis.DialURL(servers[0].URL)
+				require.NoError(t, err)
+				_, err = conn.Do("PING")
+				require.NoError(t, err)
+				conn.Close()
+				assert.Equal(t, int64(1), acceptedConnections(t, servers)-before, "connections counted")
+			}
+			var out strings.Builder
+			printGroup(&out, g, f)
+			for _, s := range g.rows {
+				assert.Contains(t, out.String(), s.name)
+			}
+			t.Log(out.String())
+			out.Reset()
+			printMints(t, &out, []group{g}, 5)
+			for _, m := range g.mints {
+				f := measureMint(t, m, 5)
+				assertFinitePositive(t, f.ns, m.name+" mint ns/op")
+				if m.trips != nil {
+					assertFinitePositive(t, f.trips, m.name+" mint round trips")
+				}
+				if m.servers != nil {
+					assertFinitePositive(t, f.commands, m.name+" mint commands")
+				}
+				assert.Contains(t, out.String(), m.name)
+			}
+			t.Log(out.String())
+		})
+	}
+}
+
+func assertFinitePositive(t *testing.T, v float64, what string) {
+	t.Helper()
+	assert.False(t, math.IsNaN(v) || math.IsInf(v, 0) || v <= 0, "%s: %v, want a finite positive figure", what, v)
+}
+
+// BenchmarkSteadyState serves a request carrying a live credential, in
+// process, for every scenario of the memory and single-Redis groups.
+func BenchmarkSteadyState(b *testing.B) {
+	groups := []group{memoryGroup(b)}
+	if redisAvailable() {
+		groups = append(groups, redisGroup(b))
+	}
+	for _, g := range groups {
+		for _, s := range append([]scenario{g.anchor}, g.rows...) {
+			b.Run(strings.ReplaceAll(s.name, " ", "_"), func(b *testing.B) { benchInProcess(b, s) })
+		}
+	}
+}
+
+func redisAvailable() bool { return os.Getenv("CI") == "true" || os.Getenv("REDIS_URL") != "" }
+
+// groupFigures are a group's measured figures: its levels, and per
+// scenario (the anchor first) in process and, per level, over loopback.
+type groupFigures struct {
+	levels []int
+	inproc []inProcess
+	loop   [][]paired // [level][scenario]
+}
+
+// measureGroup measures g in process, then over loopback at each level
+// (the first only when g does not sweep).
+func measureGroup(tb testing.TB, g group, cfg benchConfig) groupFigures {
+	tb.Helper()
+	f := groupFigures{levels: cfg.clients}
+	if !g.sweep {
+		f.levels = f.levels[:1]
+	}
+	for _, s := range append([]scenario{g.anchor}, g.rows...) {
+		f.inproc = append(f.inproc, measureInProcess(tb, s))
+	}
+	for _, clients := range f.levels {
+		anchor, rows := measurePaired(tb, g, clients, cfg)
+		f.loop = append(f.loop, append([]paired{anchor}, rows...))
+	}
+	return f
+}
+
+// failures returns a line per scenario and level where requests failed.
+func (f groupFigures) failures(g group) []string {
+	var out []string
+	for l, level := range f.loop {
+		for i, p := range level {
+			if p.failed > 0 {
+				name := g.anchor.name
+				if i > 0 {
+					name = g.rows[i-1].name
+				}
+				out = append(out, fmt.Sprintf("%s at %d clients: %d failed requests", name, f.levels[l], p.failed))
+			}
+		}
+	}
+	return out
+}
+
+// printGroup prints g's table of figures f to w.
+func printGroup(w io.Writer, g group, f groupFigures) {
+	redis := g.anchor.counted != nil
+	fmt.Fprintf(w, "\n%s\n\n", g.title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "scenario\tns/op\tallocs\tover the anchor\t"
+	if redis {
+		head += "pool\t"
+	}
+	for _, clients := range f.levels {
+		head += fmt.Sprintf("%d clients: req/s\t× anchor\t", clients)
+		if redis {
+			head += "conns\t"
+		}
+	}
+	fmt.Fprintln(tw, head)
+	for i, s := range append([]scenario{g.anchor}, g.rows...) {
+		in := f.inproc[i]
+		line := fmt.Sprintf("%s\t%s\t%.0f\t", s.name, round(time.Duration(in.ns)), in.allocs)
+		if i == 0 {
+			line += "(anchor)\t"
+		} else {
+			line += fmt.Sprintf("%s, %+.0f allocs\t", signed(time.Duration(in.ns-f.inproc[0].ns)), in.allocs-f.inproc[0].allocs)
+		}
+		if redis {
+			line += s.pool + "\t"
+		}
+		for l := range f.levels {
+			p := f.loop[l][i]
+			line += fmt.Sprintf("%.0f\t%s\t", medianOf(p.rps), ratioCell(p.ratios))
+			if redis {
+				line += fmt.Sprintf("%d\t", p.opened)
+			}
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}
+
+// signed prints d rounded, with its sign.
+func signed(d time.Duration) string {
+	if d < 0 {
+		return round(d).String()
+	}
+	return "+" + round(d).String()
+}
+
+// ratioCell prints a scenario's ratio: the median and, over several
+// rounds, the range.
+func ratioCell(ratios []float64) string {
+	m := medianOf(ratios)
+	if len(ratios) < 2 {
+		return fmt.Sprintf("%.2f×", m)
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", m, slices.Min(ratios), slices.Max(ratios))
+}
+
+// printMints measures every group's mint cases (n = 0: testing.Benchmark's
+// own count) and prints their table to w.
+func printMints(tb testing.TB, w io.Writer, groups []group, n int) {
+	tb.Helper()
+	fmt.Fprintf(w, "\nFirst request (mint): a new frontend token, validated upstream (a fake on loopback TLS), then a session minted; in process.\n"+
+		"Round trips: the store's writes after a read, counted on its connections; commands: INFO commandstats on the primaries (a script's own calls included).\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "first request\tns/op\tallocs\tover the upstream call\tround trips\tcommands\t")
+	var floor *mintFigures
+	for _, g := range groups {
+		for _, m := range g.mints {
+			f := measureMint(tb, m, n)
+			over := ""
+			switch {
+			case m.floor:
+				over, floor = "(floor)", &f
+			case floor != nil:
+				over = fmt.Sprintf("%s, %+.0f allocs", signed(time.Duration(f.ns-floor.ns)), f.allocs-floor.allocs)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.name, round(time.Duration(f.ns)), f.allocs, over, perOpCount(f.trips), perOpCount(f.commands))
+		}
+	}
+	tw.Flush()
+}
+
+// perOpCount prints a per-operation count, "" when not counted.
+func perOpCount(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// setBenchtime sets -test.benchtime (which testing.Benchmark reads) to v
+// until restore is called.
+func setBenchtime(tb testing.TB, v string) (restore func()) {
+	tb.Helper()
+	f := flag.Lookup("test.benchtime")
+	require.NotNil(tb, f)
+	old := f.Value.String()
+	require.NoError(tb, f.Value.Set(v))
+	return func() { f.Value.Set(old) }
 }
 
 // round keeps three significant figures.
