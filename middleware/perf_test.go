@@ -93,6 +93,9 @@ func scenarios(tb testing.TB, withRedis bool) []scenario {
 	})
 	list = append(list, scsScenario(tb, "scs default + redisstore", scsredis.New(pool)))
 	list = append(list, sessiongateScenario(tb, "sessiongate Redis", redisstore.New(pool, redisstore.Options{}), "one Redis GET"))
+	near := redisstore.New(pool, redisstore.Options{NearCache: &redisstore.NearCache{}})
+	tb.Cleanup(func() { near.(io.Closer).Close() })
+	list = append(list, sessiongateScenario(tb, "sessiongate Redis + near cache", near, "one Redis GET"))
 	return list
 }
 

@@ -418,3 +418,34 @@ func TestNearCacheRefusedOnCluster(t *testing.T) {
 	assert.ErrorIs(t, err, errNearCluster)
 	assert.Contains(t, err.Error(), "Cluster")
 }
+
+// On Sentinel, the link follows the primary: after a failover, B's link
+// is on the new primary (its cache emptied on the way), and a strict
+// sign-out on A there is refused by B, then served from B's cache.
+func TestNearCacheFollowsSentinelFailover(t *testing.T) {
+	t.Parallel()
+	set := storetest.StartSentinel(t, storetest.SentinelConfig{})
+	openNear := func() *redisStore {
+		st, err := Open(set.URL(), Options{Timeout: 10 * time.Second, NearCache: &NearCache{Strict: true}})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.(io.Closer).Close() })
+		return st.(*openStore).redisStore
+	}
+	a, b := openNear(), openNear()
+	key := nearMint(t, a, "failover", "p:jo")
+	assert.True(t, cached(t, b, key).Live())
+	links := b.near.links.Load()
+
+	old := set.Failover()
+	primary := set.WaitForNewPrimary(old)
+	until(t, "B's link is dialled again", func() bool { return b.near.links.Load() > links })
+	until(t, "both links on the new primary", func() bool {
+		// Our links track with BCAST (flags t, B); the sentinels' own
+		// subscriptions do not.
+		clients, err := redis.String(set.Node(primary).Do("CLIENT", "LIST", "TYPE", "pubsub"))
+		return err == nil && strings.Count(clients, "tB ") >= 2
+	})
+	nearEnd(t, a, key, "p:jo")
+	assert.True(t, lookup(t, b, key).Ended, "the sign-out on the new primary is seen")
+	assert.True(t, cached(t, b, key).Ended, "and cached from the new primary's link")
+}
