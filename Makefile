@@ -97,10 +97,12 @@ load:
 	SESSIONGATE_LOAD_DURATION=$(LOAD_DURATION) CI=true $(GO) test -count=1 -run '^(TestLoadRunWithFaults|TestRedisRestartUnderLoad)$$' -v ./middleware/ | grep -e '^---' -e 'faults_test' -e '^ok' -e FAIL
 
 # The side-by-side performance tables of the README (not part of make
-# test: it measures, it asserts nothing), then every Go benchmark of every
+# test: it measures, it asserts nothing), the near cache's revocation
+# staleness across two stores, then every Go benchmark of every
 # module. Needs redis-server on PATH. BENCH_DURATION is each loopback
 # round.
 BENCH_DURATION ?= 2s
 bench:
 	SESSIONGATE_BENCH=1 SESSIONGATE_BENCH_DURATION=$(BENCH_DURATION) CI=true $(GO) test -count=1 -run '^TestPerformanceTable$$' -v ./middleware/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
+	SESSIONGATE_BENCH=1 CI=true $(GO) test -count=1 -run '^TestNearCacheStaleness$$' -v ./store/redisstore/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
 	@set -e; for m in $(MODULES); do echo "$(GO) -C $$m test -bench . ./..."; CI=true $(GO) -C $$m test -run '^$$' -bench . -benchmem ./...; done

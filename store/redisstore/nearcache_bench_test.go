@@ -72,8 +72,15 @@ func TestNearCacheStaleness(t *testing.T) {
 	}
 	slices.Sort(stalled)
 	fmt.Printf("\nNear cache, revocation staleness across two instances (Fence %v, not strict): how long after A's End returned B's last Lookup to serve the session live began\n", b.near.cfg.Fence)
-	fmt.Printf("  healthy link, %d sign-outs: p50 %v, p99 %v, max %v\n", len(healthy),
-		healthy[len(healthy)/2], healthy[len(healthy)*99/100], healthy[len(healthy)-1])
+	late := []time.Duration{0}
+	for _, d := range healthy {
+		if d > 0 {
+			late = append(late, d)
+		}
+	}
+	fmt.Printf("  healthy link, %d sign-outs: p50 %v, p99 %v, max %v; served live after End returned in %d of them (their p50 %v)\n",
+		len(healthy), healthy[len(healthy)/2], healthy[len(healthy)*99/100].Round(time.Microsecond),
+		healthy[len(healthy)-1].Round(time.Microsecond), len(late)-1, late[len(late)/2].Round(time.Microsecond))
 	fmt.Printf("  B's link stalled just before the sign-out, %d sign-outs: p50 %v, max %v (the fence: at most Fence after the last answered PING)\n",
 		len(stalled), stalled[len(stalled)/2].Round(time.Millisecond), stalled[len(stalled)-1].Round(time.Millisecond))
 
