@@ -89,7 +89,8 @@ import (
 // there rather than serve what it could not bound.
 type NearCache struct {
 	// MaxEntries is the most sessions cached; the least recently used go
-	// first. Zero or less: the default, 100,000.
+	// first (within each of 16 shards, which share the bound equally).
+	// Zero or less: the default, 100,000; below 16: 16.
 	MaxEntries int
 
 	// MaxBytes bounds the cache's memory, in bytes, counted per entry as
@@ -138,6 +139,7 @@ func (c NearCache) withDefaults() NearCache {
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = defaultNearEntries
 	}
+	c.MaxEntries = max(c.MaxEntries, nearShards)
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = defaultNearBytes
 	}
