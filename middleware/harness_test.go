@@ -144,18 +144,8 @@ func memoryGroup(tb testing.TB) group {
 // singleRedisStores are the sessiongate stores of the single-Redis group,
 // each measured against one GET on the same server, on its own pool.
 // open returns the store and its pool (nil when the store makes its own:
-// its size is then NewPool's default).
-//
-// The near cache is one more row here, e.g.
-//
-//	{"sessiongate Redis + near cache", func(tb testing.TB, url string) (store.Store, *redis.Pool) {
-//		pool := benchPool(tb, url)
-//		return redisstore.New(pool, redisstore.Options{NearCache: &redisstore.NearCache{ /* ... */ }}), pool
-//	}},
-//
-// (or redisstore.Open(url, ...) with a nil pool, if the near cache needs
-// its own connection): the cookie, header and bearer scenarios, their
-// in-process and loopback figures and the connection count follow.
+// its size is then NewPool's default). The near cache's link is one
+// connection outside the pool, dialled once.
 var singleRedisStores = []struct {
 	name string
 	open func(tb testing.TB, url string) (store.Store, *redis.Pool)
@@ -164,7 +154,12 @@ var singleRedisStores = []struct {
 		pool := benchPool(tb, url)
 		return redisstore.New(pool, redisstore.Options{}), pool
 	}},
-	// Add "sessiongate Redis + near cache" here (see above).
+	{"sessiongate Redis + near cache", func(tb testing.TB, url string) (store.Store, *redis.Pool) {
+		pool := benchPool(tb, url)
+		st := redisstore.New(pool, redisstore.Options{NearCache: &redisstore.NearCache{}})
+		tb.Cleanup(func() { st.(io.Closer).Close() })
+		return st, pool
+	}},
 }
 
 // redisGroup: one Redis server; the anchor is one GET of a session's key

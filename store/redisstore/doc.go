@@ -31,6 +31,11 @@
 //	sg:fingerprint  the fingerprint of the secret of the processes that share the store (no expiry)
 //	sg:health       written, with a 60 s expiry, by the start-up check (and on Sentinel by a write that runs again)
 //
+// Options.NearCache (single Redis and Sentinel) adds a cache of sessions
+// in the process's memory, kept fresh by Redis's announcements of changes
+// (CLIENT TRACKING) and served only within a bounded time of the last
+// answer on that link: see NearCache.
+//
 // A session with a typical identity takes under 400 bytes of Redis memory,
 // index included. Nothing scans the keyspace: no KEYS, no SCAN.
 package redisstore

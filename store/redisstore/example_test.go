@@ -55,3 +55,28 @@ func ExampleOpen() {
 	}
 	// middleware.Config{Store: st, ...}
 }
+
+// A near cache serves the sessions an instance reads from its memory,
+// kept fresh by Redis's announcements of changes: a steady request costs
+// no round trip, and a session signed out anywhere stops being served
+// within Fence. Strict makes each sign-out answer only once that holds on
+// every instance. Close stops the invalidation link (and, for Open's
+// store, the pool).
+func ExampleNearCache() {
+	st, err := redisstore.Open("redis://127.0.0.1:6379/0", redisstore.Options{
+		NearCache: &redisstore.NearCache{
+			MaxEntries: 50_000,                 // default 100,000
+			MaxBytes:   32 << 20,               // default 64 MiB
+			Fence:      100 * time.Millisecond, // the default
+			Strict:     true,
+		},
+	})
+	if st == nil {
+		log.Fatal(err) // a malformed URL, or a Cluster URL (not supported)
+	}
+	defer st.(io.Closer).Close()
+	if err != nil {
+		log.Print(err) // unreachable, or not what the URL says
+	}
+	// middleware.Config{Store: st, ...}
+}

@@ -59,8 +59,12 @@ import (
 // (Options.Timeout) while the primary is replaced (or a replica is
 // found down), then fails with store.ErrUnavailable.
 //
+// With opts.NearCache (single Redis and Sentinel; refused on a Cluster,
+// with no store), the store caches sessions in memory: see NearCache.
+//
 // The store Open returns implements io.Closer: Close stops its
-// background goroutines (the Sentinel watchers and their refresher) and
+// background goroutines (the Sentinel watchers and their refresher, the
+// near cache's link) and
 // closes its connections; operations after Close fail with
 // store.ErrUnavailable.
 func Open(rawURL string, opts Options) (store.Store, error) {
@@ -72,6 +76,9 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 		return nil, errors.New("store: Options.TLS is set but the Redis URL starts with redis:// (no TLS): use rediss://")
 	}
 	if u.mode == cluster {
+		if opts.NearCache != nil {
+			return nil, errNearCluster
+		}
 		return newClusterStore(u.addrs, u.dialOptions(opts.TLS), opts)
 	}
 	var (
@@ -81,10 +88,11 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 	if u.mode == sentinel {
 		set = newSentinelSet(u, opts)
 		pool = set.pool()
+		opts.sentinels = set
 	} else {
 		pool = u.singlePool(opts.TLS, opts.withDefaults().PoolSize)
 	}
-	r := New(pool, opts).(*redisStore)
+	r := storeOf(New(pool, opts))
 	st := &openStore{redisStore: r, pool: pool}
 	if set != nil {
 		r.guard, st.sentinels = set, set
@@ -102,6 +110,7 @@ type openStore struct {
 // Close stops the store's background goroutines and closes its pool. It
 // returns nil.
 func (s *openStore) Close() error {
+	s.near.close()
 	if s.sentinels != nil {
 		s.sentinels.close()
 	}

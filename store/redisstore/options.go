@@ -58,6 +58,20 @@ type Options struct {
 	// default, DefaultPoolSize. New does not read it: it uses the pool it
 	// is given as it is.
 	PoolSize int
+
+	// NearCache, when set, caches sessions in the process's memory,
+	// kept fresh by Redis's announcements of changes (CLIENT TRACKING):
+	// a request whose session is cached costs no round trip, and an
+	// ended session stops being served within NearCache.Fence of its
+	// sign-out, on every instance. Single Redis and Sentinel only. See
+	// NearCache for what it guarantees and costs. Nil (the default): off,
+	// every Lookup is a GET.
+	NearCache *NearCache
+
+	// sentinels is, for Open on Sentinel, the set whose primary the near
+	// cache's link follows (sentinelSet.primaryNow), known to New before
+	// it starts the link. (A pointer: Options stays comparable.)
+	sentinels *sentinelSet
 }
 
 // DefaultPoolSize is Options.PoolSize's default, and NewPool's MaxActive

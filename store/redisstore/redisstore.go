@@ -33,6 +33,9 @@ type redisStore struct {
 	// being demoted and decides the retries after a failover; nil for a
 	// single Redis.
 	guard guard
+	// near is the near cache (Options.NearCache; see nearcache.go), nil
+	// when off.
+	near *nearCache
 }
 
 // guard is what a store on a primary that may change under it (Redis
@@ -86,6 +89,12 @@ const (
 // makes the pool close connections as they return, only to open new ones
 // for the next burst: NewPool sets both to DefaultPoolSize.
 //
+// With opts.NearCache, the store keeps one more connection, dialled
+// through the pool's dial but never pooled (see NearCache), and a
+// goroutine that tends it: the store New returns then implements
+// io.Closer, whose Close stops that goroutine and closes that connection
+// (not the pool, which stays yours).
+//
 // Each operation holds at most one pooled connection at a time, and runs
 // under one deadline (Options.Timeout, or the caller's when earlier) that
 // covers its wait for a connection, its commands and its one retry. Its
@@ -130,6 +139,14 @@ func New(pool *redis.Pool, opts Options) store.Store {
 		}
 		return nil
 	}
+	if opts.NearCache != nil {
+		var follow func(redis.Conn) (count, keep bool)
+		if opts.sentinels != nil {
+			follow = opts.sentinels.primaryNow
+		}
+		r.near = newNearCache(*opts.NearCache, r.opts.Timeout, pool.DialContext, follow)
+		return &nearStore{r}
+	}
 	return r
 }
 
@@ -172,6 +189,7 @@ func (r *redisStore) with(ctx context.Context, op func(conn redis.Conn) error) e
 // starts only while no failover is under way, and is confirmed after it
 // ran (see guard).
 func (r *redisStore) write(ctx context.Context, op func(conn redis.Conn) error) error {
+	defer r.near.wrote()
 	return r.run(ctx, true, op)
 }
 
@@ -504,8 +522,17 @@ func (r *redisStore) update(ctx context.Context, token, part string, b []byte, t
 // Delete returns ErrUnsupported: see Store.
 func (r *redisStore) Delete(string) error { return backend.ErrUnsupported }
 
-// Lookup returns what is stored at key: one GET.
+// Lookup returns what is stored at key: one GET, or none with a near
+// cache that holds it.
 func (r *redisStore) Lookup(ctx context.Context, key string) (format.Stored, error) {
+	if r.near != nil {
+		return r.near.lookup(ctx, key, r.lookup)
+	}
+	return r.lookup(ctx, key)
+}
+
+// lookup is Lookup's GET.
+func (r *redisStore) lookup(ctx context.Context, key string) (format.Stored, error) {
 	var raw []byte
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
 		raw, err = redis.Bytes(do(conn, ctx, "GET", sessionPrefix+key))
@@ -746,12 +773,13 @@ func mintReply(reply any, err error) (int, []backend.Entry, error) {
 }
 
 // End marks sessions ended (or removes replaced ones) and drops them from
-// their users' indexes, in one MULTI.
+// their users' indexes, in one MULTI. With a strict near cache, it then
+// waits for its fence (see NearCache.Strict).
 func (r *redisStore) End(ctx context.Context, ends ...backend.Ending) error {
 	if len(ends) == 0 {
 		return nil
 	}
-	return r.transaction(ctx, func(conn redis.Conn) {
+	return r.near.settle(ctx, r.transaction(ctx, func(conn redis.Conn) {
 		for _, e := range ends {
 			if e.Replaced {
 				replaceScript.Send(conn, sessionPrefix+e.Key, userPrefix+e.User, format.PadNonce(e.Nonce), e.Key)
@@ -769,7 +797,7 @@ func (r *redisStore) End(ctx context.Context, ends ...backend.Ending) error {
 				conn.Send("ZREM", userPrefix+e.User, e.Key)
 			}
 		}
-	})
+	}))
 }
 
 // List returns user's live sessions: the index's live members, then
