@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/plurality"
@@ -174,7 +175,7 @@ func (p *panicAtStore) List(ctx context.Context, user string) ([]backend.Entry, 
 	if p.what == "list" {
 		panic("store bug in List")
 	}
-	return p.Store.List(ctx, user)
+	return backendtest.ListAll(ctx, p.Store, user)
 }
 
 func (p *panicAtStore) Check(ctx context.Context, fp []byte, claim bool) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/store"
 )
@@ -31,7 +32,7 @@ func (h *listSteps) arm(hooks ...func()) {
 }
 
 func (h *listSteps) List(ctx context.Context, user string) ([]backend.Entry, error) {
-	en, err := h.Store.List(ctx, user)
+	en, err := backendtest.ListAll(ctx, h.Store, user)
 	h.mu.Lock()
 	var f func()
 	if len(h.hooks) > 0 {
