@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
-	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/plurality"
@@ -171,11 +170,11 @@ func (p *panicAtStore) End(ctx context.Context, ends ...backend.Ending) error {
 	return p.Store.End(ctx, ends...)
 }
 
-func (p *panicAtStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
+func (p *panicAtStore) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	if p.what == "list" {
 		panic("store bug in List")
 	}
-	return backendtest.ListAll(ctx, p.Store, user)
+	return p.Store.List(ctx, user, after, limit)
 }
 
 func (p *panicAtStore) Check(ctx context.Context, fp []byte, claim bool) error {
