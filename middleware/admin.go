@@ -21,9 +21,10 @@ var ErrUnauthenticated = errors.New("sessiongate/middleware: the request is not 
 // without being that user:
 //
 //	GET    {prefix}/users/{provider}/{user}/sessions
-//	                 200 {"sessions": [...]}: the user's live sessions, newest
-//	                 first, in the shape of Routes' list (no token, no
-//	                 claims); an unknown user has none
+//	                 200 {"sessions": [...], "next": "..."}: a page of the user's
+//	                 live sessions, paged as Routes' list (?limit, ?cursor,
+//	                 Link rel="next"; 400 invalid_request for a bad one), in
+//	                 its shape (no token, no claims); an unknown user has none
 //	DELETE {prefix}/users/{provider}/{user}/sessions
 //	                 end every session of the user: 200 {"ended": n}
 //	DELETE {prefix}/users/{provider}/{user}/sessions/{id}
@@ -98,17 +99,12 @@ func (a *Auth) authorized(authorize func(*http.Request) error, r *http.Request) 
 
 // serveAdminList is GET /users/{provider}/{user}/sessions.
 func (a *Auth) serveAdminList(w http.ResponseWriter, r *http.Request) {
-	all, err := a.engine.List(r.Context(), r.PathValue("provider"), r.PathValue("user"))
-	if err != nil {
-		a.storeUnavailable(w, err)
+	req, ok := pageRequest(w, r)
+	if !ok {
 		return
 	}
-	views, out := make([]Session, len(all)), make([]*Session, len(all))
-	for i, s := range all {
-		views[i] = view(s, false)
-		out[i] = &views[i]
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	page, err := sessionsPage(r.Context(), a.engine, r.PathValue("provider"), r.PathValue("user"), req, "")
+	a.servePage(w, r, req, page, err)
 }
 
 // serveAdminEndUser is DELETE /users/{provider}/{user}/sessions.

@@ -23,8 +23,8 @@ type listHook struct {
 	hook func()
 }
 
-func (h *listHook) List(ctx context.Context, user string) ([]backend.Entry, error) {
-	en, err := h.Store.List(ctx, user)
+func (h *listHook) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
+	en, next, err := h.Store.List(ctx, user, after, limit)
 	h.mu.Lock()
 	f := h.hook
 	h.hook = nil
@@ -32,7 +32,7 @@ func (h *listHook) List(ctx context.Context, user string) ([]backend.Entry, erro
 	if f != nil {
 		f()
 	}
-	return en, err
+	return en, next, err
 }
 
 // Device D continues its session twice (a chain) while a revocation of

@@ -16,9 +16,12 @@ var ErrNoSession = errors.New("sessiongate/middleware: the request has no sessio
 // caller's live sessions.
 var ErrNotFound = errors.New("sessiongate/middleware: no such session")
 
-// Sessions returns the live sessions of one user of one provider, newest
-// first, read through the user's index: the cost grows with that user's
-// sessions only. When ctx carries a session, it is flagged Current.
+// Sessions returns every live session of one user of one provider,
+// newest first, read through the user's index a page at a time: the cost
+// grows with that user's sessions only, but it does grow, in time and in
+// memory (a user with 10,000 sessions gets 10,000). Serve lists to
+// clients with SessionsPage, whose pages cost the same whatever the
+// user's total. When ctx carries a session, it is flagged Current.
 func (a *Auth) Sessions(ctx context.Context, providerName, userID string) ([]*Session, error) {
 	return sessions(ctx, a.engine, providerName, userID)
 }
@@ -28,16 +31,103 @@ func sessions(ctx context.Context, e *engine.Engine, providerName, userID string
 	if err != nil {
 		return nil, err
 	}
-	var currentKey string
-	if st := stateFrom(ctx); st != nil && st.loaded.Session != nil {
-		currentKey = st.loaded.Session.Key
+	return views(all, currentKey(ctx)), nil
+}
+
+// The page sizes of SessionsPage and of the listing routes.
+const (
+	// DefaultPageSize is the most sessions on a page when the request
+	// names no limit.
+	DefaultPageSize = 50
+	// MaxPageSize is the largest limit a page request may name.
+	MaxPageSize = 200
+)
+
+// ErrInvalidLimit is returned by SessionsPage for a PageRequest.Limit
+// below 0 or above MaxPageSize (the routes answer 400 invalid_request).
+var ErrInvalidLimit = errors.New("sessiongate/middleware: a page holds 1 to 200 sessions")
+
+// ErrInvalidCursor is returned by SessionsPage for a PageRequest.Cursor
+// that is not a Next this deployment returned for that user's listing:
+// malformed, altered, forged, another user's, or issued under another
+// Config.Secret (the routes answer 400 invalid_request). Nothing is read
+// from the store.
+var ErrInvalidCursor = errors.New("sessiongate/middleware: the listing cursor is not valid: list again from the first page")
+
+// PageRequest asks for one page of a user's sessions (SessionsPage).
+type PageRequest struct {
+	// Limit is the most sessions on the page, 1 to MaxPageSize; 0 means
+	// DefaultPageSize.
+	Limit int
+	// Cursor is the Next of the page before; "" asks for the first page.
+	Cursor string
+}
+
+// SessionPage is one page of a user's sessions. Its JSON is the listing
+// routes' answer: {"sessions": [...], "next": "..."}, next left out on
+// the last page.
+type SessionPage struct {
+	// Sessions are the page's sessions, never nil.
+	Sessions []*Session `json:"sessions"`
+	// Next is the cursor of the next page, "" after the last one. It is
+	// opaque (no store key or token in it, sealed with a key derived from
+	// Config.Secret) and good for the same user's listing only, on any
+	// process that shares the store and the secret.
+	Next string `json:"next,omitempty"`
+}
+
+// SessionsPage returns one page of the live sessions of one user of one
+// provider, latest expiry first (for sessions of one Config.Lifetime,
+// newest first), ties in expiry in a fixed order of their own. A page
+// costs the same store work (one read of the page's index entries, one of
+// their sessions) whether the user has 10 sessions or 10,000. A page may
+// hold fewer than Limit sessions while more follow (ended and idle
+// sessions are skipped): only an empty Next ends the listing. Following
+// Next from the first page to the last lists each session that lives
+// throughout exactly once, whatever is signed in or out meanwhile;
+// sessions minted during the walk may or may not be listed. When ctx
+// carries a session, it is flagged Current.
+//
+// It returns ErrInvalidLimit or ErrInvalidCursor for a bad request, and
+// an error wrapping store.ErrUnavailable when the store cannot answer.
+func (a *Auth) SessionsPage(ctx context.Context, providerName, userID string, req PageRequest) (SessionPage, error) {
+	return sessionsPage(ctx, a.engine, providerName, userID, req, currentKey(ctx))
+}
+
+func sessionsPage(ctx context.Context, e *engine.Engine, providerName, userID string, req PageRequest, current string) (SessionPage, error) {
+	if req.Limit < 0 || req.Limit > MaxPageSize {
+		return SessionPage{}, ErrInvalidLimit
 	}
+	if req.Limit == 0 {
+		req.Limit = DefaultPageSize
+	}
+	page, next, err := e.ListPage(ctx, providerName, userID, req.Cursor, req.Limit)
+	if errors.Is(err, engine.ErrBadCursor) {
+		return SessionPage{}, ErrInvalidCursor
+	}
+	if err != nil {
+		return SessionPage{}, err
+	}
+	return SessionPage{Sessions: views(page, current), Next: next}, nil
+}
+
+// currentKey is the store key of ctx's session, "" when none.
+func currentKey(ctx context.Context) string {
+	if st := stateFrom(ctx); st != nil && st.loaded.Session != nil {
+		return st.loaded.Session.Key
+	}
+	return ""
+}
+
+// views returns the public views of all, the one whose key is current
+// flagged Current; never nil.
+func views(all []*format.Session, current string) []*Session {
 	views, out := make([]Session, len(all)), make([]*Session, len(all))
 	for i, s := range all {
-		views[i] = view(s, s.Key == currentKey)
+		views[i] = view(s, current != "" && s.Key == current)
 		out[i] = &views[i]
 	}
-	return out, nil
+	return out
 }
 
 // SignOut ends the session of the request whose context is ctx. Its
@@ -130,10 +220,16 @@ func NewRevoker(cfg Config) *Revoker {
 	return &Revoker{engine: newEngine(cfg.withDefaults(), nil)}
 }
 
-// Sessions returns the live sessions of one user of one provider, newest
-// first (see Auth.Sessions).
+// Sessions returns every live session of one user of one provider, newest
+// first (see Auth.Sessions: for huge users, prefer SessionsPage).
 func (r *Revoker) Sessions(ctx context.Context, providerName, userID string) ([]*Session, error) {
 	return sessions(ctx, r.engine, providerName, userID)
+}
+
+// SessionsPage returns one page of the live sessions of one user of one
+// provider (see Auth.SessionsPage), none flagged Current.
+func (r *Revoker) SessionsPage(ctx context.Context, providerName, userID string, req PageRequest) (SessionPage, error) {
+	return sessionsPage(ctx, r.engine, providerName, userID, req, "")
 }
 
 // RevokeUser ends every session of a user (see Auth.RevokeUser). It first

@@ -170,11 +170,11 @@ func (p *panicAtStore) End(ctx context.Context, ends ...backend.Ending) error {
 	return p.Store.End(ctx, ends...)
 }
 
-func (p *panicAtStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
+func (p *panicAtStore) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	if p.what == "list" {
 		panic("store bug in List")
 	}
-	return p.Store.List(ctx, user)
+	return p.Store.List(ctx, user, after, limit)
 }
 
 func (p *panicAtStore) Check(ctx context.Context, fp []byte, claim bool) error {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/internal/format"
@@ -17,8 +19,12 @@ import (
 //	                          session header (200 when the token's session
 //	                          already existed)
 //	GET    {prefix}/session   the current session: {"user", "session"}
-//	GET    {prefix}/sessions  {"sessions": [...]}: the user's live sessions, newest
-//	                          first, the current one flagged "current"
+//	GET    {prefix}/sessions  {"sessions": [...], "next": "..."}: a page of the
+//	                          user's live sessions, latest expiry (newest) first,
+//	                          the current one flagged "current"; ?limit=N (1 to
+//	                          MaxPageSize, default DefaultPageSize) and
+//	                          ?cursor=<next> for the page after (see SessionsPage);
+//	                          next, and a Link rel="next" header, only when more follow
 //	DELETE {prefix}/session   sign out this session (204, cookie cleared)
 //	DELETE {prefix}/sessions  sign out every session of the user (204, cookie cleared)
 //	DELETE {prefix}/sessions/others
@@ -86,12 +92,95 @@ func serveCurrent(w http.ResponseWriter, r *http.Request) {
 // serveList is GET /sessions.
 func (a *Auth) serveList(w http.ResponseWriter, r *http.Request) {
 	s, _ := SessionFrom(r.Context())
-	all, err := a.Sessions(r.Context(), s.Identity.Provider, s.Identity.UserID)
-	if err != nil {
+	req, ok := pageRequest(w, r)
+	if !ok {
+		return
+	}
+	page, err := a.SessionsPage(r.Context(), s.Identity.Provider, s.Identity.UserID, req)
+	a.servePage(w, r, req, page, err)
+}
+
+// codeInvalidRequest is the error code of a listing's bad limit or cursor.
+const codeInvalidRequest = "invalid_request"
+
+// pageRequest reads a listing's ?limit and ?cursor, or answers 400
+// invalid_request (and returns false) when either is given twice, or the
+// limit is not a whole number from 1 to MaxPageSize. The cursor itself is
+// checked by SessionsPage.
+func pageRequest(w http.ResponseWriter, r *http.Request) (PageRequest, bool) {
+	q := r.URL.Query()
+	var req PageRequest
+	if v, given := q["limit"]; given {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > MaxPageSize || len(v) > 1 {
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, "limit must be one whole number from 1 to "+strconv.Itoa(MaxPageSize), 0)
+			return req, false
+		}
+		req.Limit = n
+	}
+	if v := q["cursor"]; len(v) > 0 {
+		if len(v) > 1 {
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, "give one cursor", 0)
+			return req, false
+		}
+		req.Cursor = v[0]
+	}
+	return req, true
+}
+
+// servePage answers a listing: the page, with a Link to the next one
+// (RFC 8288) when there is one; 400 for a bad cursor, 503 when the store
+// cannot answer.
+func (a *Auth) servePage(w http.ResponseWriter, r *http.Request, req PageRequest, page SessionPage, err error) {
+	switch {
+	case errors.Is(err, ErrInvalidCursor), errors.Is(err, ErrInvalidLimit):
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, "the cursor is not valid for this listing: list again without it", 0)
+		return
+	case err != nil:
 		a.storeUnavailable(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": all})
+	if page.Next != "" {
+		q := url.Values{"cursor": {page.Next}}
+		if req.Limit != 0 {
+			q.Set("limit", strconv.Itoa(req.Limit))
+		}
+		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+q.Encode()+`>; rel="next"`)
+	}
+	b, err := page.appendJSON(make([]byte, 0, 64+512*len(page.Sessions)))
+	if err != nil {
+		a.storeUnavailable(w, err) // unreachable: a session's view always encodes
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// appendJSON appends p's JSON (as encoding/json writes it, and a newline)
+// to b: each session's MarshalJSON once, without encoding/json's second
+// pass over what a Marshaler returns.
+func (p SessionPage) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"sessions":[`...)
+	for i, s := range p.Sessions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		js, err := s.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, js...)
+	}
+	b = append(b, ']')
+	if p.Next != "" {
+		// A cursor is base64url: nothing in it needs escaping.
+		b = append(b, `,"next":"`...)
+		b = append(b, p.Next...)
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...), nil
 }
 
 // serveSignOut is DELETE /session.

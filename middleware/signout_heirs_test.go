@@ -30,8 +30,8 @@ func (h *listSteps) arm(hooks ...func()) {
 	h.mu.Unlock()
 }
 
-func (h *listSteps) List(ctx context.Context, user string) ([]backend.Entry, error) {
-	en, err := h.Store.List(ctx, user)
+func (h *listSteps) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
+	en, next, err := h.Store.List(ctx, user, after, limit)
 	h.mu.Lock()
 	var f func()
 	if len(h.hooks) > 0 {
@@ -41,7 +41,7 @@ func (h *listSteps) List(ctx context.Context, user string) ([]backend.Entry, err
 	if f != nil {
 		f()
 	}
-	return en, err
+	return en, next, err
 }
 
 // Device D continues its session once between the first listing and the

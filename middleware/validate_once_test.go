@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/providertest"
@@ -128,7 +129,7 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 			require.Equal(t, sessions[0], sessions[i], "all share one session")
 		}
 		assert.EqualValues(t, 1, e.fake.Calls(), "one upstream call for 201 concurrent requests")
-		entries, err := e.store.List(context.Background(), "plurality:carol")
+		entries, err := backendtest.ListAll(context.Background(), e.store, "plurality:carol")
 		require.NoError(t, err)
 		assert.Len(t, entries, 1, "one session minted")
 	})

@@ -2,11 +2,13 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
@@ -18,10 +20,13 @@ import (
 type memory struct {
 	mu        sync.RWMutex
 	sessions  map[string]item
-	users     map[string]map[string]time.Time
+	users     map[string]*userIndex
 	lastSweep time.Time
 	// fingerprint is the secret's fingerprint Check recorded, nil before.
 	fingerprint []byte
+	// entriesRead counts the index entries List has read: its work, which
+	// the tests compare for users with few and many sessions.
+	entriesRead atomic.Int64
 }
 
 type item struct {
@@ -43,7 +48,7 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 func NewMemory() Store {
 	return &memory{
 		sessions:  map[string]item{},
-		users:     map[string]map[string]time.Time{},
+		users:     map[string]*userIndex{},
 		lastSweep: time.Now(),
 	}
 }
@@ -148,40 +153,40 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 	}
 	idx := m.users[s.User]
 	if idx == nil {
-		idx = map[string]time.Time{}
+		idx = newUserIndex()
 		m.users[s.User] = idx
 	}
 	if s.Credential != (format.Credential{}) {
-		for other := range idx {
+		for other := range idx.at {
 			it, found := m.sessions[other]
 			if other != key && found && format.Parse(it.raw).Live() && format.Parse(it.raw).Credential == s.Credential {
 				delete(m.sessions, other)
-				delete(idx, other)
+				idx.remove(other)
 			}
 		}
 	}
 	if c := s.Continues; c != nil && c.Key != key {
-		delete(idx, c.Key)
+		idx.remove(c.Key)
 		delete(m.sessions, c.Key)
 	}
 	if l := s.Limit; l != nil && l.Max > 0 {
 		m.limit(l, idx, key, now)
 	}
 	m.sessions[key] = item{raw: format.Frame(val, s.Nonce, s.Credential, s.Record, s.Data), expires: s.Expires}
-	idx[key] = s.Expires
+	idx.add(key, s.Expires.UnixMilli())
 	return nil
 }
 
 // limit ends, for the mint of key, the least recently used live sessions
 // of idx beyond l.Max (see backend.Limit). m.mu is held.
-func (m *memory) limit(l *backend.Limit, idx map[string]time.Time, key string, now time.Time) {
+func (m *memory) limit(l *backend.Limit, idx *userIndex, key string, now time.Time) {
 	type candidate struct {
 		key  string
 		seen time.Time
 		it   item
 	}
 	var live []candidate
-	for other := range idx {
+	for other := range idx.at {
 		it, found := m.sessions[other]
 		if other == key || !found || !it.live(now) || !format.Parse(it.raw).Live() {
 			continue
@@ -198,7 +203,7 @@ func (m *memory) limit(l *backend.Limit, idx map[string]time.Time, key string, n
 	for i := 0; len(live)-i+1 > l.Max; i++ {
 		c := live[i]
 		m.sessions[c.key] = item{raw: format.Ended, expires: c.it.expires}
-		delete(idx, c.key)
+		idx.remove(c.key)
 		l.Ended = append(l.Ended, backend.Entry{Key: c.key, Stored: format.Parse(c.it.raw)})
 	}
 }
@@ -226,8 +231,8 @@ func (m *memory) End(_ context.Context, ends ...backend.Ending) error {
 			}
 		}
 		if idx := m.users[e.User]; idx != nil {
-			delete(idx, e.Key)
-			if len(idx) == 0 {
+			idx.remove(e.Key)
+			if idx.len() == 0 {
 				delete(m.users, e.User)
 			}
 		}
@@ -235,26 +240,47 @@ func (m *memory) End(_ context.Context, ends ...backend.Ending) error {
 	return nil
 }
 
-// List returns user's live sessions.
-func (m *memory) List(_ context.Context, user string) ([]backend.Entry, error) {
+// List returns a page of user's index: live sessions after the
+// position after, latest expiry first. The index is kept in that order,
+// so a page costs O(limit + log n) for a user with n sessions; expired
+// entries, and entries whose session is gone, leave the index.
+func (m *memory) List(_ context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
+	limit = max(limit, 1)
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	idx := m.users[user]
-	entries := make([]backend.Entry, 0, len(idx))
-	for key := range idx {
-		it, ok := m.sessions[key]
+	if idx == nil {
+		return nil, backend.Position{}, nil
+	}
+	idx.dropExpired(now.UnixMilli())
+	var (
+		entries []backend.Entry
+		last    indexEntry
+		read    int
+	)
+	// Walk down from the entry just below after's place: entries removed
+	// on the way are at or above the walk, so the next is still at i-1.
+	for i := idx.place(after) - 1; i >= 0; i-- {
+		if read == limit {
+			m.entriesRead.Add(int64(read))
+			return entries, backend.Position{Expires: last.expires, Key: last.key}, nil
+		}
+		read++
+		last = idx.order[i]
+		it, ok := m.sessions[last.key]
 		s := format.Parse(it.raw)
 		if !ok || !it.live(now) || !s.Live() {
-			delete(idx, key)
+			idx.removeAt(i)
 			continue
 		}
-		entries = append(entries, backend.Entry{Key: key, Stored: s})
+		entries = append(entries, backend.Entry{Key: last.key, Stored: s})
 	}
-	if idx != nil && len(idx) == 0 {
+	m.entriesRead.Add(int64(read))
+	if idx.len() == 0 {
 		delete(m.users, user)
 	}
-	return entries, nil
+	return entries, backend.Position{}, nil
 }
 
 // Check records fingerprint when it has none and claim is set, and
@@ -284,13 +310,92 @@ func (m *memory) sweep(now time.Time) {
 		}
 	}
 	for u, idx := range m.users {
-		for k, exp := range idx {
-			if !now.Before(exp) {
-				delete(idx, k)
-			}
-		}
-		if len(idx) == 0 {
+		idx.dropExpired(now.UnixMilli())
+		if idx.len() == 0 {
 			delete(m.users, u)
 		}
 	}
+}
+
+// userIndex is a user's index: each key with its expiry (Unix ms), and
+// the same entries in order (expiry, then key, ascending; List walks it
+// down), so that a page is a binary search and a walk.
+type userIndex struct {
+	at    map[string]int64
+	order []indexEntry
+}
+
+type indexEntry struct {
+	expires int64
+	key     string
+}
+
+func newUserIndex() *userIndex { return &userIndex{at: map[string]int64{}} }
+
+func (x *userIndex) len() int { return len(x.order) }
+
+// compare orders entries by expiry, then key.
+func (a indexEntry) compare(b indexEntry) int {
+	if a.expires != b.expires {
+		return cmp.Compare(a.expires, b.expires)
+	}
+	return strings.Compare(a.key, b.key)
+}
+
+// find returns where e is, or would be, in order.
+func (x *userIndex) find(e indexEntry) (int, bool) {
+	return slices.BinarySearchFunc(x.order, e, indexEntry.compare)
+}
+
+// place returns how many entries come before p in List's walk (which goes
+// down from the top): the index of the first entry at or above p, or
+// len for the zero Position.
+func (x *userIndex) place(p backend.Position) int {
+	if p.IsZero() {
+		return len(x.order)
+	}
+	i, _ := x.find(indexEntry{p.Expires, p.Key})
+	return i
+}
+
+// add puts key in the index with expiry expires, replacing its entry.
+func (x *userIndex) add(key string, expires int64) {
+	x.remove(key)
+	e := indexEntry{expires, key}
+	i, _ := x.find(e)
+	x.order = slices.Insert(x.order, i, e)
+	x.at[key] = expires
+}
+
+// remove takes key out of the index, if it is there.
+func (x *userIndex) remove(key string) {
+	exp, ok := x.at[key]
+	if !ok {
+		return
+	}
+	if i, found := x.find(indexEntry{exp, key}); found {
+		x.order = slices.Delete(x.order, i, i+1)
+	}
+	delete(x.at, key)
+}
+
+// removeAt takes the i-th entry of order out of the index.
+func (x *userIndex) removeAt(i int) {
+	delete(x.at, x.order[i].key)
+	x.order = slices.Delete(x.order, i, i+1)
+}
+
+// dropExpired removes the entries that expire at or before now (Unix
+// ms): the bottom of the order.
+func (x *userIndex) dropExpired(now int64) {
+	n, _ := slices.BinarySearchFunc(x.order, now, func(e indexEntry, now int64) int {
+		if e.expires <= now {
+			return -1
+		}
+		return 1
+	})
+	for _, e := range x.order[:n] {
+		delete(x.at, e.key)
+	}
+	x.order = slices.Delete(x.order, 0, n)
 }

@@ -57,10 +57,19 @@ type Backend interface {
 	// it is removed when Replaced; and it leaves its user's index.
 	End(ctx context.Context, ends ...Ending) error
 
-	// List returns the live sessions in user's index: O(that user's
-	// sessions), whatever the size of the store. Entries whose session is
-	// gone are dropped from the index.
-	List(ctx context.Context, user string) ([]Entry, error)
+	// List returns one page of user's index: the live sessions among the
+	// first limit entries (at least 1) after position after (zero: from
+	// the start), in the index's order (see Position), and next, the
+	// position of the last entry it read when more entries follow (zero
+	// when none do). A page costs O(limit + log(the user's sessions)),
+	// plus the entries that share after's expiry, never a read of the
+	// whole index. Entries whose session is gone count toward limit (a
+	// page may hold fewer than limit sessions, even none, with a next) and
+	// are dropped from the index. A position's place does not depend on
+	// what else the index holds: a walk of every page from the zero
+	// position, with each next, lists each entry that stays in the index
+	// throughout exactly once, whatever is added or removed meanwhile.
+	List(ctx context.Context, user string, after Position, limit int) (entries []Entry, next Position, err error)
 
 	// Check reports whether the store can do what sign-in and sign-out
 	// need, and compares fingerprint (format.Secret.Fingerprint) with the
@@ -168,6 +177,29 @@ type Entry struct {
 	Key string
 	// Stored is what the key holds: a live session.
 	Stored format.Stored
+}
+
+// Position is a place in a user's index. The index is ordered by expiry,
+// latest first, then by key, last first (byte order, descending): the
+// order of a Redis sorted set read in reverse, scored by expiry. An
+// entry at a position comes after p when its expiry is earlier, or equal
+// with a smaller key.
+type Position struct {
+	// Expires is the entry's expiry, in Unix milliseconds (the index's
+	// score).
+	Expires int64
+	// Key is the entry's store key; "" only in the zero Position.
+	Key string
+}
+
+// IsZero reports whether p is the zero Position: the start of the index.
+func (p Position) IsZero() bool { return p.Key == "" }
+
+// After reports whether an entry that expires at expires (Unix ms) with
+// key comes after p in the index's order; everything comes after the zero
+// Position.
+func (p Position) After(expires int64, key string) bool {
+	return p.IsZero() || expires < p.Expires || expires == p.Expires && key < p.Key
 }
 
 // Valid reports whether s can be minted: a session token, a user and a

@@ -27,36 +27,6 @@ const (
 	Replaced        Reason = "replaced"
 )
 
-// List returns the live sessions of one user of one provider, exactly
-// (each session's record names its provider and user), newest first,
-// read through the user's index: the cost grows with that user's sessions
-// only.
-func (e *Engine) List(ctx context.Context, providerName, userID string) (_ []*format.Session, err error) {
-	defer e.recoverInto(&err, "store")
-	entries, err := e.cfg.Store.List(ctx, format.UserIndex(providerName, userID))
-	if err != nil {
-		e.storeFailed(ctx, ListRead, err)
-		return nil, err
-	}
-	now := e.cfg.Now()
-	out := make([]*format.Session, 0, len(entries))
-	for _, en := range entries {
-		s, err := format.DecodeRecord(en.Key, en.Stored)
-		if err != nil || !e.live(s, now) {
-			continue
-		}
-		if s.Identity.Provider != providerName || s.Identity.UserID != userID {
-			// The index's name joins provider and user with ":", so
-			// ("p", "a:b") and ("p:a", "b") share one: each session says
-			// whose it is, and only those of this user are theirs.
-			continue
-		}
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(x, y *format.Session) int { return y.Created.Compare(x.Created) })
-	return out, nil
-}
-
 // EndWhere ends the user's sessions that match (SignOut, sparing keep),
 // and returns how many. The listing and the ending run detached from
 // ctx's cancellation, bounded by ExchangeTimeout.

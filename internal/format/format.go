@@ -44,6 +44,7 @@ import (
 //	                                                          where a signed-out credential's mark lives
 //	user index        = provider ":" user                     the key of a user's session index
 //	fingerprint       = H("sessiongate store fingerprint", "") names the secret in the store
+//	cursor key        = H("sessiongate listing cursor", "")    seals listing cursors (engine/list.go)
 //
 //	stored at K:  FrameLive verifier nonce C len(record) record scs-values  (frame.go)
 //	              or FrameEnded: the mark of an ended session
@@ -115,6 +116,13 @@ func (s *Secret) Mark(user string, c Credential) string {
 // to tell processes with another secret.
 func (s *Secret) Fingerprint() []byte {
 	sum := s.sum("sessiongate store fingerprint", "", nil)
+	return sum[:]
+}
+
+// CursorKey returns the key that seals listing cursors (package engine),
+// derived from the secret for that use alone.
+func (s *Secret) CursorKey() []byte {
+	sum := s.sum("sessiongate listing cursor", "", nil)
 	return sum[:]
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -52,7 +53,7 @@ func TestClusterReviewAttacks(t *testing.T) {
 		// does): the continuation record is gone, nothing fences.
 		retryErr := st.End(ctx, cc.end)
 		got2, _ := st.Lookup(ctx, cc.newKey)
-		listed, _ := st.List(ctx, cc.user)
+		listed, _ := backendtest.ListAll(ctx, st, cc.user)
 		t.Logf("End retried: %v; continuation live=%v; listed %v", retryErr, got2.Live(), entryKeys(listed))
 
 		require.Error(t, endErr, "the stalled replica acknowledged nothing: the end is not durable")

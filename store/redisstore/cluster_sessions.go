@@ -641,44 +641,58 @@ func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, t
 	return first
 }
 
-// List returns user's live sessions: the index's live entries, then
-// their sessions, with one pipeline of GETs per node (getAll). An entry
-// whose key holds the mark of an ended session, or garbage, leaves the
-// index (only if its score is unchanged); one whose key is absent stays,
-// since a mint may be between its steps 1 and 3: it expires with its
-// score.
-func (c *clusterStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
+// List returns a page of user's index, latest expiry first: the page's
+// entries from the index (ZRANGE BYSCORE REV with a LIMIT from after's
+// expiry down, and, after a position, the entries that share its expiry:
+// two commands in the user's slot), then their sessions, with one
+// pipeline of GETs per node (getAll). An entry whose key holds the mark
+// of an ended session, or garbage, leaves the index (only if its score is
+// unchanged); one whose key is absent stays, since a mint may be between
+// its steps 1 and 3: it expires with its score.
+func (c *clusterStore) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	ctx, cancel := c.operation(ctx)
 	defer cancel()
-	members, err := redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(user), time.Now().UnixMilli(), "+inf", "BYSCORE", "WITHSCORES"))
-	if err != nil {
-		return nil, unavailable(err)
+	limit = max(limit, 1)
+	now := "(" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	top := "+inf"
+	var ties []string
+	if !after.IsZero() {
+		top = "(" + strconv.FormatInt(after.Expires, 10)
+		var err error
+		if ties, err = redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(user), after.Expires, after.Expires, "BYSCORE", "REV")); err != nil {
+			return nil, backend.Position{}, unavailable(err)
+		}
 	}
-	keys := make([]string, 0, len(members)/2)
-	for i := 0; i+1 < len(members); i += 2 {
-		keys = append(keys, c.sessionKey(members[i]))
+	rest, err := indexEntries(redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(user), top, now, "BYSCORE", "REV", "LIMIT", 0, limit+1, "WITHSCORES")))
+	if err != nil {
+		return nil, backend.Position{}, unavailable(err)
+	}
+	page, more := backend.Window(after, ties, rest, limit)
+	keys := make([]string, len(page))
+	for i, e := range page {
+		keys[i] = c.sessionKey(e.Key)
 	}
 	raws, err := c.getAll(ctx, keys)
 	if err != nil {
-		return nil, err
+		return nil, backend.Position{}, err
 	}
 	var (
-		entries []backend.Entry
+		entries = make([]backend.Entry, 0, len(page))
 		gone    []any
 	)
-	for i := 0; i+1 < len(members); i += 2 {
-		switch s := format.Parse(raws[i/2]); {
+	for i, e := range page {
+		switch s := format.Parse(raws[i]); {
 		case s.Live():
-			entries = append(entries, backend.Entry{Key: members[i], Stored: s})
+			entries = append(entries, backend.Entry{Key: e.Key, Stored: s})
 		case s.Found():
-			gone = append(gone, members[i], members[i+1])
+			gone = append(gone, e.Key, strconv.FormatInt(e.Expires, 10))
 		}
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure leaves entries a later call drops.
 		c.eval(ctx, indexScript, c.userKeys(user), append([]any{"", "", "", ""}, gone...)...)
 	}
-	return entries, nil
+	return entries, backend.Next(page, more), nil
 }
 
 // parseScore reads a score Redis answered (ms).

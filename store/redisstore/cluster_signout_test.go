@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
@@ -78,7 +79,7 @@ func testClusterContinuationAndSignOut(t *testing.T, c *storetest.Cluster) {
 		require.NoError(t, err)
 		require.NoError(t, st.mintContinue(ctx, cc.cont))
 		require.NoError(t, st.End(ctx, cc.end))
-		listed, err := st.List(ctx, cc.user)
+		listed, err := backendtest.ListAll(ctx, st, cc.user)
 		require.NoError(t, err)
 		assert.Empty(t, listed, "nothing for the heir search to end")
 		got, _ := st.Lookup(ctx, cc.newKey)
@@ -92,7 +93,7 @@ func testClusterContinuationAndSignOut(t *testing.T, c *storetest.Cluster) {
 		fresh := cc.cont
 		fresh.Continues, fresh.Nonce, fresh.Replace = nil, []byte("nonce-fresh"), got
 		require.NoError(t, st.Mint(ctx, fresh))
-		listed, err = st.List(ctx, cc.user)
+		listed, err = backendtest.ListAll(ctx, st, cc.user)
 		require.NoError(t, err)
 		assert.Equal(t, []string{cc.newKey}, entryKeys(listed))
 	})
@@ -107,7 +108,7 @@ func testClusterContinuationAndSignOut(t *testing.T, c *storetest.Cluster) {
 		require.NoError(t, st.End(ctx, cc.end))
 		got, _ := st.Lookup(ctx, cc.newKey)
 		assert.True(t, got.Live(), "the sign-out leaves the written continuation alone")
-		listed, err := st.List(ctx, cc.user)
+		listed, err := backendtest.ListAll(ctx, st, cc.user)
 		require.NoError(t, err)
 		assert.Equal(t, []string{cc.newKey}, entryKeys(listed), "the heir search finds it")
 		require.NoError(t, st.mintFinish(ctx, cc.cont, nil))
@@ -125,7 +126,7 @@ func testClusterContinuationAndSignOut(t *testing.T, c *storetest.Cluster) {
 		// The record the stopped attempt left made the end fence the key.
 		fresh.Replace, _ = st.Lookup(ctx, cc.newKey)
 		require.NoError(t, st.Mint(ctx, fresh))
-		listed, err := st.List(ctx, cc.user)
+		listed, err := backendtest.ListAll(ctx, st, cc.user)
 		require.NoError(t, err)
 		assert.Equal(t, []string{cc.newKey}, entryKeys(listed))
 	})
@@ -144,7 +145,7 @@ func testClusterContinuationAndSignOut(t *testing.T, c *storetest.Cluster) {
 		require.Eventually(t, func() bool { s, _ := st.Lookup(ctx, cc.oldKey); return !s.Found() }, 5*time.Second, 5*time.Millisecond)
 
 		require.NoError(t, st.End(ctx, cc.end))
-		heirs, err := st.List(ctx, cc.user)
+		heirs, err := backendtest.ListAll(ctx, st, cc.user)
 		require.NoError(t, err)
 		mintErr := <-minted
 		got, err := st.Lookup(ctx, cc.newKey)

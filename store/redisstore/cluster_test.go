@@ -67,6 +67,7 @@ func TestCluster(t *testing.T) {
 	t.Run("LimitRace", func(t *testing.T) { testClusterLimitRace(t, c) })
 	t.Run("LimitStoppedBeforeItsCount", func(t *testing.T) { testClusterLimitStopped(t, c) })
 	t.Run("ListPipelinesPerNode", func(t *testing.T) { testClusterListPipelines(t, c) })
+	t.Run("ListPageCost", func(t *testing.T) { testClusterListPageCost(t, c) })
 	t.Run("SeedsAnswerLater", func(t *testing.T) { testClusterSeedsAnswerLater(t, c) })
 	t.Run("MintRoundTrips", func(t *testing.T) { testClusterMintRoundTrips(t, c) })
 	t.Run("Check", func(t *testing.T) {
@@ -99,7 +100,7 @@ func testClusterSpreadAndOneGet(t *testing.T, c *storetest.Cluster) {
 	t.Logf("%d sessions on %d slots and %d nodes", n, len(slots), len(nodes))
 	assert.GreaterOrEqual(t, len(slots), 3)
 	assert.GreaterOrEqual(t, len(nodes), 2)
-	entries, err := st.List(ctx, "p:spread")
+	entries, err := backendtest.ListAll(ctx, st, "p:spread")
 	require.NoError(t, err)
 	assert.Len(t, entries, n)
 
@@ -175,7 +176,7 @@ func testClusterCrashBetweenSteps(t *testing.T, c *storetest.Cluster) {
 		v, err := redis.Bytes(c.Owner(st.markKey(user, mark)).Do("GET", st.markKey(user, mark)))
 		require.NoError(t, err)
 		assert.Equal(t, format.Ended, v, "the mark is in the user's slot")
-		entries, err := st.List(ctx, user)
+		entries, err := backendtest.ListAll(ctx, st, user)
 		require.NoError(t, err)
 		assert.Empty(t, entries)
 		n, _ := redis.Int(c.Owner(st.indexKey(user)).Do("ZCARD", st.indexKey(user)))
@@ -206,14 +207,14 @@ func testClusterCrashBetweenSteps(t *testing.T, c *storetest.Cluster) {
 		a := session(st, ctok("a", "v"), user)
 		_, err := st.mintIndex(ctx, a)
 		require.NoError(t, err)
-		entries, err := st.List(ctx, user)
+		entries, err := backendtest.ListAll(ctx, st, user)
 		require.NoError(t, err)
 		assert.Empty(t, entries)
 		score, err := redis.Int64(c.Owner(st.indexKey(user)).Do("ZSCORE", st.indexKey(user), format.KeyOf(a.Token)))
 		require.NoError(t, err, "the entry stays: a mint may be between its steps")
 		assert.Equal(t, exp.UnixMilli(), score)
 		require.NoError(t, st.mintWrite(ctx, a))
-		entries, _ = st.List(ctx, user)
+		entries, _ = backendtest.ListAll(ctx, st, user)
 		assert.Len(t, entries, 1, "its write, however late, is listed")
 	})
 
@@ -233,7 +234,7 @@ func testClusterCrashBetweenSteps(t *testing.T, c *storetest.Cluster) {
 		require.NoError(t, err)
 		assert.Equal(t, fence, raw[:len(fence)], "the earlier's absent key is fenced")
 		assert.ErrorIs(t, st.mintWrite(ctx, a), backend.ErrConflict, "so its write fails")
-		entries, _ := st.List(ctx, user)
+		entries, _ := backendtest.ListAll(ctx, st, user)
 		assert.Equal(t, []string{format.KeyOf(b.Token)}, entryKeys(entries))
 
 		got, _ := st.Lookup(ctx, format.KeyOf(a.Token))
@@ -241,7 +242,7 @@ func testClusterCrashBetweenSteps(t *testing.T, c *storetest.Cluster) {
 		require.NoError(t, st.Mint(ctx, a), "a mint that saw the fence replaces it")
 		got, _ = st.Lookup(ctx, format.KeyOf(b.Token))
 		assert.False(t, got.Found(), "and ends the other session of the credential")
-		entries, _ = st.List(ctx, user)
+		entries, _ = backendtest.ListAll(ctx, st, user)
 		assert.Equal(t, []string{format.KeyOf(a.Token)}, entryKeys(entries))
 	})
 }
@@ -289,7 +290,7 @@ func testClusterConcurrentMints(t *testing.T, c *storetest.Cluster) {
 			live++
 		}
 	}
-	entries, err := st.List(ctx, user)
+	entries, err := backendtest.ListAll(ctx, st, user)
 	require.NoError(t, err)
 	t.Logf("%d concurrent mints of one credential: %d written, %d fenced (conflict), %d live", n, minted.Load(), conflict.Load(), live)
 	assert.Equal(t, 1, live, "exactly one live session")
@@ -375,7 +376,7 @@ func serve(st *clusterStore, workers int, tokens func(w, i int) string, user fun
 					}
 					counts.ops.Add(2)
 				}
-				entries, err := st.List(ctx, u)
+				entries, err := backendtest.ListAll(ctx, st, u)
 				if err != nil {
 					fail(err)
 				} else if !slicesContains(entryKeys(entries), key) {
@@ -652,7 +653,7 @@ func testClusterLimitRace(t *testing.T, c *storetest.Cluster) {
 			assert.Equal(t, 1, reported[key], "each ended session is reported by exactly one mint")
 		}
 	}
-	entries, err := st.List(ctx, user)
+	entries, err := backendtest.ListAll(ctx, st, user)
 	require.NoError(t, err)
 	t.Logf("%d concurrent mints with a limit of %d: %d live after them (%d ended by a race beyond the limit's need), %d reported ended",
 		n, max, live, max-live, len(reported))
@@ -687,14 +688,14 @@ func testClusterLimitStopped(t *testing.T, c *storetest.Cluster) {
 	require.NoError(t, err)
 	require.NoError(t, st.mintWrite(ctx, cs))
 	require.NoError(t, st.mintFinish(ctx, cs, others))
-	entries, _ := st.List(ctx, user)
+	entries, _ := backendtest.ListAll(ctx, st, user)
 	assert.Len(t, entries, 3, "stopped before its count: one more than the limit, for now")
 
 	d := session("d", 20*time.Minute)
 	d.Limit = &backend.Limit{Max: 2}
 	require.NoError(t, st.Mint(ctx, d))
 	assert.Equal(t, []string{key("a"), key("b")}, entryKeys(d.Limit.Ended), "the next mint with a limit counts it")
-	entries, _ = st.List(ctx, user)
+	entries, _ = backendtest.ListAll(ctx, st, user)
 	assert.ElementsMatch(t, []string{key("c"), key("d")}, entryKeys(entries))
 
 	// The end script ends the session it was given only.
@@ -765,11 +766,11 @@ func testClusterListPipelines(t *testing.T, c *storetest.Cluster) {
 		want = append(want, format.KeyOf(tok))
 	}
 	require.GreaterOrEqual(t, len(nodes), 2)
-	_, err = st.List(ctx, user) // every node's pool has a connection now
+	_, err = backendtest.ListAll(ctx, st, user) // every node's pool has a connection now
 	require.NoError(t, err)
 
 	writes.Store(0)
-	entries, err := st.List(ctx, user)
+	entries, err := backendtest.ListAll(ctx, st, user)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, want, entryKeys(entries))
 	t.Logf("List of %d sessions on %d nodes: %d writes to the network (one per session would be %d)", n, len(nodes), writes.Load(), n+1)
@@ -789,7 +790,7 @@ func testClusterListPipelines(t *testing.T, c *storetest.Cluster) {
 		}
 	}
 	moved := st.movedN.Load()
-	entries, err = st.List(ctx, user)
+	entries, err = backendtest.ListAll(ctx, st, user)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, want, entryKeys(entries), "MOVED in a pipeline: that key is read on its own")
 	assert.Positive(t, st.movedN.Load()-moved)

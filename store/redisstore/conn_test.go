@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/redisstore"
@@ -144,7 +145,10 @@ func operations(tok string) []operation {
 			}
 			return err
 		}},
-		{"List", func(ctx context.Context, st store.Store) error { _, err := st.List(ctx, "p:ops"); return err }},
+		{"List", func(ctx context.Context, st store.Store) error {
+			_, err := backendtest.ListAll(ctx, st, "p:ops")
+			return err
+		}},
 		{"Check", func(ctx context.Context, st store.Store) error { return st.Check(ctx, fingerprint, true) }},
 		{"End", func(ctx context.Context, st store.Store) error {
 			return st.End(ctx, backend.Ending{Key: format.KeyOf(token("ops-ended", "v")), User: "p:ops", Until: exp})

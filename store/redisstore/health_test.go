@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend"
+	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/redisstore"
@@ -247,7 +248,7 @@ func TestRedisPolicyChangedAtRuntime(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return errors.Is(lookup(st), store.ErrMisconfigured) }, time.Minute, 5*time.Millisecond,
 		"the pooled connection is checked again")
-	_, err = st.List(ctx, "p:x")
+	_, err = backendtest.ListAll(ctx, st, "p:x")
 	assert.ErrorContains(t, err, "must be noeviction", "and every operation fails, saying why")
 	_, err = srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
 	require.NoError(t, err)

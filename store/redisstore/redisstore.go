@@ -800,38 +800,45 @@ func (r *redisStore) End(ctx context.Context, ends ...backend.Ending) error {
 	}))
 }
 
-// List returns user's live sessions: the index's live members, then
-// their data in one MGET. Members whose session is gone are removed.
-func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, error) {
+// List returns a page of user's index, latest expiry first: one round
+// trip reads the page's entries from the index (ZRANGE BYSCORE REV with a
+// LIMIT, from after's expiry down, plus the entries that share that
+// expiry), a second their sessions in one MGET. Members whose session is
+// gone are removed.
+func (r *redisStore) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	idx := userPrefix + user
 	var (
-		keys   []string
+		page   []backend.IndexEntry
+		more   bool
 		values [][]byte
 	)
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
-		keys, err = redis.Strings(do(conn, ctx, "ZRANGE", idx, time.Now().UnixMilli(), "+inf", "BYSCORE"))
-		if err != nil || len(keys) == 0 {
+		page, more, err = readIndexPage(ctx, conn, idx, after, limit)
+		if err != nil || len(page) == 0 {
 			return err
 		}
-		args := make([]any, len(keys))
-		for i, k := range keys {
-			args[i] = sessionPrefix + k
+		args := make([]any, len(page))
+		for i, e := range page {
+			args[i] = sessionPrefix + e.Key
 		}
 		values, err = redis.ByteSlices(do(conn, ctx, "MGET", args...))
+		if err == nil && len(values) != len(page) {
+			err = errors.New("store: unexpected answer to MGET")
+		}
 		return err
 	})
-	if err != nil || len(keys) == 0 {
-		return nil, err
+	if err != nil {
+		return nil, backend.Position{}, err
 	}
-	entries := make([]backend.Entry, 0, len(keys))
+	entries := make([]backend.Entry, 0, len(page))
 	var gone []any
 	for i, v := range values {
 		s := format.Parse(v)
 		if !s.Live() {
-			gone = append(gone, keys[i])
+			gone = append(gone, page[i].Key)
 			continue
 		}
-		entries = append(entries, backend.Entry{Key: keys[i], Stored: s})
+		entries = append(entries, backend.Entry{Key: page[i].Key, Stored: s})
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure here leaves entries a later call drops.
@@ -840,7 +847,66 @@ func (r *redisStore) List(ctx context.Context, user string) ([]backend.Entry, er
 			return err
 		})
 	}
-	return entries, nil
+	return entries, backend.Next(page, more), nil
+}
+
+// readIndexPage reads a List page of the index idx on conn, in one round
+// trip (see backend.Window).
+func readIndexPage(ctx context.Context, conn redis.Conn, idx string, after backend.Position, limit int) ([]backend.IndexEntry, bool, error) {
+	limit = max(limit, 1)
+	now := "(" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	top := "+inf"
+	if !after.IsZero() {
+		top = "(" + strconv.FormatInt(after.Expires, 10)
+		if err := conn.Send("ZRANGE", idx, after.Expires, after.Expires, "BYSCORE", "REV"); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := conn.Send("ZRANGE", idx, top, now, "BYSCORE", "REV", "LIMIT", 0, limit+1, "WITHSCORES"); err != nil {
+		return nil, false, err
+	}
+	replies, err := redis.Values(redis.DoContext(conn, ctx, "")) // flushes, and answers every reply
+	if err != nil {
+		return nil, false, err
+	}
+	var ties []string
+	if !after.IsZero() {
+		if len(replies) != 2 {
+			return nil, false, errors.New("store: unexpected answer to ZRANGE")
+		}
+		if ties, err = redis.Strings(replies[0], nil); err != nil {
+			return nil, false, err
+		}
+		replies = replies[1:]
+	}
+	if len(replies) != 1 {
+		return nil, false, errors.New("store: unexpected answer to ZRANGE")
+	}
+	rest, err := indexEntries(redis.Strings(replies[0], nil))
+	if err != nil {
+		return nil, false, err
+	}
+	page, more := backend.Window(after, ties, rest, limit)
+	return page, more, nil
+}
+
+// indexEntries reads a ZRANGE ... WITHSCORES answer.
+func indexEntries(pairs []string, err error) ([]backend.IndexEntry, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(pairs)%2 != 0 {
+		return nil, errors.New("store: unexpected answer to ZRANGE")
+	}
+	out := make([]backend.IndexEntry, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		score, err := strconv.ParseFloat(pairs[i+1], 64)
+		if err != nil {
+			return nil, errors.New("store: unexpected score in ZRANGE")
+		}
+		out = append(out, backend.IndexEntry{Key: pairs[i], Expires: int64(score)})
+	}
+	return out, nil
 }
 
 // transaction sends the commands queued by fill in one MULTI/EXEC round

@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) backend.Backend) {
 		{"BadMint", testBadMint},
 		{"Limit", testLimit},
 		{"Expiry", testExpiry},
+		{"Paging", testPaging},
+		{"PagingUnderChurn", testPagingUnderChurn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -115,11 +117,11 @@ func testLifecycle(t *testing.T, st backend.Backend) {
 	got, _ = st.Lookup(ctx, format.KeyOf(a))
 	assert.Equal(t, "record 2", string(got.Record))
 
-	entries, err := st.List(ctx, user)
+	entries, err := listAll(ctx, st, user)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A2", "B"}, datas(entries))
 	assert.ElementsMatch(t, []string{format.KeyOf(a), format.KeyOf(b)}, keys(entries))
-	entries, err = st.List(ctx, "plurality:nobody")
+	entries, err = listAll(ctx, st, "plurality:nobody")
 	require.NoError(t, err)
 	assert.Empty(t, entries, "a user without sessions is not an error")
 
@@ -130,7 +132,7 @@ func testLifecycle(t *testing.T, st backend.Backend) {
 	assert.True(t, got.Ended, "the key keeps the mark of an ended session")
 	assert.True(t, got.Found())
 	assert.False(t, got.Live())
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Equal(t, []string{"B"}, datas(entries))
 
 	assert.ErrorIs(t, st.Commit(a, []byte("resurrected"), exp), backend.ErrNotLive)
@@ -155,13 +157,13 @@ func testLifecycle(t *testing.T, st backend.Backend) {
 	require.NoError(t, st.End(ctx, backend.Ending{Key: format.KeyOf(b), Until: exp, Replaced: true}))
 	got, _ = st.Lookup(ctx, format.KeyOf(b))
 	assert.False(t, got.Found(), "a replaced session leaves no mark")
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Equal(t, []string{"A3"}, datas(entries), "entries whose session is gone are not listed")
 
 	require.NoError(t, st.End(ctx, backend.Ending{Key: format.KeyOf(again), User: user, Until: time.Now().Add(-time.Second)}))
 	got, _ = st.Lookup(ctx, format.KeyOf(again))
 	assert.False(t, got.Found(), "an end mark whose time is past is deleted")
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Empty(t, entries)
 	require.NoError(t, st.End(ctx), "nothing to end")
 	assert.NoError(t, st.Check(ctx, []byte("fingerprint-0123456789abcdef0123"), true), "a fresh store passes its check")
@@ -186,7 +188,7 @@ func testCredentialOneSessionAndMark(t *testing.T, st backend.Backend) {
 	assert.False(t, got.Found(), "another spelling of one credential replaces its session: one session per credential")
 	got, _ = st.Lookup(ctx, format.KeyOf(other))
 	assert.True(t, got.Live(), "another credential's session stays")
-	entries, _ := st.List(ctx, user)
+	entries, _ := listAll(ctx, st, user)
 	assert.Len(t, entries, 2)
 	assert.ElementsMatch(t, []string{format.KeyOf(b), format.KeyOf(other)}, keys(entries))
 
@@ -229,7 +231,7 @@ func testContinues(t *testing.T, st backend.Backend) {
 		Continues: &backend.Continued{Key: format.KeyOf(old), Nonce: oldNonce}}))
 	got, _ := st.Lookup(ctx, format.KeyOf(old))
 	assert.False(t, got.Found(), "the continued session is gone, without a mark")
-	entries, _ := st.List(ctx, user)
+	entries, _ := listAll(ctx, st, user)
 	assert.Equal(t, []string{format.KeyOf(next)}, keys(entries), "and has left the index")
 
 	again := Token("again", "v")
@@ -259,13 +261,13 @@ func testReplacedNeedsItsNonce(t *testing.T, st backend.Backend) {
 	require.NoError(t, st.End(ctx, backend.Ending{Key: key, User: user, Until: exp, Replaced: true, Nonce: []byte("nonce-2")}))
 	got, _ := st.Lookup(ctx, key)
 	assert.True(t, got.Live(), "a session minted anew is left alone")
-	entries, _ := st.List(ctx, user)
+	entries, _ := listAll(ctx, st, user)
 	assert.Len(t, entries, 1, "and stays listed")
 
 	require.NoError(t, st.End(ctx, backend.Ending{Key: key, User: user, Until: exp, Replaced: true, Nonce: []byte("nonce-1")}))
 	got, _ = st.Lookup(ctx, key)
 	assert.False(t, got.Found(), "the session minted with the nonce is removed, without a mark")
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Empty(t, entries)
 
 	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Nonce: []byte("nonce-3"), Record: Record, Expires: exp, User: user}))
@@ -311,7 +313,7 @@ func testExpiry(t *testing.T, st backend.Backend) {
 	tok := Token("short", "v")
 	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: Record, Data: []byte("x"), Expires: short, User: user}))
 	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: Token("past", "v"), Record: Record, Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}))
-	entries, _ := st.List(ctx, user)
+	entries, _ := listAll(ctx, st, user)
 	assert.Len(t, entries, 1, "an already expired session is never written")
 	got, _ := st.Lookup(ctx, format.KeyOf(Token("past", "v")))
 	assert.False(t, got.Found())
@@ -319,7 +321,7 @@ func testExpiry(t *testing.T, st backend.Backend) {
 	assert.Eventually(t, func() bool { _, found, _ := st.Find(tok); return !found }, time.Minute, 10*time.Millisecond)
 	got, _ = st.Lookup(ctx, format.KeyOf(tok))
 	assert.False(t, got.Found())
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Empty(t, entries, "expired sessions leave the index by themselves")
 	assert.ErrorIs(t, st.Commit(tok, []byte("late"), time.Now().Add(time.Hour)), backend.ErrNotLive, "an expired session is not committed back")
 }
@@ -358,7 +360,7 @@ func testLimit(t *testing.T, st backend.Backend) {
 	limit := &backend.Limit{Max: 1}
 	assert.ErrorIs(t, mint("a", 0, backend.NewSession{Limit: limit}), backend.ErrConflict)
 	assert.Empty(t, limit.Ended)
-	entries, _ := st.List(ctx, user)
+	entries, _ := listAll(ctx, st, user)
 	assert.Len(t, entries, 4, "a failed mint ends nothing")
 
 	limit = &backend.Limit{Max: 3}
@@ -372,9 +374,9 @@ func testLimit(t *testing.T, st backend.Backend) {
 		require.NoError(t, err)
 		assert.True(t, got.Ended, "%s keeps the mark of an ended session", name)
 	}
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Equal(t, keys([]backend.Entry{{Key: key("a")}, {Key: key("c")}, {Key: key("d")}}), keys(entries))
-	others, _ := st.List(ctx, user+"-other")
+	others, _ := listAll(ctx, st, user+"-other")
 	assert.Len(t, others, 1, "another user's sessions do not count")
 
 	// Continuing a session (the same device) does not count as one more.
@@ -390,7 +392,7 @@ func testLimit(t *testing.T, st backend.Backend) {
 
 	// Without a limit nothing more ends; a limit of 1 leaves the new one alone.
 	require.NoError(t, mint("f", 80*time.Minute, backend.NewSession{}))
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Len(t, entries, 5)
 	limit = &backend.Limit{Max: 1}
 	require.NoError(t, mint("g", 90*time.Minute, backend.NewSession{Limit: limit}))
@@ -399,7 +401,7 @@ func testLimit(t *testing.T, st backend.Backend) {
 		ended = append(ended, e.Key)
 	}
 	assert.Equal(t, []string{key("a"), key("c"), key("d2"), key("e2"), key("f")}, ended)
-	entries, _ = st.List(ctx, user)
+	entries, _ = listAll(ctx, st, user)
 	assert.Equal(t, []string{key("g")}, keys(entries))
 }
 
