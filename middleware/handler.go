@@ -241,19 +241,14 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 // saved: the scs API works in every handler behind the middleware (reads
 // give zero values, writes are dropped and set no cookie).
 func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, st *requestState) {
-	var ctx context.Context
-	if st.loaded.Session != nil {
-		ctx = st.loaded.Ctx
-	} else {
-		ctx = a.engine.NoSession(r.Context())
-	}
-	ctx = withState(ctx, st)
-	next.ServeHTTP(w, r.WithContext(ctx))
+	st.Context = r.Context()
+	st.values.Init(a.engine, st.Context, &st.loaded)
+	next.ServeHTTP(w, r.WithContext(st))
 	if nw, ok := w.(*noStoreWriter); ok {
 		nw.seal() // nothing was written: the server writes this header
 	}
 	if st.loaded.Session != nil {
-		a.engine.Save(ctx, &st.loaded)
+		a.engine.Save(st, &st.loaded, &st.values)
 	}
 }
 
@@ -285,13 +280,16 @@ func (a *Auth) emit(r *http.Request, ev engine.Event) {
 var stateKey = &struct{ name string }{"sessiongate state"}
 
 // requestState is what the middleware decided for one request. It is
-// also the request's context (its parent's, plus itself under stateKey),
-// so that adding it costs one allocation.
+// also the request's context (its parent's, plus itself under stateKey,
+// plus the scs session of values), so that adding it costs one
+// allocation.
 type requestState struct {
 	context.Context
 
 	// loaded is the request's live session, zero when it has none.
 	loaded engine.Loaded
+	// values is the request's scs session, loaded on first use.
+	values engine.RequestValues
 	// err is why the session could not be loaded (the store was down),
 	// for RequireSession to answer 503 rather than 401.
 	err error
@@ -300,16 +298,14 @@ type requestState struct {
 	public atomic.Pointer[Session]
 }
 
-// withState makes st the child of ctx that carries it.
-func withState(ctx context.Context, st *requestState) context.Context {
-	st.Context = ctx
-	return st
-}
-
-// Value returns st for stateKey, and ctx's values otherwise.
+// Value returns st for stateKey, the request's scs session data for
+// scs's key, and its parent's values otherwise.
 func (st *requestState) Value(key any) any {
 	if key == stateKey {
 		return st
+	}
+	if v, ok := st.values.Value(key); ok {
+		return v
 	}
 	return st.Context.Value(key)
 }

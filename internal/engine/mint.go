@@ -341,8 +341,8 @@ func (e *Engine) continuation(current *Loaded) *continuation {
 	if n := len(c.preds) - format.MaxPredecessors; n > 0 {
 		c.preds = c.preds[n:]
 	}
-	for _, k := range e.values.Keys(current.Ctx) {
-		c.values[k] = e.values.Get(current.Ctx, k)
+	if _, values, err := e.values.Codec.Decode(current.values); err == nil { // Load checked it decodes
+		c.values = values
 	}
 	return c
 }
