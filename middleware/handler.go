@@ -406,7 +406,9 @@ func (a *Auth) sessionCandidates(r *http.Request) sessionCandidates {
 		}
 	}
 	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
+		for line != "" { // a loop, not strings.SplitSeq: no closure per request
+			part, rest, _ := strings.Cut(line, ";")
+			line = rest
 			if v, ok := cookiePair(part, a.cookieName); ok && format.ValidToken(v) {
 				c.cookies++
 				c.add(v, true)

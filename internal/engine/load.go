@@ -44,7 +44,7 @@ type Loaded struct {
 // that cannot answer (wrapping backend.ErrUnavailable).
 func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
-	sel, _, ok := format.Split(token)
+	sel, val, ok := format.Split(token)
 	if !ok {
 		return Loaded{}, nil
 	}
@@ -52,7 +52,7 @@ func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	if err != nil {
 		return Loaded{}, err
 	}
-	if !st.Opens(token) {
+	if !st.Live() || !format.Opens(st.Raw(), val) { // Stored.Opens, without decoding token again
 		return Loaded{}, nil
 	}
 	return e.load(ctx, token, st, cached)
