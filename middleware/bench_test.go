@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,4 +201,47 @@ func BenchmarkMint(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBearerTokenSize serves a steady-state bearer-only request (the
+// frontend token alone, Authorization: Bearer) in process on the memory
+// store, with tokens of 1 KiB and 8 KiB (MaxTokenSize): a request hashes
+// the whole token, so its cost grows with it, and must stay within 3× of
+// the 1 KiB figure at 8 KiB.
+func BenchmarkBearerTokenSize(b *testing.B) {
+	e := newEnv(b, "memory", func(c *middleware.Config) { c.Logger = discardLogger })
+	h := e.auth.Handler(e.auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	for _, size := range []int{1 << 10, 8 << 10} {
+		token := tokenOfSize(b, e, "bench", size)
+		e.exchange(token)
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Authorization", "Bearer "+token)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				w.status = 0
+				h.ServeHTTP(w, r)
+				if w.status > 299 {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
+
+// tokenOfSize issues a token of user's, padded with a claim to size bytes
+// or at most two fewer (base64 grows in steps), which the fake provider
+// accepts.
+func tokenOfSize(tb testing.TB, e *env, user string, size int) string {
+	tb.Helper()
+	for pad := size * 3 / 4; pad > 0; pad-- {
+		token := e.fake.IssueWith(user, time.Hour, map[string]any{"pad": strings.Repeat("p", pad)})
+		if len(token) <= size {
+			return token
+		}
+	}
+	tb.Fatalf("no token of %d bytes", size)
+	return ""
 }

@@ -62,6 +62,9 @@ func TestProcessesSharingRedisMintOneSessionPerToken(t *testing.T) {
 
 	const perProcess = 20
 	sessions := make([]string, 2*perProcess)
+	// tokens are the session tokens handed out: to the requests that
+	// shared a mint (a bearer-only client is not sent its token again).
+	tokens := make([]string, 2*perProcess)
 	var wg sync.WaitGroup
 	for i := range sessions {
 		wg.Add(1)
@@ -71,17 +74,25 @@ func TestProcessesSharingRedisMintOneSessionPerToken(t *testing.T) {
 			if i%2 == 1 {
 				e = b
 			}
-			r, err := e.try(req{path: "/api/me", bearer: token})
+			r, err := e.try(req{path: "/auth/session", bearer: token})
 			if err == nil && r.StatusCode == http.StatusOK {
-				sessions[i] = r.Header.Get("X-Session-Token")
+				sessions[i], tokens[i] = sessionIDIn(r), r.Header.Get("X-Session-Token")
 			}
 		}()
 	}
 	wg.Wait()
+	var handedOut string
 	for i, s := range sessions {
 		require.NotEmpty(t, s, "request %d failed\n%s\n%s", i, a.logs, b.logs)
 		assert.Equal(t, sessions[0], s, "one session for the token across processes")
+		if tokens[i] != "" {
+			if handedOut == "" {
+				handedOut = tokens[i]
+			}
+			assert.Equal(t, handedOut, tokens[i], "one session token handed out")
+		}
 	}
+	require.NotEmpty(t, handedOut, "the mint hands its session token out")
 	assert.LessOrEqual(t, a.fake.Calls(), int64(2), "at most one upstream call per process")
 	entries, err := backendtest.ListAll(context.Background(), a.store, "plurality:fay")
 	require.NoError(t, err)
@@ -90,5 +101,5 @@ func TestProcessesSharingRedisMintOneSessionPerToken(t *testing.T) {
 	// Signed out in one process, refused in the other.
 	require.Equal(t, http.StatusNoContent, b.do(req{method: http.MethodDelete, path: "/auth/session", bearer: token}).StatusCode)
 	assert.Equal(t, http.StatusUnauthorized, a.do(req{path: "/api/me", bearer: token}).StatusCode)
-	assert.Equal(t, http.StatusUnauthorized, a.do(req{path: "/api/me", header: sessions[0]}).StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, a.do(req{path: "/api/me", header: handedOut}).StatusCode)
 }

@@ -29,7 +29,8 @@ func newEventLog(cfg Config) *eventLog {
 func (l *eventLog) log(ctx context.Context, e *Event) {
 	switch e.Kind {
 	case EventReused:
-		l.logger.DebugContext(ctx, "sessiongate: session reused", "session", e.SessionID)
+		// One per request: LogAttrs allocates nothing when DEBUG is off.
+		l.logger.LogAttrs(ctx, slog.LevelDebug, "sessiongate: session reused", slog.String("session", e.SessionID))
 	case EventMinted:
 		l.logger.InfoContext(ctx, "sessiongate: session minted", "session", e.SessionID, "provider", e.Provider, "user", e.UserID,
 			"expires", e.Expires, "continued", e.Reason == ReasonContinued)

@@ -30,7 +30,11 @@ import (
 //  3. otherwise exchanges the frontend token: a session already minted from
 //     it is reused; else the provider validates it once (concurrent
 //     requests share one call) and a fresh session is minted, replacing any
-//     session the request carried;
+//     session the request carried. The session's token is handed out
+//     (cookie and session header) when it is new to the client, except to
+//     a client that sent the frontend token in TokenHeader alone: such a
+//     client keeps no session token, and gets it from the mint only (and
+//     from the explicit exchange of Routes);
 //  4. calls next with the session in the context (SessionFrom, UserFrom),
 //     or without one when the request had no live credentials. Either way
 //     the scs API works in next (Values): without a session its reads
@@ -77,10 +81,12 @@ type outcome struct {
 	// session is the request's live session (zero: none); reused is true
 	// when it is the session the request carried, served as it was (an
 	// exchange counts its own), handOut when its token is new to the
-	// client (a mint, or a session the frontend token already had).
-	session engine.Loaded
-	reused  bool
-	handOut bool
+	// client and goes to it (see resolve), withheld when it is new to the
+	// client but is not sent (the explicit exchange sends it).
+	session  engine.Loaded
+	reused   bool
+	handOut  bool
+	withheld bool
 	// clear tells the browser to drop its session cookie.
 	clear bool
 }
@@ -173,7 +179,21 @@ func (a *Auth) resolve(r *http.Request) outcome {
 	if current.Session != nil && current.Session.Key != l.Session.Key && !l.Continued {
 		a.engine.Replace(ctx, current.Session)
 	}
-	return outcome{session: l, handOut: l.Token != current.Token}
+	// The session token goes to the client when it is new to it and the
+	// client keeps one: on a mint (every request that shared it
+	// included), to a client that carried a session cookie or header (not
+	// this session's), and to a browser that sent its frontend token as a
+	// cookie. A client that sends its frontend token in the header alone,
+	// and no session token, keeps neither: it is answered from the
+	// token's session on each request, and re-sending the cookie and the
+	// session header every time would be work for nothing on both sides
+	// (the explicit exchange, POST /session, hands them out all the same).
+	o := outcome{session: l}
+	if l.Token != current.Token {
+		o.handOut = l.Minted || candidates.n > 0 || candidates.dropped || frontFromCookie
+		o.withheld = !o.handOut
+	}
+	return o
 }
 
 // failure is the refusal for an exchange or a load that failed with err,
@@ -230,7 +250,7 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 	if o.clear || o.handOut {
 		w = &noStoreWriter{ResponseWriter: w, a: a}
 	}
-	a.serve(w, r, next, &requestState{loaded: o.session, err: o.err})
+	a.serve(w, r, next, &requestState{loaded: o.session, err: o.err, withheld: o.withheld})
 }
 
 // serve runs next with the request's state, then saves what changed:
@@ -241,19 +261,14 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 // saved: the scs API works in every handler behind the middleware (reads
 // give zero values, writes are dropped and set no cookie).
 func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler, st *requestState) {
-	var ctx context.Context
-	if st.loaded.Session != nil {
-		ctx = st.loaded.Ctx
-	} else {
-		ctx = a.engine.NoSession(r.Context())
-	}
-	ctx = withState(ctx, st)
-	next.ServeHTTP(w, r.WithContext(ctx))
+	st.Context = r.Context()
+	st.values.Init(a.engine, st.Context, &st.loaded)
+	next.ServeHTTP(w, r.WithContext(st))
 	if nw, ok := w.(*noStoreWriter); ok {
 		nw.seal() // nothing was written: the server writes this header
 	}
 	if st.loaded.Session != nil {
-		a.engine.Save(ctx, &st.loaded)
+		a.engine.Save(st, &st.loaded, &st.values)
 	}
 }
 
@@ -285,31 +300,36 @@ func (a *Auth) emit(r *http.Request, ev engine.Event) {
 var stateKey = &struct{ name string }{"sessiongate state"}
 
 // requestState is what the middleware decided for one request. It is
-// also the request's context (its parent's, plus itself under stateKey),
-// so that adding it costs one allocation.
+// also the request's context (its parent's, plus itself under stateKey,
+// plus the scs session of values), so that adding it costs one
+// allocation.
 type requestState struct {
 	context.Context
 
 	// loaded is the request's live session, zero when it has none.
 	loaded engine.Loaded
+	// values is the request's scs session, loaded on first use.
+	values engine.RequestValues
 	// err is why the session could not be loaded (the store was down),
 	// for RequireSession to answer 503 rather than 401.
 	err error
+	// withheld is true when the session's token is new to the client
+	// but was not handed out (see resolve): the explicit exchange sends
+	// it.
+	withheld bool
 	// public is the session as SessionFrom hands it out, made on first
 	// use.
 	public atomic.Pointer[Session]
 }
 
-// withState makes st the child of ctx that carries it.
-func withState(ctx context.Context, st *requestState) context.Context {
-	st.Context = ctx
-	return st
-}
-
-// Value returns st for stateKey, and ctx's values otherwise.
+// Value returns st for stateKey, the request's scs session data for
+// scs's key, and its parent's values otherwise.
 func (st *requestState) Value(key any) any {
 	if key == stateKey {
 		return st
+	}
+	if v, ok := st.values.Value(key); ok {
+		return v
 	}
 	return st.Context.Value(key)
 }
@@ -386,7 +406,9 @@ func (a *Auth) sessionCandidates(r *http.Request) sessionCandidates {
 		}
 	}
 	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
+		for line != "" { // a loop, not strings.SplitSeq: no closure per request
+			part, rest, _ := strings.Cut(line, ";")
+			line = rest
 			if v, ok := cookiePair(part, a.cookieName); ok && format.ValidToken(v) {
 				c.cookies++
 				c.add(v, true)

@@ -79,6 +79,11 @@ func (a *Auth) serveExchange(w http.ResponseWriter, r *http.Request) {
 	if st.loaded.Minted {
 		status = http.StatusCreated
 	}
+	if st.withheld {
+		// The client asked for its session: it gets its token even when
+		// the middleware, on an implicit exchange, would not send it.
+		a.writeSession(w, st.loaded.Token, st.loaded.Session)
+	}
 	s, _ := SessionFrom(r.Context())
 	writeJSON(w, status, userAndSession(s))
 }

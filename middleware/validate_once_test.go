@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -112,20 +113,21 @@ func TestConcurrentFirstRequestsShareOneUpstreamCall(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := e.try(req{path: "/api/me", bearer: token})
+				r, err := e.try(req{path: "/auth/session", bearer: token})
 				if err != nil {
 					return
 				}
 				statuses[i], bodies[i] = r.StatusCode, r.body
-				if c := r.sessionCookie(); c != nil {
-					sessions[i] = c.Value
-				}
+				// Only the requests that shared the mint are handed the
+				// session token: the public id names the session.
+				sessions[i] = sessionIDIn(r)
 			}()
 		}
 		wg.Wait()
 		assert.ErrorIs(t, <-firstDone, context.Canceled)
 		for i := range n {
 			require.Equal(t, http.StatusOK, statuses[i], "request %d: %s\n%s", i, bodies[i], e.logs)
+			require.NotEmpty(t, sessions[i])
 			require.Equal(t, sessions[0], sessions[i], "all share one session")
 		}
 		assert.EqualValues(t, 1, e.fake.Calls(), "one upstream call for 201 concurrent requests")
@@ -143,6 +145,7 @@ func TestBearerOnlyClientValidatesOncePerToken(t *testing.T) {
 		r := e.do(req{path: "/api/me", bearer: token})
 		require.Equal(t, http.StatusOK, r.StatusCode, r.body)
 		first := r.sessionCookie().Value
+		assert.Equal(t, first, r.Header.Get("X-Session-Token"), "the mint hands the session out")
 		var before map[string]int
 		if e.redis != nil {
 			before = e.commandCalls()
@@ -150,9 +153,16 @@ func TestBearerOnlyClientValidatesOncePerToken(t *testing.T) {
 		for i := 0; i < 30; i++ {
 			r := e.do(req{path: "/api/me", bearer: token})
 			require.Equal(t, http.StatusOK, r.StatusCode, r.body)
-			assert.Equal(t, first, r.Header.Get("X-Session-Token"), "the same session every time")
+			// A client that keeps neither is not sent the session cookie
+			// and header again.
+			assert.Empty(t, r.Header.Get("X-Session-Token"))
+			assert.Nil(t, r.sessionCookie())
 		}
 		assert.EqualValues(t, 1, e.fake.Calls(), "one upstream call for the token's whole life")
+		defer func() {
+			// Checked after the counted requests: the same session every time.
+			assert.Equal(t, idOf(t, e, first), sessionIDIn(e.do(req{path: "/auth/session", bearer: token})), "the same session every time")
+		}()
 		if e.redis == nil {
 			return
 		}
@@ -314,4 +324,16 @@ func TestRequireSessionWithoutHandler(t *testing.T) {
 	assert.Equal(t, "ivy", rec.Body.String())
 	rec = httptestRecorder(h, "GET", "/", nil)
 	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+}
+
+// sessionIDIn returns the public id of the session a GET /auth/session
+// answer names, "" for any other answer.
+func sessionIDIn(r resp) string {
+	var v struct {
+		Session struct {
+			ID string `json:"id"`
+		} `json:"session"`
+	}
+	json.Unmarshal([]byte(r.body), &v)
+	return v.Session.ID
 }

@@ -304,7 +304,11 @@ func TestProcessesShareRedis(t *testing.T) {
 	assert.Equal(t, http.StatusOK, two.do(call{path: "/api/me", cookie: ex.session}).status, "the other process honours the cookie")
 	bearerOnly := two.do(call{path: "/api/me", bearer: token})
 	assert.Equal(t, http.StatusOK, bearerOnly.status)
-	assert.Equal(t, ex.session, bearerOnly.session, "and finds the session minted from the token")
+	// A bearer-only client is not sent the session again; the explicit
+	// exchange hands it out.
+	again := two.do(call{method: "POST", path: "/auth/session", bearer: token})
+	assert.Equal(t, http.StatusOK, again.status)
+	assert.Equal(t, ex.session, again.session, "and finds the session minted from the token")
 	assert.EqualValues(t, 1, fake.Calls(), "without asking the upstream again")
 
 	one.restart()

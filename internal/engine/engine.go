@@ -65,6 +65,8 @@ type Engine struct {
 	negative *negativeCache
 	records  *recordCache
 	flights  singleflight.Group
+	// scsKey is the context key of values' session data (scsKeyOf).
+	scsKey any
 	// Counters counts the record cache's work; read it, never write it.
 	// What the engine did is told by events (Config.Observer).
 	Counters Counters
@@ -83,20 +85,14 @@ func New(cfg Config) *Engine {
 		values:   sm,
 		negative: newNegativeCache(cfg.NegativeCacheTTL, cfg.Now),
 		records:  newRecordCache(),
+		scsKey:   scsKeyOf(sm),
 	}
 }
 
 // Values returns the scs manager that holds the sessions' scs values
-// (the handlers' own): its Get, Put and the like work on a context that
-// Load, Exchange or NoSession returned.
+// (the handlers' own): its Get, Put and the like work on a context whose
+// Value answers scs's key from a RequestValues.
 func (e *Engine) Values() *scs.SessionManager { return e.values }
-
-// NoSession returns ctx with an empty scs session that is never saved:
-// scs's API works on it (reads give zero values, writes are dropped).
-func (e *Engine) NoSession(ctx context.Context) context.Context {
-	ctx, _ = e.values.Load(ctx, "") // an empty token: no store read, no error
-	return ctx
-}
 
 // Key returns the store key of the sessions minted from a frontend token.
 func (e *Engine) Key(front string) string { return e.cfg.Secret.Key(front) }

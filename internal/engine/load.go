@@ -3,11 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -25,8 +23,6 @@ type Loaded struct {
 	Session *format.Session
 	// Token is the session token that opens it.
 	Token string
-	// Ctx carries the session's scs values (Values).
-	Ctx context.Context
 	// Minted is true when this exchange created the session.
 	Minted bool
 	// Limited are the sessions of the user that this exchange's mint
@@ -35,6 +31,11 @@ type Loaded struct {
 	// Continued is true when the exchange's mint continued the session the
 	// request carried (Exchange's current), which then already ended.
 	Continued bool
+
+	// values are the session's scs values as the store held them (the
+	// Codec's bytes, which Load checked decode): RequestValues decodes
+	// them for scs when a handler first uses them.
+	values []byte
 }
 
 // Load loads the session that token opens: one store read, and no
@@ -43,29 +44,58 @@ type Loaded struct {
 // that cannot answer (wrapping backend.ErrUnavailable).
 func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
+	sel, val, ok := format.Split(token)
+	if !ok {
+		return Loaded{}, nil
+	}
+	st, cached, err := e.lookup(ctx, sel)
+	if err != nil {
+		return Loaded{}, err
+	}
+	if !st.Live() || !format.Opens(st.Raw(), val) { // Stored.Opens, without decoding token again
+		return Loaded{}, nil
+	}
+	return e.load(ctx, token, st, cached)
+}
+
+// lookup reads what the store holds at sel's key, with what the record
+// cache holds for that key (zero when nothing): the cached session's Key
+// names the key, so that reading a session seen before allocates no key.
+func (e *Engine) lookup(ctx context.Context, sel format.Selector) (format.Stored, cachedRecord, error) {
+	kb := sel.KeyBytes()
+	cached := e.records.peek(kb)
+	var key string
+	if cached.s != nil {
+		key = cached.s.Key
+	} else {
+		key = string(kb[:])
+	}
+	st, err := e.cfg.Store.Lookup(ctx, key)
+	if err != nil {
+		e.storeFailed(ctx, Read, err)
+	}
+	return st, cached, err
+}
+
+// loadStored is Load for a session already read from the store (st, which
+// token opens; Stored.Opens checked it): it decodes the record, unless the
+// record cache has it, and checks that the session's scs values decode,
+// without reading the store again.
+func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored) (Loaded, error) {
 	sel, _, ok := format.Split(token)
 	if !ok {
 		return Loaded{}, nil
 	}
-	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
-	if err != nil {
-		e.storeFailed(ctx, Read, err)
-		return Loaded{}, err
-	}
-	if !st.Opens(token) {
-		return Loaded{}, nil
-	}
-	return e.loadStored(ctx, token, st)
+	return e.load(ctx, token, st, e.records.peek(sel.KeyBytes()))
 }
 
-// loadStored is Load for a session already read from the store (st, which
-// token opens; Stored.Opens checked it): it decodes the record and puts the session's scs values in
-// the returned context without reading the store again.
-func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored) (Loaded, error) {
+// load is loadStored with what the record cache held for token's key
+// (cached, zero when nothing).
+func (e *Engine) load(ctx context.Context, token string, st format.Stored, cached cachedRecord) (Loaded, error) {
 	if !st.Live() {
 		return Loaded{}, nil
 	}
-	s := e.records.get(token, st)
+	s, valuesChecked := cached.match(st)
 	if s != nil {
 		e.Counters.CacheHits.Add(1)
 	} else {
@@ -75,26 +105,25 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 			e.cfg.Logger.Warn("sessiongate: undecodable session record ignored")
 			return Loaded{}, nil
 		}
-		e.records.put(token, st.Record, s)
 	}
 	if !e.live(s, e.cfg.Now()) {
 		e.ended(ctx, Expired, s)
 		return Loaded{}, nil
 	}
-	// scs's Load finds the values in st (valueStore) instead of reading
-	// the store again.
-	loaded, err := e.values.Load(context.WithValue(ctx, prefetchKey{}, &prefetched{token: token, s: st}), token)
-	if err != nil {
-		if errors.Is(err, backend.ErrUnavailable) {
-			e.storeFailed(ctx, Read, err)
-			return Loaded{}, err
+	if !valuesChecked {
+		// The handlers' values are decoded for scs only when a handler
+		// uses them (RequestValues), but a session whose values do not
+		// decode is not a session of ours: checked once per version of
+		// them, which the cache remembers.
+		if _, _, err := e.values.Codec.Decode(st.Data); err != nil {
+			e.cfg.Logger.Warn("sessiongate: undecodable session values ignored", "session", s.ID)
+			return Loaded{}, nil
 		}
-		// The codec could not decode the handler's values: not a session
-		// of ours.
-		e.cfg.Logger.Warn("sessiongate: undecodable session values ignored", "session", s.ID)
-		return Loaded{}, nil
 	}
-	return Loaded{Session: s, Token: token, Ctx: loaded}, nil
+	if s != cached.s || !valuesChecked {
+		e.records.put(s, st.Record, st.Data)
+	}
+	return Loaded{Session: s, Token: token, values: st.Data}, nil
 }
 
 // Exchange returns the session for front, a frontend token: the live one
@@ -215,10 +244,9 @@ func (e *Engine) exchange(ctx, octx context.Context, front string, client func()
 // (never minted, expired, idle too long), and ErrSignedOut when it was
 // ended.
 func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (Loaded, format.Stored, error) {
-	st, err := e.cfg.Store.Lookup(ctx, sel.Key())
+	st, cached, err := e.lookup(ctx, sel)
 	switch {
 	case err != nil:
-		e.storeFailed(ctx, Read, err)
 		return Loaded{}, st, err
 	case st.Ended:
 		return Loaded{}, st, ErrSignedOut
@@ -229,7 +257,7 @@ func (e *Engine) existing(ctx context.Context, front string, sel format.Selector
 	if !st.Opens(token) {
 		return Loaded{}, st, nil
 	}
-	l, err := e.loadStored(ctx, token, st)
+	l, err := e.load(ctx, token, st, cached)
 	return l, st, err
 }
 
@@ -241,13 +269,14 @@ func (e *Engine) live(s *format.Session, now time.Time) bool {
 	return e.cfg.IdleTimeout <= 0 || now.Before(s.LastSeen.Add(e.cfg.IdleTimeout))
 }
 
-// Save writes, after the handler ran in ctx (a context derived from l.Ctx),
-// what changed in the request's session: its activity when a keep-alive
-// is due (the record), and the values the handler put (scs's Commit).
+// Save writes, after the handler ran in ctx (a context whose scs values
+// are v's), what changed in the request's session l: its activity when a
+// keep-alive is due (the record), and the values the handler put (scs's
+// Commit; none when no handler used them).
 // Each write only ever updates a session that l's token still opens: a
 // session signed out meanwhile is not written back. Each write is an
 // operation (KindStoreWrite) for the observer, its failure in its end.
-func (e *Engine) Save(ctx context.Context, l *Loaded) {
+func (e *Engine) Save(ctx context.Context, l *Loaded, v *RequestValues) {
 	var err error
 	defer func() {
 		if err != nil {
@@ -264,7 +293,7 @@ func (e *Engine) Save(ctx context.Context, l *Loaded) {
 			e.wrote(wctx, o, e.cfg.Store.Touch(wctx, l.Token, format.EncodeRecord(&seen)))
 		}
 	}
-	if e.values.Status(ctx) != scs.Modified {
+	if !v.saveable() || e.values.Status(ctx) != scs.Modified {
 		return
 	}
 	// The handler's values are written even if its client has left; the
@@ -279,48 +308,54 @@ func (e *Engine) Save(ctx context.Context, l *Loaded) {
 // maxCachedRecords bounds the decoded-record cache: about a kilobyte each.
 const maxCachedRecords = 8192
 
-// cacheKeyLen is how much of a session token keys the record cache: the
-// selector's characters, none of the validator's.
-const cacheKeyLen = format.SelectorChars
-
 // recordCache keeps the last decoded session of each recently seen one,
 // so that a steady-state request decodes nothing. An entry is used only
 // while the stored record is byte for byte the one it was decoded from: a
 // keep-alive or a new mint changes the bytes and the entry with them. It
-// is keyed by the selector part of the session token (the part that names
-// the session, not the part that opens it): no secret is kept.
+// is keyed by the session's store key (which names the session, not the
+// part of its token that opens it): no secret is kept. Reads do not move
+// an entry (Peek: no exclusive lock per request); the oldest added goes
+// first, and a session still in use is decoded and added again.
 type recordCache struct {
-	entries *lru.Cache[string, cachedRecord]
+	entries *lru.Cache[[format.KeyLen]byte, cachedRecord]
 }
 
 type cachedRecord struct {
 	raw []byte
 	s   *format.Session
+	// values are the last scs values seen with the session that decoded
+	// (nil: none yet).
+	values []byte
 }
 
 func newRecordCache() *recordCache {
-	entries, _ := lru.New[string, cachedRecord](maxCachedRecords)
+	entries, _ := lru.New[[format.KeyLen]byte, cachedRecord](maxCachedRecords)
 	return &recordCache{entries: entries}
 }
 
-// get returns the session decoded for token from st, nil when it is not
-// cached. The record, the nonce and the credential must all be the ones
-// it was decoded from: a session minted again from the same frontend
-// token within the same millisecond has the same record bytes, but
-// another nonce, and so another public id.
-func (c *recordCache) get(token string, st format.Stored) *format.Session {
-	e, ok := c.entries.Get(token[:cacheKeyLen])
-	if !ok || !bytes.Equal(e.raw, st.Record) || !bytes.Equal(e.s.Nonce, st.Nonce) || e.s.Credential != st.Credential {
-		return nil
-	}
-	return e.s
+// peek returns the entry of the session at key, zero when none.
+func (c *recordCache) peek(key [format.KeyLen]byte) cachedRecord {
+	e, _ := c.entries.Peek(key)
+	return e
 }
 
-// put caches s, decoded from raw (which it keeps: raw must not change).
-func (c *recordCache) put(token string, raw []byte, s *format.Session) {
-	// A copy: a slice of token would keep the whole token, validator
-	// included, alive in the cache.
-	c.entries.Add(strings.Clone(token[:cacheKeyLen]), cachedRecord{raw: raw, s: s})
+// match returns the session decoded from st, nil when e is not it, and
+// whether st's scs values are known to decode. The record, the nonce and
+// the credential must all be the ones it was decoded from: a session
+// minted again from the same frontend token within the same millisecond
+// has the same record bytes, but another nonce, and so another public id.
+func (e cachedRecord) match(st format.Stored) (_ *format.Session, valuesChecked bool) {
+	if e.s == nil || !bytes.Equal(e.raw, st.Record) || !bytes.Equal(e.s.Nonce, st.Nonce) || e.s.Credential != st.Credential {
+		return nil, false
+	}
+	return e.s, e.values != nil && bytes.Equal(e.values, st.Data)
+}
+
+// put caches s, decoded from raw, with values, scs values that decode
+// (it keeps both: they must not change).
+func (c *recordCache) put(s *format.Session, raw, values []byte) {
+	key, _ := format.SelectorOf(s.Key)
+	c.entries.Add(key.KeyBytes(), cachedRecord{raw: raw, s: s, values: values})
 }
 
 // recoverInto turns a panic into *err and logs it once with its stack:
@@ -348,21 +383,31 @@ func (e *Engine) recoverInto(err *error, where string) {
 // prefetchKey is the context key of a *prefetched.
 type prefetchKey struct{}
 
-// prefetched is a session loadStored has just read, for valueStore.
+// prefetched is the context in which RequestValues has scs load a
+// session's values: they were read with the session (Loaded.values).
 type prefetched struct {
-	token string
-	s     format.Stored
+	context.Context
+	token  string
+	values []byte
+}
+
+// Value returns p itself for prefetchKey, and its parent's values
+// otherwise.
+func (p *prefetched) Value(key any) any {
+	if key == (prefetchKey{}) {
+		return p
+	}
+	return p.Context.Value(key)
 }
 
 // valueStore is the store of the engine's scs manager: the backend, except
-// that scs's Load of a session loadStored has just read (and checked that
-// its token opens) answers from that read, with no second one. Commits go
+// that scs's Load of a session Load has read (and checked that its token
+// opens) answers from that read, with no second one. Commits go
 // to the backend's context-aware methods when it has them, as scs itself
 // would call them.
 type valueStore struct{ backend.Backend }
 
-// FindCtx returns the scs values of the session loadStored has just read
-// for token. Any other token, on a request with a session, is another
+// FindCtx returns the scs values of the session Load read for token. Any other token, on a request with a session, is another
 // session than the request's: scs looks one up only to merge it into the
 // request's (MergeSession), which would hand one session's values to
 // another and returns backend.ErrUnsupported before anything changes.
@@ -373,7 +418,7 @@ func (v valueStore) FindCtx(ctx context.Context, token string) ([]byte, bool, er
 	p, ok := ctx.Value(prefetchKey{}).(*prefetched)
 	switch {
 	case ok && p.token == token:
-		return p.s.Data, true, nil
+		return p.values, true, nil
 	case ok:
 		return nil, false, backend.ErrUnsupported
 	}

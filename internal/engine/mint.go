@@ -170,8 +170,8 @@ func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id
 // another process, is caught by the store's mint instead (it writes only
 // over what was seen: a conflict), at the cost of a provider call.
 func (e *Engine) mintedSince(sel format.Selector, seen format.Stored) bool {
-	c, ok := e.records.entries.Peek(sel.Key()[:cacheKeyLen])
-	return ok && !bytes.Equal(c.s.Nonce, seen.Nonce)
+	c := e.records.peek(sel.KeyBytes())
+	return c.s != nil && !bytes.Equal(c.s.Nonce, seen.Nonce)
 }
 
 // remember puts the session just minted (token, stored: what the store
@@ -181,7 +181,7 @@ func (e *Engine) mintedSince(sel format.Selector, seen format.Stored) bool {
 func (e *Engine) remember(token string, stored format.Stored) {
 	e.Counters.CacheMisses.Add(1)
 	if s, err := format.DecodeRecord(format.KeyOf(token), stored); err == nil {
-		e.records.put(token, stored.Record, s)
+		e.records.put(s, stored.Record, nil)
 	}
 }
 
@@ -380,8 +380,8 @@ func (e *Engine) continuation(current *Loaded) *continuation {
 	if n := len(c.preds) - format.MaxPredecessors; n > 0 {
 		c.preds = c.preds[n:]
 	}
-	for _, k := range e.values.Keys(current.Ctx) {
-		c.values[k] = e.values.Get(current.Ctx, k)
+	if _, values, err := e.values.Codec.Decode(current.values); err == nil { // Load checked it decodes
+		c.values = values
 	}
 	return c
 }

@@ -17,10 +17,12 @@ import (
 	"encoding/binary"
 	"encoding/gob"
 	"errors"
+	"hash"
 	"math"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/sessiongate/sessiongate/internal/wire"
 )
@@ -55,21 +57,51 @@ import (
 
 // Secret derives keys from the deployment's secret. It is safe for
 // concurrent use.
-type Secret struct{ key []byte }
+type Secret struct {
+	key []byte
+	// macs holds *keyedMAC: HMAC-SHA256 states keyed by key, reset and
+	// reused, so that a derivation allocates nothing and hashes the key
+	// pads no more (hmac's Reset restores its keyed state).
+	macs sync.Pool
+}
+
+// keyedMAC is one reusable HMAC-SHA256 keyed with a Secret's key, with
+// room for its sum (a sum written through the hash.Hash interface would
+// escape to the heap).
+type keyedMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
 
 // NewSecret returns the derivations keyed by secret, which it keeps.
-func NewSecret(secret []byte) *Secret { return &Secret{key: secret} }
+func NewSecret(secret []byte) *Secret {
+	s := &Secret{key: secret}
+	s.macs.New = func() any { return &keyedMAC{h: hmac.New(sha256.New, s.key)} }
+	return s
+}
 
-// sum returns H(purpose, token extra).
+// sum returns H(purpose, token extra). It hashes token in place: a
+// frontend token may be 8 KiB, and a copy of it per derivation would be
+// most of a bearer request's allocations.
 func (s *Secret) sum(purpose, token string, extra []byte) [sha256.Size]byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(token))
-	m.Write(extra)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
+	m := s.macs.Get().(*keyedMAC)
+	m.h.Reset()
+	m.h.Write(bytesOf(purpose))
+	m.h.Write(nul[:])
+	m.h.Write(bytesOf(token))
+	m.h.Write(extra)
+	m.h.Sum(m.sum[:0])
+	sum := m.sum
+	s.macs.Put(m)
 	return sum
+}
+
+var nul = [1]byte{0}
+
+// bytesOf returns the bytes of str without copying them, for a hash to
+// read: they must not be modified.
+func bytesOf(str string) []byte {
+	return unsafe.Slice(unsafe.StringData(str), len(str))
 }
 
 // Selector returns the selector of the sessions minted from front, a
