@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -120,8 +121,8 @@ func (e *Engine) load(ctx context.Context, token string, st format.Stored, cache
 			return Loaded{}, nil
 		}
 	}
-	if s != cached.s || !valuesChecked {
-		e.records.put(s, st.Record, st.Data)
+	if s != cached.s || !valuesChecked || cached.token != token {
+		e.records.put(s, st.Record, st.Data, token)
 	}
 	return Loaded{Session: s, Token: token, values: st.Data}, nil
 }
@@ -253,7 +254,14 @@ func (e *Engine) existing(ctx context.Context, front string, sel format.Selector
 	case !st.Live():
 		return Loaded{}, st, nil
 	}
-	token := e.cfg.Secret.Token(front, sel, st.Nonce)
+	// The session token is derived from the whole frontend token (a
+	// second pass over it, after the selector's): the record cache keeps
+	// the one derived for the stored session's nonce, so that a steady
+	// request reads its frontend token once.
+	token := cached.token
+	if s, _ := cached.match(st); s == nil || token == "" {
+		token = e.cfg.Secret.Token(front, sel, st.Nonce)
+	}
 	if !st.Opens(token) {
 		return Loaded{}, st, nil
 	}
@@ -313,7 +321,10 @@ const maxCachedRecords = 8192
 // while the stored record is byte for byte the one it was decoded from: a
 // keep-alive or a new mint changes the bytes and the entry with them. It
 // is keyed by the session's store key (which names the session, not the
-// part of its token that opens it): no secret is kept. Reads do not move
+// part of its token that opens it). An entry keeps the session token
+// that opened it (the process holds the secret every token derives from
+// anyway), so that a request carrying the frontend token alone derives
+// only its selector: one pass over the token, not two. Reads do not move
 // an entry (Peek: no exclusive lock per request); the oldest added goes
 // first, and a session still in use is decoded and added again.
 type recordCache struct {
@@ -326,6 +337,9 @@ type cachedRecord struct {
 	// values are the last scs values seen with the session that decoded
 	// (nil: none yet).
 	values []byte
+	// token is the session token that opened s ("" when not known): the
+	// one derived from its frontend token with s's nonce.
+	token string
 }
 
 func newRecordCache() *recordCache {
@@ -352,10 +366,13 @@ func (e cachedRecord) match(st format.Stored) (_ *format.Session, valuesChecked 
 }
 
 // put caches s, decoded from raw, with values, scs values that decode
-// (it keeps both: they must not change).
-func (c *recordCache) put(s *format.Session, raw, values []byte) {
+// (it keeps both: they must not change), and token, the session token
+// that opens it ("" when not known).
+func (c *recordCache) put(s *format.Session, raw, values []byte, token string) {
 	key, _ := format.SelectorOf(s.Key)
-	c.entries.Add(key.KeyBytes(), cachedRecord{raw: raw, s: s, values: values})
+	// A copy: the token may be a slice of a request's Cookie header, which
+	// the entry would keep whole.
+	c.entries.Add(key.KeyBytes(), cachedRecord{raw: raw, s: s, values: values, token: strings.Clone(token)})
 }
 
 // recoverInto turns a panic into *err and logs it once with its stack:
