@@ -18,3 +18,15 @@ func TestMemoryListPageCost(t *testing.T) {
 		t.Errorf("two pages of 4 read %d index entries, want 8", work)
 	}
 }
+
+// So does a page of a user whose sessions all expire in the same
+// millisecond, 10 or 10,000 of them, also after the entry its position
+// names has ended: the page's place is a binary search.
+func TestMemoryTiedListPageCost(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory()
+	pair, afterEnd := backendtest.TiedListCost(t, st, 10_000, func() int64 { return store.EntriesRead(st) })
+	if pair != 8 || afterEnd != 4 {
+		t.Errorf("two pages of 4 read %d index entries, a page after an ended position %d, want 8 and 4", pair, afterEnd)
+	}
+}

@@ -62,8 +62,9 @@ type Backend interface {
 	// the start), in the index's order (see Position), and next, the
 	// position of the last entry it read when more entries follow (zero
 	// when none do). A page costs O(limit + log(the user's sessions)),
-	// plus the entries that share after's expiry, never a read of the
-	// whole index. Entries whose session is gone count toward limit (a
+	// however many entries share after's expiry (a store may pay
+	// O(log² n) to place a position whose entry has left the index), never
+	// a read of the whole index nor of every entry of one expiry. Entries whose session is gone count toward limit (a
 	// page may hold fewer than limit sessions, even none, with a next) and
 	// are dropped from the index. A position's place does not depend on
 	// what else the index holds: a walk of every page from the zero

@@ -8,32 +8,18 @@ type IndexEntry struct {
 	Expires int64
 }
 
-// Window is a List page of an index read in two ranges: ties, the keys
-// whose expiry is exactly after.Expires, in the index's order (none for
-// the zero Position), and rest, the entries that expire before it (every
-// live one for the zero Position), in order, with at least limit+1 of them
-// when there are that many. It returns the first limit (at least 1)
-// entries that come after after, and whether more follow (then the last
-// one's position is the page's next).
-func Window(after Position, ties []string, rest []IndexEntry, limit int) (page []IndexEntry, more bool) {
+// Window cuts a List page from read, the live entries of an index that
+// come after a position, in the index's order, read up to limit+1 of
+// them (all of them when fewer follow): it returns the first limit (at
+// least 1), and whether more follow (then the last one's position is
+// the page's next). Reading one entry beyond the page is what tells a
+// last page from a full one, so that a walk ends without an empty page.
+func Window(read []IndexEntry, limit int) (page []IndexEntry, more bool) {
 	limit = max(limit, 1)
-	page = make([]IndexEntry, 0, min(limit, len(ties)+len(rest)))
-	for _, k := range ties {
-		if !after.After(after.Expires, k) {
-			continue // at or before the cursor: listed on an earlier page
-		}
-		if len(page) == limit {
-			return page, true
-		}
-		page = append(page, IndexEntry{Key: k, Expires: after.Expires})
+	if len(read) > limit {
+		return read[:limit], true
 	}
-	for _, e := range rest {
-		if len(page) == limit {
-			return page, true
-		}
-		page = append(page, e)
-	}
-	return page, false
+	return read, false
 }
 
 // Next is the next Position of a page read by Window: the last entry's

@@ -117,6 +117,10 @@ if cur == ENDED or cur and string.sub(cur, 1, 1) == LIVE and string.sub(cur, NON
 redis.call('SET', KEYS[1], FENCE .. ARGV[3], 'PX', ARGV[2])
 return 1`)
 
+	// clusterPageScript is pageScript (List's index read), on the user's
+	// slot.
+	clusterPageScript = newClusterScript(1, pageLua)
+
 	// indexScript updates the user's index (KEYS[1]), credentials hash
 	// (KEYS[2]) and continuations hash (KEYS[3]): it removes each member
 	// ARGV[5], ARGV[7], ... whose score is still ARGV[6], ARGV[8], ... (""
@@ -642,32 +646,21 @@ func (c *clusterStore) fenceContinuations(ctx context.Context, conts []string, t
 }
 
 // List returns a page of user's index, latest expiry first: the page's
-// entries from the index (ZRANGE BYSCORE REV with a LIMIT from after's
-// expiry down, and, after a position, the entries that share its expiry:
-// two commands in the user's slot), then their sessions, with one
-// pipeline of GETs per node (getAll). An entry whose key holds the mark
-// of an ended session, or garbage, leaves the index (only if its score is
-// unchanged); one whose key is absent stays, since a mint may be between
-// its steps 1 and 3: it expires with its score.
+// entries from the index (pageScript, on the user's slot: one command),
+// then their sessions, with one pipeline of GETs per node (getAll). An
+// entry whose key holds the mark of an ended session, or garbage, leaves
+// the index (only if its score is unchanged); one whose key is absent
+// stays, since a mint may be between its steps 1 and 3: it expires with
+// its score.
 func (c *clusterStore) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	ctx, cancel := c.operation(ctx)
 	defer cancel()
 	limit = max(limit, 1)
-	now := "(" + strconv.FormatInt(time.Now().UnixMilli(), 10)
-	top := "+inf"
-	var ties []string
-	if !after.IsZero() {
-		top = "(" + strconv.FormatInt(after.Expires, 10)
-		var err error
-		if ties, err = redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(user), after.Expires, after.Expires, "BYSCORE", "REV")); err != nil {
-			return nil, backend.Position{}, unavailable(err)
-		}
-	}
-	rest, err := indexEntries(redis.Strings(c.command(ctx, "ZRANGE", c.indexKey(user), top, now, "BYSCORE", "REV", "LIMIT", 0, limit+1, "WITHSCORES")))
+	read, err := indexEntries(redis.Strings(c.eval(ctx, clusterPageScript, []string{c.indexKey(user)}, pageArgs(after, limit)...)))
 	if err != nil {
 		return nil, backend.Position{}, unavailable(err)
 	}
-	page, more := backend.Window(after, ties, rest, limit)
+	page, more := backend.Window(read, limit)
 	keys := make([]string, len(page))
 	for i, e := range page {
 		keys[i] = c.sessionKey(e.Key)

@@ -801,10 +801,9 @@ func (r *redisStore) End(ctx context.Context, ends ...backend.Ending) error {
 }
 
 // List returns a page of user's index, latest expiry first: one round
-// trip reads the page's entries from the index (ZRANGE BYSCORE REV with a
-// LIMIT, from after's expiry down, plus the entries that share that
-// expiry), a second their sessions in one MGET. Members whose session is
-// gone are removed.
+// trip reads the page's entries from the index (pageScript: the place of
+// after by rank, then the entries that follow it), a second their
+// sessions in one MGET. Members whose session is gone are removed.
 func (r *redisStore) List(ctx context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	idx := userPrefix + user
 	var (
@@ -813,7 +812,7 @@ func (r *redisStore) List(ctx context.Context, user string, after backend.Positi
 		values [][]byte
 	)
 	err := r.with(ctx, func(conn redis.Conn) (err error) {
-		page, more, err = readIndexPage(ctx, conn, idx, after, limit)
+		page, more, err = readIndexPage(conn, idx, after, limit)
 		if err != nil || len(page) == 0 {
 			return err
 		}
@@ -851,44 +850,77 @@ func (r *redisStore) List(ctx context.Context, user string, after backend.Positi
 }
 
 // readIndexPage reads a List page of the index idx on conn, in one round
-// trip (see backend.Window).
-func readIndexPage(ctx context.Context, conn redis.Conn, idx string, after backend.Position, limit int) ([]backend.IndexEntry, bool, error) {
+// trip (pageScript; see backend.Window).
+func readIndexPage(conn redis.Conn, idx string, after backend.Position, limit int) ([]backend.IndexEntry, bool, error) {
 	limit = max(limit, 1)
-	now := "(" + strconv.FormatInt(time.Now().UnixMilli(), 10)
-	top := "+inf"
-	if !after.IsZero() {
-		top = "(" + strconv.FormatInt(after.Expires, 10)
-		if err := conn.Send("ZRANGE", idx, after.Expires, after.Expires, "BYSCORE", "REV"); err != nil {
-			return nil, false, err
-		}
-	}
-	if err := conn.Send("ZRANGE", idx, top, now, "BYSCORE", "REV", "LIMIT", 0, limit+1, "WITHSCORES"); err != nil {
-		return nil, false, err
-	}
-	replies, err := redis.Values(redis.DoContext(conn, ctx, "")) // flushes, and answers every reply
+	read, err := indexEntries(redis.Strings(eval(conn, pageScript, append([]any{idx}, pageArgs(after, limit)...)...)))
 	if err != nil {
 		return nil, false, err
 	}
-	var ties []string
-	if !after.IsZero() {
-		if len(replies) != 2 {
-			return nil, false, errors.New("store: unexpected answer to ZRANGE")
-		}
-		if ties, err = redis.Strings(replies[0], nil); err != nil {
-			return nil, false, err
-		}
-		replies = replies[1:]
-	}
-	if len(replies) != 1 {
-		return nil, false, errors.New("store: unexpected answer to ZRANGE")
-	}
-	rest, err := indexEntries(redis.Strings(replies[0], nil))
-	if err != nil {
-		return nil, false, err
-	}
-	page, more := backend.Window(after, ties, rest, limit)
+	page, more := backend.Window(read, limit)
 	return page, more, nil
 }
+
+// pageArgs are pageScript's arguments for a page of limit (at least 1)
+// entries after after.
+func pageArgs(after backend.Position, limit int) []any {
+	at := ""
+	if !after.IsZero() {
+		at = strconv.FormatInt(after.Expires, 10)
+	}
+	return []any{at, after.Key, time.Now().UnixMilli(), limit + 1}
+}
+
+// pageScript reads, from a user's index (KEYS[1]), the ARGV[4] entries
+// that come after the position (ARGV[1], its expiry in ms, and ARGV[2],
+// its member; "" and "" for the start) in the index's order (score
+// descending, then member descending: ZRANGE ... REV) and expire after
+// ARGV[3] (now, in ms), as member, score pairs. The position's place is a
+// rank: the member's own (ZREVRANK) while it is in the index with that
+// score, else the count of the members above it, those of a higher score
+// (ZCOUNT) and, by a binary search over the ranks of those of its score,
+// of that score with a higher member. A page thus costs
+// O(log n + ARGV[4]) for a user with n sessions, or O(log n · log t +
+// ARGV[4]) when the position's entry has left the index and t entries
+// share its expiry, however many do, in one round trip. Members are
+// compared byte by byte, as Redis orders them (Lua's own comparison of
+// strings follows the server's locale). It only reads.
+var pageScript = redis.NewScript(1, pageLua)
+
+// pageLua is pageScript's source, which the cluster store runs too.
+const pageLua = `#!lua flags=no-writes
+local idx, key = KEYS[1], ARGV[2]
+local function below(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local start = 0
+if key ~= '' then
+  local at = tonumber(ARGV[1])
+  local rank = redis.call('ZREVRANK', idx, key)
+  if rank and tonumber(redis.call('ZSCORE', idx, key)) == at then
+    start = rank + 1
+  else
+    local lo = redis.call('ZCOUNT', idx, '(' .. ARGV[1], '+inf')
+    local hi = lo + redis.call('ZCOUNT', idx, ARGV[1], ARGV[1])
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if below(redis.call('ZRANGE', idx, mid, mid, 'REV')[1], key) then hi = mid else lo = mid + 1 end
+    end
+    start = lo
+  end
+end
+local now, out = tonumber(ARGV[3]), {}
+local read = redis.call('ZRANGE', idx, start, start + tonumber(ARGV[4]) - 1, 'REV', 'WITHSCORES')
+for i = 1, #read, 2 do
+  if tonumber(read[i + 1]) <= now then break end
+  out[#out + 1] = read[i]
+  out[#out + 1] = read[i + 1]
+end
+return out`
 
 // indexEntries reads a ZRANGE ... WITHSCORES answer.
 func indexEntries(pairs []string, err error) ([]backend.IndexEntry, error) {

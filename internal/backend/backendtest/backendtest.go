@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) backend.Backend) {
 		{"Expiry", testExpiry},
 		{"Paging", testPaging},
 		{"PagingUnderChurn", testPagingUnderChurn},
+		{"PagingTies", testPagingTies},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

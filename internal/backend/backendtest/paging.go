@@ -210,6 +210,79 @@ func testPagingUnderChurn(t *testing.T, st backend.Backend) {
 	wg.Wait()
 }
 
+// testPagingTies: a user's 2,000 sessions that all expire in the same
+// millisecond (tokens issued in one second with one exp) are listed in
+// pages of 7, each exactly once, in the index's order (member
+// descending); and again when, every few pages, the entry the position
+// names is ended before the next page is read.
+func testPagingTies(t *testing.T, st backend.Backend) {
+	ctx := context.Background()
+	user := "p:" + t.Name()
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	const n = 2000
+	want := mintMany(t, st, user, "tie", n, func(int) time.Time { return exp })
+	slices.Sort(want)
+	slices.Reverse(want)
+
+	got, pages := walk(t, st, user, 7)
+	assert.Equal(t, want, got, "in order, each once")
+	assert.Equal(t, (n+6)/7, pages)
+
+	// Every fifth page, end the entry the position names (listed last)
+	// before reading on: the next page starts right after its place.
+	var (
+		after backend.Position
+		ended int
+	)
+	got = got[:0]
+	for pages = 1; ; pages++ {
+		page, next, err := st.List(ctx, user, after, 7)
+		require.NoError(t, err)
+		got = append(got, entryKeys(page)...)
+		if next.IsZero() {
+			break
+		}
+		if pages%5 == 0 {
+			require.NoError(t, st.End(ctx, backend.Ending{Key: next.Key, User: user, Until: exp}))
+			ended++
+		}
+		after = next
+	}
+	assert.Equal(t, want, got, "a position whose entry has ended still places the next page")
+	rest, err := ListAll(ctx, st, user)
+	require.NoError(t, err)
+	assert.Len(t, rest, n-ended)
+}
+
+// mintMany mints n sessions of user, on 8 goroutines, with tokens named
+// prefix and a number (at most 16 bytes in all) and expiry exp(i) for
+// the i-th, and returns their keys.
+func mintMany(t *testing.T, st backend.Backend, user, prefix string, n int, exp func(i int) time.Time) []string {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	keys := make([]string, n)
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				tok := Token(fmt.Sprintf("%s%07d", prefix, i), "v")
+				keys[i] = format.KeyOf(tok)
+				if err := st.Mint(ctx, backend.NewSession{Token: tok, Record: Record, Data: []byte("data"), Expires: exp(i), User: user}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	require.NoError(t, <-errs)
+	return keys
+}
+
 // ListCost mints few sessions (10) for one user and many for another
 // (the same sizes, distinct expiries), reads two pages of each (the
 // first, and the one after it) and asserts that work, the store's work as
@@ -220,56 +293,83 @@ func testPagingUnderChurn(t *testing.T, st backend.Backend) {
 // client adds now and then (a health check) does not tell.
 func ListCost(t *testing.T, st backend.Backend, many int, work func() int64) int64 {
 	t.Helper()
-	ctx := context.Background()
 	base := time.Now().Add(time.Hour).Truncate(time.Second)
-	mint := func(user string, n int) {
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for w := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < n; i += 8 {
-					tok := Token(fmt.Sprintf("%s%07d", user[len(user)-3:], i), "v")
-					// Distinct expiries, 13 digits of ms each.
-					exp := base.Add(time.Duration(i) * time.Millisecond)
-					if err := st.Mint(ctx, backend.NewSession{Token: tok, Record: Record, Data: []byte("data"), Expires: exp, User: user}); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		require.NoError(t, <-errs)
-	}
+	// Distinct expiries, 13 digits of ms each.
+	exp := func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
 	few, lots := "p:cost-few", "p:cost-big"
-	mint(few, 10)
+	mintMany(t, st, few, "few", 10, exp)
 	start := time.Now()
-	mint(lots, many)
+	mintMany(t, st, lots, "big", many, exp)
 	t.Logf("minted %d sessions of one user in %v", many, time.Since(start).Round(time.Millisecond))
-	cost := func(user string) int64 {
+	small, big := twoPagesCost(t, st, few, work), twoPagesCost(t, st, lots, work)
+	t.Logf("two pages of 4: work %d for a user with 10 sessions, %d for one with %d", small, big, many)
+	assert.Equal(t, small, big, "a page costs the same for 10 or %d sessions", many)
+	return big
+}
+
+// TiedListCost is ListCost for users whose sessions all expire in the
+// same millisecond (tokens issued in one second with one exp): two pages
+// cost the same for 10 or many such sessions, and so does the second
+// page alone after the entry its position names has ended (its place is
+// then found without it). It returns the work of the pair of pages and
+// that of the second page after the end.
+func TiedListCost(t *testing.T, st backend.Backend, many int, work func() int64) (pair, afterEnd int64) {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	exp := func(int) time.Time { return at }
+	few, lots := "p:tied-few", "p:tied-big"
+	mintMany(t, st, few, "tfew", 10, exp)
+	start := time.Now()
+	mintMany(t, st, lots, "tbig", many, exp)
+	t.Logf("minted %d sessions of one user, one expiry, in %v", many, time.Since(start).Round(time.Millisecond))
+	small, big := twoPagesCost(t, st, few, work), twoPagesCost(t, st, lots, work)
+	t.Logf("two pages of 4, one expiry: work %d for a user with 10 sessions, %d for one with %d", small, big, many)
+	assert.Equal(t, small, big, "a page costs the same for 10 or %d sessions of one expiry", many)
+
+	ended := func(user string) int64 {
+		page, next, err := st.List(ctx, user, backend.Position{}, 4)
+		require.NoError(t, err)
+		require.Len(t, page, 4)
+		require.NoError(t, st.End(ctx, backend.Ending{Key: next.Key, User: user, Until: at}))
 		least := int64(-1)
 		for range 5 {
 			w := work()
-			page, next, err := st.List(ctx, user, backend.Position{}, 4)
+			page, _, err := st.List(ctx, user, next, 4)
 			require.NoError(t, err)
 			require.Len(t, page, 4)
-			page, next, err = st.List(ctx, user, next, 4)
-			require.NoError(t, err)
-			require.Len(t, page, 4)
-			require.False(t, next.IsZero())
 			if d := work() - w; least < 0 || d < least {
 				least = d
 			}
 		}
 		return least
 	}
-	small, big := cost(few), cost(lots)
-	t.Logf("two pages of 4: work %d for a user with 10 sessions, %d for one with %d", small, big, many)
-	assert.Equal(t, small, big, "a page costs the same for 10 or %d sessions", many)
-	return big
+	smallEnd, bigEnd := ended(few), ended(lots)
+	t.Logf("page 2 of 4 after its position's entry ended, one expiry: work %d for 10 sessions, %d for %d", smallEnd, bigEnd, many)
+	assert.Equal(t, smallEnd, bigEnd, "a page after an ended position costs the same for 10 or %d sessions of one expiry", many)
+	return big, bigEnd
+}
+
+// twoPagesCost returns the least work, of 5 readings, of the first two
+// pages of 4 of user's index.
+func twoPagesCost(t *testing.T, st backend.Backend, user string, work func() int64) int64 {
+	t.Helper()
+	ctx := context.Background()
+	least := int64(-1)
+	for range 5 {
+		w := work()
+		page, next, err := st.List(ctx, user, backend.Position{}, 4)
+		require.NoError(t, err)
+		require.Len(t, page, 4)
+		page, next, err = st.List(ctx, user, next, 4)
+		require.NoError(t, err)
+		require.Len(t, page, 4)
+		require.False(t, next.IsZero())
+		if d := work() - w; least < 0 || d < least {
+			least = d
+		}
+	}
+	return least
 }
 
 // entryKeys returns the keys of entries, in order.
