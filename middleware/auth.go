@@ -24,6 +24,8 @@ type Auth struct {
 	// sessionHeader is cfg.SessionHeader in canonical form, to read
 	// every value of it.
 	sessionHeader string
+	// tokenHeader is cfg.TokenHeader in canonical form, likewise.
+	tokenHeader string
 	// vary is what a response that sets or clears the session varies on.
 	vary     []string
 	guesses  *guesslimit.Limiter
@@ -58,6 +60,7 @@ func New(cfg Config) *Auth {
 		bearer:        http.CanonicalHeaderKey(cfg.TokenHeader) == "Authorization",
 		cookieName:    sessionCookieName(cfg.Cookie, cfg.InsecureCookie),
 		sessionHeader: http.CanonicalHeaderKey(cfg.SessionHeader),
+		tokenHeader:   http.CanonicalHeaderKey(cfg.TokenHeader),
 		vary:          varyOn(cfg.TokenHeader),
 		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}

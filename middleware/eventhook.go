@@ -54,6 +54,10 @@ func (h *hook) Begin(ctx context.Context, ev engine.Event) context.Context {
 
 // Observe hands ev to the log, the counters and each observer.
 func (h *hook) Observe(ctx context.Context, ev engine.Event) {
+	if ev.Time.IsZero() && len(h.observers) > 0 {
+		// Only Config.Observer's observers read it.
+		ev.Time = h.now()
+	}
 	e := publicEvent(ev)
 	if h.counts != nil {
 		h.counts.count(&e)

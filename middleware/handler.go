@@ -108,9 +108,22 @@ func (a *Auth) resolve(r *http.Request) outcome {
 	if candidates.n == 0 && !hasFront {
 		return outcome{}
 	}
-	if hasFront && !provider.ValidSyntax(front) {
-		a.failed(r, 1)
-		return malformed
+	// The frontend token's selector is its one pass over the token. Its
+	// syntax is checked before anything else reads it (the store, the
+	// provider), unless the selector is known (Engine.Known): a token
+	// whose session this process has seen passed the check when it
+	// minted, and a steady request need not read it twice.
+	var sel format.Selector
+	if hasFront {
+		if len(front) == 0 || len(front) > provider.MaxTokenSize {
+			a.failed(r, 1)
+			return malformed
+		}
+		sel = a.engine.Selector(front)
+		if !a.engine.Known(sel) && !provider.ValidSyntax(front) {
+			a.failed(r, 1)
+			return malformed
+		}
 	}
 
 	// The first live session among the candidates is the request's.
@@ -134,7 +147,7 @@ func (a *Auth) resolve(r *http.Request) outcome {
 		dead++
 	}
 
-	if current.Session != nil && (!hasFront || format.Equal(current.Session.Key, a.engine.Key(front)) ||
+	if current.Session != nil && (!hasFront || format.Equal(current.Session.Key, sel.Key()) ||
 		frontFromCookie && a.mintedFromTokenCookie(r, current.Session.Key)) {
 		if (fromCookie || frontFromCookie) && a.cfg.CrossOrigin.Check(r) != nil {
 			return crossOrigin
@@ -169,7 +182,7 @@ func (a *Auth) resolve(r *http.Request) outcome {
 	if current.Session != nil {
 		carried = &current
 	}
-	l, err := a.engine.Exchange(ctx, front, func() engine.Client { return clientOf(r, a.cfg.ClientIP) }, carried)
+	l, err := a.engine.Exchange(ctx, front, sel, func() engine.Client { return clientOf(r, a.cfg.ClientIP) }, carried)
 	if err != nil {
 		if engine.IsGuess(err) {
 			a.failed(r, 1)
@@ -423,7 +436,7 @@ func (a *Auth) sessionCandidates(r *http.Request) sessionCandidates {
 // is not checked here, except that among several TokenCookie cookies the
 // first well-formed one is taken (a junk one does not hide it).
 func (a *Auth) frontendToken(r *http.Request) (token string, present, fromCookie bool) {
-	if v := r.Header.Get(a.cfg.TokenHeader); v != "" {
+	if v := firstValue(r.Header[a.tokenHeader]); v != "" {
 		if !a.bearer {
 			return v, true, false
 		}
@@ -512,4 +525,13 @@ func clientOf(r *http.Request, ip func(*http.Request) string) engine.Client {
 		ua = ua[:maxUserAgent]
 	}
 	return engine.Client{IP: ip(r), UserAgent: ua}
+}
+
+// firstValue is http.Header.Get for a key already in canonical form: the
+// first value, "" when none.
+func firstValue(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }

@@ -97,6 +97,19 @@ func (e *Engine) Values() *scs.SessionManager { return e.values }
 // Key returns the store key of the sessions minted from a frontend token.
 func (e *Engine) Key(front string) string { return e.cfg.Secret.Key(front) }
 
+// Selector returns the selector of the sessions minted from a frontend
+// token (Exchange's sel): one pass over the token.
+func (e *Engine) Selector(front string) format.Selector { return e.cfg.Secret.Selector(front) }
+
+// Known reports whether this process has recently seen a session at sel's
+// key (its record cache holds one). Every session is minted from a
+// frontend token that passed provider.ValidSyntax, and a selector is a
+// 128-bit keyed hash of its token: a frontend token whose selector is
+// known is one whose syntax was checked already, so a steady request need
+// not read it a second time. An unknown one proves nothing (the cache is
+// bounded): check its syntax.
+func (e *Engine) Known(sel format.Selector) bool { return e.records.peek(sel.KeyBytes()).s != nil }
+
 // Check reports whether the store can do what sign-in and sign-out need,
 // and whether it keeps this secret's fingerprint (recording it when the
 // store has none and the secret is not Random).

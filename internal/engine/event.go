@@ -66,6 +66,9 @@ const (
 type Event struct {
 	Kind Kind
 	// Time is when it happened; for an operation's end, when it began.
+	// Emit leaves it zero when its caller did: the observer stamps it
+	// when it needs it (reading the clock costs a steady request more
+	// than anything else it does once).
 	Time time.Time
 	// Duration is an operation's, measured on the monotonic clock.
 	Duration time.Duration
@@ -93,13 +96,11 @@ type Observer interface {
 	Observe(ctx context.Context, ev Event)
 }
 
-// Emit delivers ev to the observer, with Time set to now when unset.
+// Emit delivers ev to the observer (Time as the caller set it: see
+// Event.Time).
 func (e *Engine) Emit(ctx context.Context, ev Event) {
 	if e.cfg.Observer == nil {
 		return
-	}
-	if ev.Time.IsZero() {
-		ev.Time = e.cfg.Now()
 	}
 	e.cfg.Observer.Observe(ctx, ev)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -53,7 +54,7 @@ func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	if err != nil {
 		return Loaded{}, err
 	}
-	if !st.Live() || !format.Opens(st.Raw(), val) { // Stored.Opens, without decoding token again
+	if !st.Live() || !cached.opens(st, token) && !format.Opens(st.Raw(), val) { // Stored.Opens, without decoding token again
 		return Loaded{}, nil
 	}
 	return e.load(ctx, token, st, cached)
@@ -122,7 +123,7 @@ func (e *Engine) load(ctx context.Context, token string, st format.Stored, cache
 		}
 	}
 	if s != cached.s || !valuesChecked || cached.token != token {
-		e.records.put(s, st.Record, st.Data, token)
+		e.records.put(s, st, token)
 	}
 	return Loaded{Session: s, Token: token, values: st.Data}, nil
 }
@@ -150,9 +151,9 @@ func (e *Engine) load(ctx context.Context, token string, st format.Stored, cache
 // upstream call and the mint's store write run in the context its Begin
 // returned, while the returned Loaded's Ctx, in which the handler runs,
 // derives from ctx.
-func (e *Engine) Exchange(ctx context.Context, front string, client func() Client, current *Loaded) (Loaded, error) {
+func (e *Engine) Exchange(ctx context.Context, front string, sel format.Selector, client func() Client, current *Loaded) (Loaded, error) {
 	octx, o := e.begin(ctx, Event{Kind: KindExchange, Provider: e.providerName()})
-	l, err := e.exchange(ctx, octx, front, client, current)
+	l, err := e.exchange(ctx, octx, front, sel, client, current)
 	if err == nil && !l.Minted {
 		s := l.Session
 		e.Emit(octx, Event{Kind: KindExchanged, Session: s.ID, User: s.Identity.UserID, Provider: s.Identity.Provider})
@@ -162,9 +163,8 @@ func (e *Engine) Exchange(ctx context.Context, front string, client func() Clien
 }
 
 // exchange is Exchange; octx is the exchange's context for the observer.
-func (e *Engine) exchange(ctx, octx context.Context, front string, client func() Client, current *Loaded) (_ Loaded, err error) {
+func (e *Engine) exchange(ctx, octx context.Context, front string, sel format.Selector, client func() Client, current *Loaded) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
-	sel := e.cfg.Secret.Selector(front)
 	key := sel.Key()
 	if current != nil && current.Session.Continues(key, e.cfg.Now()) {
 		// This token's session was continued by the one the request
@@ -259,11 +259,11 @@ func (e *Engine) existing(ctx context.Context, front string, sel format.Selector
 	// the one derived for the stored session's nonce, so that a steady
 	// request reads its frontend token once.
 	token := cached.token
-	if s, _ := cached.match(st); s == nil || token == "" {
+	if s, _ := cached.match(st); s == nil || !cached.opens(st, token) {
 		token = e.cfg.Secret.Token(front, sel, st.Nonce)
-	}
-	if !st.Opens(token) {
-		return Loaded{}, st, nil
+		if !st.Opens(token) {
+			return Loaded{}, st, nil
+		}
 	}
 	l, err := e.load(ctx, token, st, cached)
 	return l, st, err
@@ -338,8 +338,10 @@ type cachedRecord struct {
 	// (nil: none yet).
 	values []byte
 	// token is the session token that opened s ("" when not known): the
-	// one derived from its frontend token with s's nonce.
-	token string
+	// one derived from its frontend token with s's nonce; verifier is the
+	// stored verifier it was checked against.
+	token    string
+	verifier format.Verifier
 }
 
 func newRecordCache() *recordCache {
@@ -365,14 +367,29 @@ func (e cachedRecord) match(st format.Stored) (_ *format.Session, valuesChecked 
 	return e.s, e.values != nil && bytes.Equal(e.values, st.Data)
 }
 
-// put caches s, decoded from raw, with values, scs values that decode
-// (it keeps both: they must not change), and token, the session token
-// that opens it ("" when not known).
-func (c *recordCache) put(s *format.Session, raw, values []byte, token string) {
+// put caches s, decoded from st, with st's scs values (which decode; it
+// keeps both, which must not change), and token, the session token that
+// opens st ("" when not known).
+func (c *recordCache) put(s *format.Session, st format.Stored, token string) {
 	key, _ := format.SelectorOf(s.Key)
-	// A copy: the token may be a slice of a request's Cookie header, which
-	// the entry would keep whole.
-	c.entries.Add(key.KeyBytes(), cachedRecord{raw: raw, s: s, values: values, token: strings.Clone(token)})
+	e := cachedRecord{raw: st.Record, s: s, values: st.Data}
+	if token != "" && len(st.Raw()) >= len(e.verifier) {
+		// A copy: the token may be a slice of a request's Cookie header,
+		// which the entry would keep whole.
+		e.token = strings.Clone(token)
+		copy(e.verifier[:], st.Raw())
+	}
+	c.entries.Add(key.KeyBytes(), e)
+}
+
+// opens reports whether token opens st because it is e's token and st
+// still holds the verifier it was checked against (the record cache's
+// shortcut of Stored.Opens, which hashes the validator): false means only
+// that the shortcut does not apply. Both comparisons take constant time.
+func (e cachedRecord) opens(st format.Stored, token string) bool {
+	raw := st.Raw()
+	return e.token != "" && st.Live() && len(raw) >= len(e.verifier) &&
+		subtle.ConstantTimeCompare(raw[:len(e.verifier)], e.verifier[:])&subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) == 1
 }
 
 // recoverInto turns a panic into *err and logs it once with its stack:

@@ -181,7 +181,7 @@ func (e *Engine) mintedSince(sel format.Selector, seen format.Stored) bool {
 func (e *Engine) remember(token string, stored format.Stored) {
 	e.Counters.CacheMisses.Add(1)
 	if s, err := format.DecodeRecord(format.KeyOf(token), stored); err == nil {
-		e.records.put(s, stored.Record, nil, token)
+		e.records.put(s, stored, token) // its values are the codec's own: they decode
 	}
 }
 
