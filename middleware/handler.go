@@ -260,7 +260,13 @@ func (a *Auth) respond(w http.ResponseWriter, r *http.Request, next http.Handler
 	if o.handOut {
 		a.writeSession(w, o.session.Token, o.session.Session)
 	}
-	if o.clear || o.handOut {
+	// A bearer-only client that keeps no session token is not sent one
+	// (withheld), but its answer is personal all the same: with the
+	// token in Authorization, shared caches store it only when the app
+	// says so (RFC 9111, section 3.5); with a token header of another
+	// name, nothing would stop them, so the answer says no-store and
+	// Vary, as an answer handing out the session does.
+	if o.clear || o.handOut || o.withheld && !a.bearer {
 		w = &noStoreWriter{ResponseWriter: w, a: a}
 	}
 	a.serve(w, r, next, &requestState{loaded: o.session, err: o.err, withheld: o.withheld})
@@ -445,7 +451,7 @@ func (a *Auth) frontendToken(r *http.Request) (token string, present, fromCookie
 			// Another scheme (Basic...) is not ours to judge.
 			return "", false, false
 		}
-		return strings.TrimSpace(rest), true, false
+		return strings.Trim(rest, " \t"), true, false // RFC 9110's whitespace: no other
 	}
 	if a.cfg.TokenCookie == "" {
 		return "", false, false

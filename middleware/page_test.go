@@ -208,6 +208,8 @@ func TestListPagingBadRequests(t *testing.T) {
 			"limit not a number":   "?limit=ten",
 			"limit 1.5":            "?limit=1.5",
 			"limit empty":          "?limit=",
+			"limit with a sign":    "?limit=%2B5",
+			"limit with a zero":    "?limit=05",
 			"limit twice":          "?limit=1&limit=2",
 			"cursor twice":         "?cursor=" + next + "&cursor=" + next,
 			"cursor garbage":       "?cursor=abc",

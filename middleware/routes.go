@@ -117,7 +117,7 @@ func pageRequest(w http.ResponseWriter, r *http.Request) (PageRequest, bool) {
 	var req PageRequest
 	if v, given := q["limit"]; given {
 		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 1 || n > MaxPageSize || len(v) > 1 {
+		if err != nil || n < 1 || n > MaxPageSize || len(v) > 1 || v[0] != strconv.Itoa(n) { // no "+5", no "05"
 			writeError(w, http.StatusBadRequest, codeInvalidRequest, "limit must be one whole number from 1 to "+strconv.Itoa(MaxPageSize), 0)
 			return req, false
 		}
