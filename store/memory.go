@@ -127,7 +127,7 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 	sel, val, _ := format.Split(s.Token)
 	now := time.Now()
 	if !now.Before(s.Expires) {
-		return nil
+		return backend.ErrExpired
 	}
 	key := sel.Key()
 	m.mu.Lock()

@@ -42,7 +42,7 @@ type Backend interface {
 	// from (nothing, for a zero Replace); otherwise it writes nothing and
 	// returns ErrConflict. If s.Mark holds the mark of an ended session it
 	// writes nothing and returns ErrSignedOut. A session whose Expires has
-	// passed is not written. With s.Limit, it ends in the same atomic step
+	// passed is not written: ErrExpired. With s.Limit, it ends in the same atomic step
 	// the user's least recently used sessions beyond the limit (see
 	// Limit).
 	Mint(ctx context.Context, s NewSession) error
@@ -241,6 +241,9 @@ var (
 	// ErrSignedOut is returned by Mint when NewSession.Mark holds the mark
 	// of an ended session: the credential was signed out.
 	ErrSignedOut = errors.New("store: the credential was signed out")
+	// ErrExpired is returned by Mint for a session whose Expires has
+	// passed by the store's clock: it is not written.
+	ErrExpired = errors.New("store: the session expired before it was stored")
 	// ErrBadMint is returned by Mint for a NewSession that is not Valid:
 	// a caller's mistake, not a client's.
 	ErrBadMint = errors.New("store: Mint needs a session Token, a User and a Record of at most MaxRecordLen bytes")

@@ -21,6 +21,12 @@ type Client struct{ IP, UserAgent string }
 // out: it cannot mint again until it expires.
 var ErrSignedOut = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token's session was signed out"}
 
+// ErrExpiredMeanwhile is the answer for a frontend token whose session
+// expired before the store could keep it (the token expired while it was
+// validated, or the store's clock is ahead of Config.Now): nothing was
+// stored.
+var ErrExpiredMeanwhile = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token expired during its exchange"}
+
 // ErrRejectedRecently is the answer for a frontend token the negative
 // cache holds.
 var ErrRejectedRecently = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "rejected recently"}
@@ -29,7 +35,7 @@ var ErrRejectedRecently = &provider.InvalidTokenError{Provider: "sessiongate", R
 // good: rejected upstream now, not a repeat of a recent rejection and not
 // the token of a signed-out session.
 func IsGuess(err error) bool {
-	return errors.Is(err, provider.ErrInvalidToken) && err != ErrRejectedRecently && err != ErrSignedOut
+	return errors.Is(err, provider.ErrInvalidToken) && err != ErrRejectedRecently && err != ErrSignedOut && err != ErrExpiredMeanwhile
 }
 
 // minted is what one shared exchange hands every waiter.
@@ -100,6 +106,8 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	}
 	token, stored, continued, limited, err := e.mint(ctx, front, sel, *id, c, seen, cont)
 	switch {
+	case errors.Is(err, backend.ErrExpired):
+		return minted{}, ErrExpiredMeanwhile
 	case errors.Is(err, backend.ErrSignedOut):
 		// Another spelling of a credential that was signed out: refused
 		// like the spelling that was, and remembered.

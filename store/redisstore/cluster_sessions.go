@@ -274,7 +274,7 @@ func (c *clusterStore) Mint(ctx context.Context, m backend.NewSession) error {
 	}
 	ttl := ttlUntil(m.Expires)
 	if ttl <= 0 {
-		return nil
+		return backend.ErrExpired
 	}
 	ctx, cancel := c.operation(ctx)
 	defer cancel()

@@ -79,7 +79,7 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 		if opts.NearCache != nil {
 			return nil, errNearCluster
 		}
-		return newClusterStore(u.addrs, u.dialOptions(opts.TLS), opts)
+		return newClusterStore(u.addrs, u.dialOptions(opts.TLS, opts.withDefaults().Timeout), opts)
 	}
 	var (
 		pool *redis.Pool
@@ -90,7 +90,7 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 		pool = set.pool()
 		opts.sentinels = set
 	} else {
-		pool = u.singlePool(opts.TLS, opts.withDefaults().PoolSize)
+		pool = u.singlePool(opts.TLS, opts.withDefaults())
 	}
 	r := storeOf(New(pool, opts))
 	st := &openStore{redisStore: r, pool: pool}
@@ -140,9 +140,9 @@ func (r *redisStore) probe(ctx context.Context) error {
 }
 
 // singlePool returns a pool of connections to u's single server.
-func (u *redisURL) singlePool(tlsConfig *tls.Config, size int) *redis.Pool {
-	addr, opts := u.addrs[0], u.dialOptions(tlsConfig)
-	return newPool(size, func(ctx context.Context) (redis.Conn, error) {
+func (u *redisURL) singlePool(tlsConfig *tls.Config, o Options) *redis.Pool {
+	addr, opts := u.addrs[0], u.dialOptions(tlsConfig, o.Timeout)
+	return newPool(o.PoolSize, func(ctx context.Context) (redis.Conn, error) {
 		return redis.DialContext(ctx, "tcp", addr, opts...)
 	})
 }

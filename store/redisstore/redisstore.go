@@ -430,7 +430,7 @@ func NewPool(rawURL string) (*redis.Pool, error) {
 	if u.mode != single {
 		return nil, errors.New("store: the Redis URL is a Sentinel or Cluster URL, which NewPool does not take: use redisstore.Open")
 	}
-	return u.singlePool(nil, DefaultPoolSize), nil
+	return u.singlePool(nil, Options{}.withDefaults()), nil
 }
 
 // Find returns the data of token's session if token's validator opens
@@ -697,7 +697,7 @@ func (r *redisStore) Mint(ctx context.Context, m backend.NewSession) error {
 	sel, val, _ := format.Split(m.Token)
 	ttl := r.ttl(m.Expires)
 	if ttl <= 0 {
-		return nil
+		return backend.ErrExpired
 	}
 	key := sel.Key()
 	value := format.Frame(val, m.Nonce, m.Credential, m.Record, m.Data)

@@ -80,7 +80,7 @@ func countedStore(tb testing.TB, rawURL string, t *trips) store.Store {
 		set.primaryDial = append(set.primaryDial, redis.DialContextFunc(t.dial))
 		pool = set.pool()
 	} else {
-		dial := append(u.dialOptions(nil), redis.DialContextFunc(t.dial))
+		dial := append(u.dialOptions(nil, defaultTimeout), redis.DialContextFunc(t.dial))
 		pool = newPool(DefaultPoolSize, func(ctx context.Context) (redis.Conn, error) {
 			return redis.DialContext(ctx, "tcp", u.addrs[0], dial...)
 		})

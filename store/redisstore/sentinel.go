@@ -143,7 +143,7 @@ func newSentinelSet(u *redisURL, opts Options) *sentinelSet {
 	s := &sentinelSet{
 		u:            u,
 		sentinelDial: u.sentinelOptions(opts.TLS),
-		primaryDial:  u.dialOptions(opts.TLS),
+		primaryDial:  u.dialOptions(opts.TLS, opts.withDefaults().Timeout),
 		poolSize:     opts.withDefaults().PoolSize,
 		sentinels:    map[string]*watcher{},
 		failing:      map[string]time.Time{},

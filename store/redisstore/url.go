@@ -178,14 +178,19 @@ func plainWord(s string) bool {
 // when earlier, bounds it too.
 const connectTimeout = 2 * time.Second
 
-// ioTimeout is the connections' own read and write timeout: only a
-// backstop, each operation being bounded by Options.Timeout.
+// ioTimeout is the connections' own read timeout: only a backstop, each
+// command's read being bounded by its operation's deadline.
 const ioTimeout = 30 * time.Second
 
 // dialOptions returns the options that dial a server of u (the Redis
 // servers, not the sentinels) with its credentials, database and TLS.
-func (u *redisURL) dialOptions(tlsConfig *tls.Config) []redis.DialOption {
-	opts := u.baseOptions(tlsConfig)
+// Each command's write is bounded by writeTimeout (the store's
+// Options.Timeout): a command's read waits only until its operation's
+// deadline, but its write is bounded by this alone, and a Redis that
+// stops reading (stopped, partitioned) must not hold a large write for
+// ioTimeout.
+func (u *redisURL) dialOptions(tlsConfig *tls.Config, writeTimeout time.Duration) []redis.DialOption {
+	opts := append(u.baseOptions(tlsConfig), redis.DialWriteTimeout(writeTimeout))
 	if u.user != "" {
 		opts = append(opts, redis.DialUsername(u.user))
 	}
@@ -218,7 +223,7 @@ func (u *redisURL) baseOptions(tlsConfig *tls.Config) []redis.DialOption {
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(connectTimeout),
 		redis.DialReadTimeout(ioTimeout),
-		redis.DialWriteTimeout(ioTimeout),
+		redis.DialWriteTimeout(ioTimeout), // the servers': dialOptions's
 	}
 	if u.tls {
 		opts = append(opts, redis.DialUseTLS(true))

@@ -313,7 +313,7 @@ func testExpiry(t *testing.T, st backend.Backend) {
 	short := time.Now().Add(2 * time.Second)
 	tok := Token("short", "v")
 	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: Record, Data: []byte("x"), Expires: short, User: user}))
-	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: Token("past", "v"), Record: Record, Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}))
+	require.ErrorIs(t, st.Mint(ctx, backend.NewSession{Token: Token("past", "v"), Record: Record, Data: []byte("x"), Expires: time.Now().Add(-time.Second), User: user}), backend.ErrExpired)
 	entries, _ := listAll(ctx, st, user)
 	assert.Len(t, entries, 1, "an already expired session is never written")
 	got, _ := st.Lookup(ctx, format.KeyOf(Token("past", "v")))
