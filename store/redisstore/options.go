@@ -13,6 +13,12 @@ type Options struct {
 	// caller's context deadline that comes first bounds it too. When it
 	// passes, the operation fails with store.ErrUnavailable ("timeout"),
 	// and the middleware answers 503. Zero or less: the default, 2 s.
+	//
+	// A command's reply is awaited until the operation's deadline; its
+	// write, by the connection's write timeout, which the pools of Open
+	// and NewPool set to Timeout (NewPool: the default): a Redis that
+	// stops reading (stopped, or partitioned without a reset) fails a
+	// large write within Timeout of its start, not the 30 s backstop.
 	Timeout time.Duration
 
 	// InsecureAllowEviction lets the store run on a Redis whose
