@@ -122,7 +122,7 @@ func (e *Engine) load(ctx context.Context, token string, st format.Stored, cache
 			return Loaded{}, nil
 		}
 	}
-	if s != cached.s || !valuesChecked || cached.token != token {
+	if s != cached.s || cached.token != token || !valuesChecked && len(st.Data) <= maxCachedValues {
 		e.records.put(s, st, token)
 	}
 	return Loaded{Session: s, Token: token, values: st.Data}, nil
@@ -313,8 +313,13 @@ func (e *Engine) Save(ctx context.Context, l *Loaded, v *RequestValues) {
 	e.wrote(wctx, o, werr)
 }
 
-// maxCachedRecords bounds the decoded-record cache: about a kilobyte each.
+// maxCachedRecords bounds the decoded-record cache: about a kilobyte each
+// (a record, its decoded session, scs values up to maxCachedValues).
 const maxCachedRecords = 8192
+
+// maxCachedValues is the most bytes of scs values an entry of the record
+// cache keeps, so that it holds at most maxCachedRecords × 5 KiB or so.
+const maxCachedValues = 2 << 10
 
 // recordCache keeps the last decoded session of each recently seen one,
 // so that a steady-state request decodes nothing. An entry is used only
@@ -372,7 +377,17 @@ func (e cachedRecord) match(st format.Stored) (_ *format.Session, valuesChecked 
 // opens st ("" when not known).
 func (c *recordCache) put(s *format.Session, st format.Stored, token string) {
 	key, _ := format.SelectorOf(s.Key)
-	e := cachedRecord{raw: st.Record, s: s, values: st.Data}
+	// Copies, so that an entry does not keep the whole stored value (the
+	// scs values too) alive: the record is at most MaxRecordLen bytes,
+	// and values over maxCachedValues are not kept (they are then checked
+	// again on each request).
+	e := cachedRecord{raw: bytes.Clone(st.Record), s: s}
+	if len(st.Data) <= maxCachedValues {
+		e.values = bytes.Clone(st.Data)
+		if e.values == nil {
+			e.values = []byte{} // known to decode, though empty
+		}
+	}
 	if token != "" && len(st.Raw()) >= len(e.verifier) {
 		// A copy: the token may be a slice of a request's Cookie header,
 		// which the entry would keep whole.

@@ -68,6 +68,9 @@ func (r *redisStore) Check(ctx context.Context, fingerprint []byte, claim bool) 
 	if err != nil {
 		return err
 	}
+	if problem == nil {
+		problem = r.near.problem(ctx)
+	}
 	return problem
 }
 

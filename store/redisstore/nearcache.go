@@ -81,6 +81,18 @@ import (
 // reads. Worth it when requests far outnumber session writes (no scs
 // values written per request, keep-alives spaced out).
 //
+// The link needs Redis 6 or later and, for an ACL user, the commands
+// CLIENT ID, CLIENT TRACKING, SUBSCRIBE and PING and the channel
+// __redis__:invalidate (Redis 7 gives a new ACL user no channel: add
+// &__redis__:invalidate). While Redis refuses them, every read goes to
+// Redis, and Open and Check (/healthz) report it with
+// store.ErrMisconfigured.
+//
+// An entry whose key's Redis TTL has passed is served until Redis
+// deletes the key (and announces it), which Redis does lazily: the
+// middleware checks every session's own expiry and idle time on each
+// request, so no expired session is served.
+//
 // On a Sentinel set, the link follows the primary the store uses: when a
 // failover begins or the store's primary changes, nothing is served
 // (the fence lapses), and the link is dialled again to the new primary,
@@ -95,15 +107,17 @@ type NearCache struct {
 
 	// MaxBytes bounds the cache's memory, in bytes, counted per entry as
 	// the Redis value and key plus a fixed overhead for the structures
-	// that hold them; the least recently used go first. Zero or less: the
-	// default, 64 MiB.
+	// that hold them (about 150 bytes); the least recently used go first.
+	// Each of the 16 shards holds a sixteenth, and a session larger than
+	// its share is not cached. Zero or less: the default, 64 MiB.
 	MaxBytes int64
 
 	// Fence is the freshness bound: an entry is served only while the
 	// link answered a PING sent less than Fence ago, so no instance
 	// serves a session more than Fence after its sign-out returned. The
-	// link is pinged every Fence/4 (every second at most). Zero or less: the default, 100 ms;
-	// below 10 ms: 10 ms.
+	// link is pinged every Fence/4. Zero or less: the default, 100 ms;
+	// below 10 ms: 10 ms; above 1 s: 1 s (Strict waits it on every
+	// sign-out).
 	Fence time.Duration
 
 	// Strict makes End return only once Fence has passed since its write
@@ -119,6 +133,7 @@ const (
 	defaultNearBytes   = 64 << 20
 	defaultNearFence   = 100 * time.Millisecond
 	minNearFence       = 10 * time.Millisecond
+	maxNearFence       = time.Second
 	// nearEntryOverhead is what an entry costs beyond its key and value:
 	// the LRU's list element and map slot, the parsed Stored, the entry.
 	nearEntryOverhead = 150
@@ -146,8 +161,29 @@ func (c NearCache) withDefaults() NearCache {
 	if c.Fence <= 0 {
 		c.Fence = defaultNearFence
 	}
-	c.Fence = max(c.Fence, minNearFence)
+	c.Fence = min(max(c.Fence, minNearFence), maxNearFence)
 	return c
+}
+
+// errNearRefused is Check's (and Open's) report of a link Redis refuses.
+var errNearRefused = misconfigured("Redis refuses the near cache's invalidation link, so every request reads Redis: " +
+	"it needs Redis 6 or later and, for an ACL user, +client|id +client|tracking +subscribe +ping &__redis__:invalidate")
+
+// problem returns errNearRefused while Redis refuses the link, once the
+// first link was tried (waiting for that within ctx), and nil otherwise.
+func (n *nearCache) problem(ctx context.Context) error {
+	if n == nil {
+		return nil
+	}
+	select {
+	case <-n.tried:
+	case <-ctx.Done():
+		return nil
+	}
+	if n.refused.Load() {
+		return errNearRefused
+	}
+	return nil
 }
 
 // errNearCluster is Open's refusal of a near cache on a Cluster.
@@ -182,6 +218,14 @@ type nearCache struct {
 	gen    atomic.Uint64
 	seed   maphash.Seed
 	shards [nearShards]nearShard
+
+	// refused is set while Redis refuses the link's commands (an ACL
+	// without CLIENT TRACKING, SUBSCRIBE or the channel; a Redis before
+	// 6): every read then goes to Redis, and Check reports it. tried is
+	// closed once the first link has been tried.
+	refused   atomic.Bool
+	tried     chan struct{}
+	triedOnce sync.Once
 
 	kick chan struct{} // asks the pinger for a PING now
 	stop chan struct{}
@@ -224,6 +268,7 @@ func newNearCache(cfg NearCache, timeout time.Duration, dial func(context.Contex
 		seed:    maphash.MakeSeed(),
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
+		tried:   make(chan struct{}),
 	}
 	entries := max(n.cfg.MaxEntries/nearShards, 1)
 	for i := range n.shards {
@@ -413,6 +458,7 @@ func (n *nearCache) listen() bool {
 	conn, err := n.dial(ctx)
 	cancel()
 	if err != nil {
+		n.triedOnce.Do(func() { close(n.tried) })
 		return false
 	}
 	n.mu.Lock()
@@ -431,7 +477,11 @@ func (n *nearCache) listen() bool {
 		n.mu.Unlock()
 		conn.Close()
 	}()
-	if err := subscribe(conn, n.timeout); err != nil {
+	err = subscribe(conn, n.timeout)
+	var refused redis.Error
+	n.refused.Store(errors.As(err, &refused))
+	n.triedOnce.Do(func() { close(n.tried) })
+	if err != nil {
 		return false
 	}
 	// Whatever was cached, or is being read, may have missed changes

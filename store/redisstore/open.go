@@ -97,7 +97,12 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 	if set != nil {
 		r.guard, st.sentinels = set, set
 	}
-	return st, r.probe(context.Background())
+	if err := r.probe(context.Background()); err != nil {
+		return st, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+	defer cancel()
+	return st, r.near.problem(ctx)
 }
 
 // openStore is the store Open returns: a redisStore that can be closed.
