@@ -21,11 +21,11 @@ type Client struct{ IP, UserAgent string }
 // out: it cannot mint again until it expires.
 var ErrSignedOut = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token's session was signed out"}
 
-// ErrExpiredMeanwhile is the answer for a frontend token whose session
-// expired before the store could keep it (the token expired while it was
-// validated, or the store's clock is ahead of Config.Now): nothing was
-// stored.
-var ErrExpiredMeanwhile = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "the token expired during its exchange"}
+// ErrExpiredMeanwhile is the answer for a frontend token the provider
+// accepted but whose session expired before it could be kept (the token
+// expired while it was validated, or a clock, Config.Now's or the store's,
+// is ahead of the provider's): nothing was stored. It is not a guess.
+var ErrExpiredMeanwhile = &provider.InvalidTokenError{Provider: "sessiongate", Reason: "expired during its exchange"}
 
 // ErrRejectedRecently is the answer for a frontend token the negative
 // cache holds.
@@ -273,7 +273,7 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		expires = id.Expiry
 	}
 	if !now.Before(expires) {
-		return "", format.Stored{}, nil, &provider.InvalidTokenError{Provider: id.Provider, Reason: "expired"}
+		return "", format.Stored{}, nil, ErrExpiredMeanwhile
 	}
 	nonce := format.NewNonce()
 	token := e.cfg.Secret.Token(front, sel, nonce)

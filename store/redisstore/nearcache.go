@@ -507,6 +507,13 @@ func (n *nearCache) listen() bool {
 	}()
 	for {
 		reply, err := conn.Receive()
+		var refused redis.Error
+		if errors.As(err, &refused) {
+			// Redis refuses what the link sends (its PINGs: an ACL
+			// changed since it subscribed): not a healthy link.
+			n.refused.Store(true)
+			return false
+		}
 		if err != nil {
 			return true
 		}
@@ -608,6 +615,9 @@ func subscribe(conn redis.Conn, timeout time.Duration) error {
 		return err
 	}
 	if _, err := redis.DoContext(conn, ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", sessionPrefix); err != nil {
+		return err
+	}
+	if _, err := redis.DoContext(conn, ctx, "PING"); err != nil { // the link's fence is its PINGs
 		return err
 	}
 	if err := conn.Send("SUBSCRIBE", "__redis__:invalidate"); err != nil {
