@@ -4,8 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -104,17 +103,14 @@ func (e *Engine) listPage(ctx context.Context, providerName, userID string, afte
 	return out, next, nil
 }
 
-// A cursor is base64url (no padding) of: a version byte, a 16-byte
-// synthetic IV, then the position (its expiry, 8 bytes big-endian, and
-// its key) encrypted with AES-256-CTR under that IV. The IV is
-// HMAC-SHA256 over the version, the user's index and the plaintext
-// (SIV: deterministic authenticated encryption, so no nonce can repeat
-// for two positions), checked in constant time when the cursor is read.
-// The key never appears in clear, and a cursor opens only for the user
-// it was sealed for.
+// A cursor is base64url (no padding) of: a version byte, then the
+// position (its expiry, 8 bytes big-endian, and its key) sealed with
+// AES-256-GCM under a key derived from the secret, with a random nonce
+// and the version and the user's index as additional data: the key never
+// appears in clear, a cursor altered in any bit does not open, and a
+// cursor opens only for the user it was sealed for.
 const (
-	cursorVersion = 1
-	cursorIVLen   = 16
+	cursorVersion = 2
 	// maxCursorLen bounds what is decoded at all: a position's key is 22
 	// bytes, and a store's members never exceed this.
 	maxCursorLen = 128
@@ -122,14 +118,13 @@ const (
 
 // sealCursor returns the cursor of position p of user's index.
 func sealCursor(secret *format.Secret, user string, p backend.Position) string {
-	enc, mac := cursorKeys(secret)
+	aead := cursorAEAD(secret)
 	plain := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(p.Key)), uint64(p.Expires))
 	plain = append(plain, p.Key...)
-	out := make([]byte, 1+cursorIVLen+len(plain))
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
 	out[0] = cursorVersion
-	iv := cursorIV(mac, user, plain)
-	copy(out[1:], iv)
-	cipher.NewCTR(enc, iv).XORKeyStream(out[1+cursorIVLen:], plain)
+	rand.Read(out[1:]) // never fails (crypto/rand)
+	out = aead.Seal(out, out[1:], plain, cursorAD(user))
 	return base64.RawURLEncoding.EncodeToString(out)
 }
 
@@ -144,40 +139,34 @@ func openCursor(secret *format.Secret, user, cursor string) (backend.Position, b
 		return backend.Position{}, false
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
-	if err != nil || len(raw) < 1+cursorIVLen+8+1 || raw[0] != cursorVersion {
+	aead := cursorAEAD(secret)
+	if err != nil || len(raw) < 1+aead.NonceSize()+aead.Overhead()+8+1 || raw[0] != cursorVersion {
 		return backend.Position{}, false
 	}
-	enc, mac := cursorKeys(secret)
-	iv, plain := raw[1:1+cursorIVLen], make([]byte, len(raw)-1-cursorIVLen)
-	cipher.NewCTR(enc, iv).XORKeyStream(plain, raw[1+cursorIVLen:])
-	if !hmac.Equal(iv, cursorIV(mac, user, plain)) {
+	nonce, sealed := raw[1:1+aead.NonceSize()], raw[1+aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, sealed, cursorAD(user))
+	if err != nil {
 		return backend.Position{}, false
 	}
 	return backend.Position{Expires: int64(binary.BigEndian.Uint64(plain)), Key: string(plain[8:])}, true
 }
 
-// cursorKeys derives the cursor's encryption and MAC keys from the
-// secret's cursor key.
-func cursorKeys(secret *format.Secret) (cipher.Block, []byte) {
-	key := secret.CursorKey()
-	derive := func(purpose string) []byte {
-		m := hmac.New(sha256.New, key)
-		m.Write([]byte(purpose))
-		return m.Sum(nil)
-	}
-	block, err := aes.NewCipher(derive("encrypt"))
+// cursorAEAD is the cursor's AES-256-GCM, keyed by the secret's cursor
+// key.
+func cursorAEAD(secret *format.Secret) cipher.AEAD {
+	block, err := aes.NewCipher(secret.CursorKey())
 	if err != nil {
 		panic(err) // unreachable: a 32-byte key
 	}
-	return block, derive("authenticate")
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err) // unreachable: AES's block size
+	}
+	return aead
 }
 
-// cursorIV is the synthetic IV of plain for user.
-func cursorIV(mac []byte, user string, plain []byte) []byte {
-	m := hmac.New(sha256.New, mac)
-	m.Write([]byte{cursorVersion})
-	m.Write([]byte(user))
-	m.Write([]byte{0})
-	m.Write(plain)
-	return m.Sum(nil)[:cursorIVLen]
+// cursorAD is the additional data a cursor of user's index is sealed
+// with.
+func cursorAD(user string) []byte {
+	return append([]byte{cursorVersion}, user...)
 }
