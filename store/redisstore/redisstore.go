@@ -344,7 +344,18 @@ func (c opConn) DoContext(_ context.Context, cmd string, args ...any) (any, erro
 	return do(c.Conn, c.ctx, cmd, args...)
 }
 
+// DoWithTimeout is Do: the operation's deadline, never later than the
+// one timeout was taken from, bounds the command.
+func (c opConn) DoWithTimeout(_ time.Duration, cmd string, args ...any) (any, error) {
+	return do(c.Conn, c.ctx, cmd, args...)
+}
+
 func (c opConn) Receive() (any, error) {
+	return receive(c.Conn, c.ctx)
+}
+
+// ReceiveWithTimeout is Receive, as DoWithTimeout is Do.
+func (c opConn) ReceiveWithTimeout(time.Duration) (any, error) {
 	return receive(c.Conn, c.ctx)
 }
 
