@@ -149,8 +149,8 @@ func (e *Engine) load(ctx context.Context, token string, st format.Stored, cache
 //
 // An exchange is an operation (KindExchange) for the observer: the
 // upstream call and the mint's store write run in the context its Begin
-// returned, while the returned Loaded's Ctx, in which the handler runs,
-// derives from ctx.
+// returned; the handler runs in the request's own (ctx). sel is
+// Selector(front), which the caller has already taken.
 func (e *Engine) Exchange(ctx context.Context, front string, sel format.Selector, client func() Client, current *Loaded) (Loaded, error) {
 	octx, o := e.begin(ctx, Event{Kind: KindExchange, Provider: e.providerName()})
 	l, err := e.exchange(ctx, octx, front, sel, client, current)
@@ -456,8 +456,9 @@ func (p *prefetched) Value(key any) any {
 // would call them.
 type valueStore struct{ backend.Backend }
 
-// FindCtx returns the scs values of the session Load read for token. Any other token, on a request with a session, is another
-// session than the request's: scs looks one up only to merge it into the
+// FindCtx returns the scs values of the session Load read for token. Any
+// other token, on a request with a session, is another session than the
+// request's: scs looks one up only to merge it into the
 // request's (MergeSession), which would hand one session's values to
 // another and returns backend.ErrUnsupported before anything changes.
 // Outside a request the engine loaded (scs's own LoadAndSave, which

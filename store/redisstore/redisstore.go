@@ -374,16 +374,12 @@ func (c opConn) ReceiveContext(context.Context) (any, error) {
 // cancellation. A connection that cannot take a read timeout (a caller's
 // wrapper) gets redis.DoContext too.
 func do(c redis.Conn, ctx context.Context, cmd string, args ...any) (any, error) {
-	if err := ctx.Err(); err != nil {
+	d, ok, err := remaining(ctx)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	case !ok:
 		return redis.DoContext(c, ctx, cmd, args...)
-	}
-	d := time.Until(deadline)
-	if d <= 0 {
-		return nil, context.DeadlineExceeded
 	}
 	reply, err := redis.DoWithTimeout(c, d, cmd, args...)
 	if err != nil && noTimeout(err) {
@@ -394,22 +390,35 @@ func do(c redis.Conn, ctx context.Context, cmd string, args ...any) (any, error)
 
 // receive is do for a reply to a command sent before (Send, Flush).
 func receive(c redis.Conn, ctx context.Context) (any, error) {
-	if err := ctx.Err(); err != nil {
+	d, ok, err := remaining(ctx)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	case !ok:
 		return redis.ReceiveContext(c, ctx)
-	}
-	d := time.Until(deadline)
-	if d <= 0 {
-		return nil, context.DeadlineExceeded
 	}
 	reply, err := redis.ReceiveWithTimeout(c, d)
 	if err != nil && noTimeout(err) {
 		return redis.ReceiveContext(c, ctx)
 	}
 	return reply, err
+}
+
+// remaining returns how long ctx leaves until its deadline (ok false when
+// it has none), or the error of a ctx that has ended or whose deadline
+// has passed.
+func remaining(ctx context.Context) (d time.Duration, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0, false, nil
+	}
+	if d = time.Until(deadline); d <= 0 {
+		return 0, false, context.DeadlineExceeded
+	}
+	return d, true, nil
 }
 
 // noTimeout reports whether err is redigo's answer for a connection that
