@@ -384,11 +384,14 @@ func TestEventOfASessionSeenExpired(t *testing.T) {
 	t.Parallel()
 	stores(t, func(t *testing.T, kind string) {
 		rec := &eventRecorder{}
-		e := newEnv(t, kind, func(c *middleware.Config) { c.Observer = rec; c.Lifetime = time.Hour })
+		// Idle too long, within its lifetime: the store still holds it
+		// (past its lifetime, the store, Redis or memory, no longer
+		// would), and the engine sees it expired.
+		e := newEnv(t, kind, func(c *middleware.Config) { c.Observer = rec; c.Lifetime = time.Hour; c.IdleTimeout = 10 * time.Minute })
 		front, session := e.signIn("mia")
 		id := e.do(req{path: "/auth/session", cookie: session}).json(t)["session"].(map[string]any)["id"].(string)
 		rec.take()
-		e.clock.Advance(2 * time.Hour)
+		e.clock.Advance(20 * time.Minute)
 		require.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: session}).StatusCode)
 		ended := of(rec.take(), middleware.EventEnded)
 		require.Len(t, ended, 1)

@@ -52,16 +52,34 @@ func (h *hook) Begin(ctx context.Context, ev engine.Event) context.Context {
 	return ctx
 }
 
-// Observe hands ev to the log, the counters and each observer.
+// Timed reports whether operations of kind k need their Time and
+// Duration: for Config.Observer's observers, and for Metrics'
+// UpstreamSeconds.
+func (h *hook) Timed(k engine.Kind) bool {
+	return len(h.observers) > 0 || k == engine.KindUpstream
+}
+
+// Observe hands ev to the counters, the log and each observer.
 func (h *hook) Observe(ctx context.Context, ev engine.Event) {
+	if h.counts != nil {
+		h.counts.count(&ev)
+	}
+	if len(h.observers) == 0 {
+		// The events of a steady request, with no observer to hand
+		// them to: counted, and a reuse logged (at DEBUG).
+		switch ev.Kind {
+		case engine.KindReused:
+			h.log.reused(ctx, ev.Session)
+			return
+		case engine.KindExchanged, engine.KindExchange:
+			return
+		}
+	}
 	if ev.Time.IsZero() && len(h.observers) > 0 {
 		// Only Config.Observer's observers read it.
 		ev.Time = h.now()
 	}
 	e := publicEvent(ev)
-	if h.counts != nil {
-		h.counts.count(&e)
-	}
 	h.log.log(ctx, &e)
 	for _, o := range h.observers {
 		h.observe(o, ctx, e)

@@ -26,11 +26,16 @@ func newEventLog(cfg Config) *eventLog {
 	return &eventLog{logger: cfg.Logger, now: cfg.Now, burst: cfg.GuessBurst, interval: cfg.GuessInterval}
 }
 
+// reused logs the reuse of session (one per request): LogAttrs
+// allocates nothing when DEBUG is off.
+func (l *eventLog) reused(ctx context.Context, session string) {
+	l.logger.LogAttrs(ctx, slog.LevelDebug, "sessiongate: session reused", slog.String("session", session))
+}
+
 func (l *eventLog) log(ctx context.Context, e *Event) {
 	switch e.Kind {
 	case EventReused:
-		// One per request: LogAttrs allocates nothing when DEBUG is off.
-		l.logger.LogAttrs(ctx, slog.LevelDebug, "sessiongate: session reused", slog.String("session", e.SessionID))
+		l.reused(ctx, e.SessionID)
 	case EventMinted:
 		l.logger.InfoContext(ctx, "sessiongate: session minted", "session", e.SessionID, "provider", e.Provider, "user", e.UserID,
 			"expires", e.Expires, "continued", e.Reason == ReasonContinued)

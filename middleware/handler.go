@@ -147,7 +147,7 @@ func (a *Auth) resolve(r *http.Request) outcome {
 		dead++
 	}
 
-	if current.Session != nil && (!hasFront || format.Equal(current.Session.Key, sel.Key()) ||
+	if current.Session != nil && (!hasFront || sel.Names(current.Session.Key) ||
 		frontFromCookie && a.mintedFromTokenCookie(r, current.Session.Key)) {
 		if (fromCookie || frontFromCookie) && a.cfg.CrossOrigin.Check(r) != nil {
 			return crossOrigin

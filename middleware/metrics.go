@@ -3,6 +3,8 @@ package middleware
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/engine"
 )
 
 // Metrics is what one Auth has done since New: counters that only grow,
@@ -51,9 +53,9 @@ type counters struct {
 	storeErrors                             atomic.Int64
 }
 
-// count counts e.
-func (c *counters) count(e *Event) {
-	switch e.Kind {
+// count counts ev.
+func (c *counters) count(ev *engine.Event) {
+	switch EventKind(ev.Kind) {
 	case EventReused, EventExchanged:
 		c.reused.Add(1)
 	case EventExchange:
@@ -61,20 +63,21 @@ func (c *counters) count(e *Event) {
 	case EventMinted:
 		c.minted.Add(1)
 	case EventEnded:
-		if e.Reason != ReasonContinued && e.Reason != ReasonExpired {
+		if r := Reason(ev.Reason); r != ReasonContinued && r != ReasonExpired {
 			c.ended.Add(1)
 		}
 	case EventUpstream:
 		c.upstreamCalls.Add(1)
-		c.upstream.Add(int64(e.Duration))
-		if e.Reason == ReasonUnavailable {
+		c.upstream.Add(int64(ev.Duration))
+		if Reason(ev.Reason) == ReasonUnavailable {
 			c.upstreamErrors.Add(1)
 		}
 	case EventRejected:
-		if e.Reason != ReasonCrossOrigin {
+		r := Reason(ev.Reason)
+		if r != ReasonCrossOrigin {
 			c.rejected.Add(1)
 		}
-		if e.Reason == ReasonRejectedRecently {
+		if r == ReasonRejectedRecently {
 			c.negativeHits.Add(1)
 		}
 	case EventRateLimited:

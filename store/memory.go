@@ -104,11 +104,17 @@ func (m *memory) update(token string, record, values []byte, expires time.Time) 
 func (m *memory) Delete(string) error { return ErrUnsupported }
 
 // Lookup returns what is stored at key.
-func (m *memory) Lookup(_ context.Context, key string) (format.Stored, error) {
+func (m *memory) Lookup(ctx context.Context, key string) (format.Stored, error) {
+	return m.LookupAt(ctx, key, time.Now())
+}
+
+// LookupAt returns what is stored at key at now (backend.LookupAt): the
+// engine's clock reading, so that a steady request reads the clock once.
+func (m *memory) LookupAt(_ context.Context, key string, now time.Time) (format.Stored, error) {
 	m.mu.RLock()
 	it, found := m.sessions[key]
 	m.mu.RUnlock()
-	if !found || !it.live(time.Now()) {
+	if !found || !it.live(now) {
 		return format.Stored{}, nil
 	}
 	return format.Parse(it.raw), nil

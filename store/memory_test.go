@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
+	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/store"
 )
 
@@ -45,4 +46,30 @@ func TestMemoryFindDoesNotAllocate(t *testing.T) {
 		}
 	})
 	assert.Zero(t, allocs)
+}
+
+// LookupAt judges the entry at the caller's reading of the clock, not at
+// the store's own: live before its expiry, gone at it, whatever the time
+// is now.
+func TestMemoryLookupAtJudgesAtTheCallersTime(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory()
+	ctx := context.Background()
+	tok := backendtest.Token("at", "v")
+	exp := time.Now().Add(time.Hour)
+	require.NoError(t, st.Mint(ctx, backend.NewSession{Token: tok, Record: backendtest.Record, Data: []byte("d"), Expires: exp, User: "p:u"}))
+	at := st.(backend.LookupAt)
+	sel, _, ok := format.Split(tok)
+	require.True(t, ok)
+	key := sel.Key()
+
+	got, err := at.LookupAt(ctx, key, exp.Add(-time.Second))
+	require.NoError(t, err)
+	assert.True(t, got.Live(), "a second before its expiry")
+	got, err = at.LookupAt(ctx, key, exp)
+	require.NoError(t, err)
+	assert.False(t, got.Live() || got.Ended, "at its expiry: nothing")
+	got, err = st.Lookup(ctx, key)
+	require.NoError(t, err)
+	assert.True(t, got.Live(), "Lookup judges at the store's clock: live now")
 }

@@ -18,6 +18,15 @@ import (
 	"github.com/sessiongate/sessiongate/internal/format"
 )
 
+// LookupAt is Lookup judged at now, a reading of the caller's clock
+// (Config.Now's), which it reads anyway: a Backend that expires its
+// entries by its own clock (the memory store) implements it, so that a
+// steady request reads the clock once. Entries expire at times the
+// caller stamped, so its clock is the one to judge them by.
+type LookupAt interface {
+	LookupAt(ctx context.Context, key string, now time.Time) (format.Stored, error)
+}
+
 // Backend is a session store. Implementations are safe for concurrent use.
 //
 // Its scs methods take session tokens (format.Token), which the store

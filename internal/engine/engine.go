@@ -65,6 +65,8 @@ type Engine struct {
 	negative *negativeCache
 	records  *recordCache
 	flights  singleflight.Group
+	// lookupAt is cfg.Store's LookupAt, nil when it has none.
+	lookupAt backend.LookupAt
 	// scsKey is the context key of values' session data (scsKeyOf).
 	scsKey any
 	// Counters counts the record cache's work; read it, never write it.
@@ -80,13 +82,15 @@ func New(cfg Config) *Engine {
 	sm.Lifetime = cfg.Lifetime
 	sm.HashTokenInStore = false // the store splits tokens itself
 	sm.IdleTimeout = 0          // the engine keeps its own, without a write per request
-	return &Engine{
+	e := &Engine{
 		cfg:      cfg,
 		values:   sm,
 		negative: newNegativeCache(cfg.NegativeCacheTTL, cfg.Now),
 		records:  newRecordCache(),
 		scsKey:   scsKeyOf(sm),
 	}
+	e.lookupAt, _ = cfg.Store.(backend.LookupAt)
+	return e
 }
 
 // Values returns the scs manager that holds the sessions' scs values

@@ -70,7 +70,8 @@ type Event struct {
 	// when it needs it (reading the clock costs a steady request more
 	// than anything else it does once).
 	Time time.Time
-	// Duration is an operation's, measured on the monotonic clock.
+	// Duration is an operation's, measured on the monotonic clock; zero
+	// when the observer does not time its kind (Observer.Timed).
 	Duration time.Duration
 	// Session is the public session id, User and Provider its user's.
 	Session, User, Provider string
@@ -94,6 +95,10 @@ type Observer interface {
 	// Observe receives every event, an operation's end with the context
 	// Begin returned.
 	Observe(ctx context.Context, ev Event)
+	// Timed reports whether operations of kind k need their Time and
+	// Duration: when it is false, neither is read from the clock (a steady
+	// request reads it once).
+	Timed(k Kind) bool
 }
 
 // Emit delivers ev to the observer (Time as the caller set it: see
@@ -109,24 +114,28 @@ func (e *Engine) Emit(ctx context.Context, ev Event) {
 // event.
 type op struct {
 	ev    Event
-	start time.Time // monotonic
+	start time.Time // monotonic; zero when the observer does not time ev's kind
 }
 
 // begin starts the operation ev (Kind, Provider, Reason...) and returns
 // the context it runs in.
 func (e *Engine) begin(ctx context.Context, ev Event) (context.Context, op) {
-	ev.Time = e.cfg.Now()
-	o := op{ev: ev, start: time.Now()}
-	if e.cfg.Observer != nil {
-		ctx = e.cfg.Observer.Begin(ctx, ev)
+	o := op{ev: ev}
+	if e.cfg.Observer == nil {
+		return ctx, o
 	}
-	return ctx, o
+	if e.cfg.Observer.Timed(ev.Kind) {
+		o.ev.Time, o.start = e.cfg.Now(), time.Now()
+	}
+	return e.cfg.Observer.Begin(ctx, o.ev), o
 }
 
 // finish delivers the end of o in ctx (the context begin returned), with
 // its outcome (when set) and error.
 func (e *Engine) finish(ctx context.Context, o op, outcome Reason, err error) {
-	o.ev.Duration = time.Since(o.start)
+	if !o.start.IsZero() {
+		o.ev.Duration = time.Since(o.start)
+	}
 	if outcome != "" {
 		o.ev.Reason = outcome
 	}

@@ -50,20 +50,22 @@ func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 	if !ok {
 		return Loaded{}, nil
 	}
-	st, cached, err := e.lookup(ctx, sel)
+	st, cached, now, err := e.lookup(ctx, sel)
 	if err != nil {
 		return Loaded{}, err
 	}
 	if !st.Live() || !cached.opens(st, token) && !format.Opens(st.Raw(), val) { // Stored.Opens, without decoding token again
 		return Loaded{}, nil
 	}
-	return e.load(ctx, token, st, cached)
+	return e.load(ctx, token, st, cached, now)
 }
 
 // lookup reads what the store holds at sel's key, with what the record
 // cache holds for that key (zero when nothing): the cached session's Key
 // names the key, so that reading a session seen before allocates no key.
-func (e *Engine) lookup(ctx context.Context, sel format.Selector) (format.Stored, cachedRecord, error) {
+// now is the clock's reading the read was judged at (backend.LookupAt),
+// and the session is to be: a steady request reads the clock once.
+func (e *Engine) lookup(ctx context.Context, sel format.Selector) (_ format.Stored, _ cachedRecord, now time.Time, _ error) {
 	kb := sel.KeyBytes()
 	cached := e.records.peek(kb)
 	var key string
@@ -72,11 +74,20 @@ func (e *Engine) lookup(ctx context.Context, sel format.Selector) (format.Stored
 	} else {
 		key = string(kb[:])
 	}
-	st, err := e.cfg.Store.Lookup(ctx, key)
+	now = e.cfg.Now()
+	var (
+		st  format.Stored
+		err error
+	)
+	if e.lookupAt != nil {
+		st, err = e.lookupAt.LookupAt(ctx, key, now)
+	} else {
+		st, err = e.cfg.Store.Lookup(ctx, key)
+	}
 	if err != nil {
 		e.storeFailed(ctx, Read, err)
 	}
-	return st, cached, err
+	return st, cached, now, err
 }
 
 // loadStored is Load for a session already read from the store (st, which
@@ -88,12 +99,12 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 	if !ok {
 		return Loaded{}, nil
 	}
-	return e.load(ctx, token, st, e.records.peek(sel.KeyBytes()))
+	return e.load(ctx, token, st, e.records.peek(sel.KeyBytes()), e.cfg.Now())
 }
 
 // load is loadStored with what the record cache held for token's key
-// (cached, zero when nothing).
-func (e *Engine) load(ctx context.Context, token string, st format.Stored, cached cachedRecord) (Loaded, error) {
+// (cached, zero when nothing), judged at now.
+func (e *Engine) load(ctx context.Context, token string, st format.Stored, cached cachedRecord, now time.Time) (Loaded, error) {
 	if !st.Live() {
 		return Loaded{}, nil
 	}
@@ -108,7 +119,7 @@ func (e *Engine) load(ctx context.Context, token string, st format.Stored, cache
 			return Loaded{}, nil
 		}
 	}
-	if !e.live(s, e.cfg.Now()) {
+	if !e.live(s, now) {
 		e.ended(ctx, Expired, s)
 		return Loaded{}, nil
 	}
@@ -165,8 +176,7 @@ func (e *Engine) Exchange(ctx context.Context, front string, sel format.Selector
 // exchange is Exchange; octx is the exchange's context for the observer.
 func (e *Engine) exchange(ctx, octx context.Context, front string, sel format.Selector, client func() Client, current *Loaded) (_ Loaded, err error) {
 	defer e.recoverInto(&err, "store")
-	key := sel.Key()
-	if current != nil && current.Session.Continues(key, e.cfg.Now()) {
+	if current != nil && current.Session.Continues(sel.Key(), e.cfg.Now()) {
 		// This token's session was continued by the one the request
 		// carries (two tabs, a refreshed token): the same device, already
 		// validated; no store read, no upstream call.
@@ -176,6 +186,7 @@ func (e *Engine) exchange(ctx, octx context.Context, front string, sel format.Se
 	if err != nil || found.Session != nil {
 		return found, err
 	}
+	key := sel.Key()
 	if e.negative.rejected(key) {
 		return Loaded{}, ErrRejectedRecently
 	}
@@ -245,7 +256,7 @@ func (e *Engine) exchange(ctx, octx context.Context, front string, sel format.Se
 // (never minted, expired, idle too long), and ErrSignedOut when it was
 // ended.
 func (e *Engine) existing(ctx context.Context, front string, sel format.Selector) (Loaded, format.Stored, error) {
-	st, cached, err := e.lookup(ctx, sel)
+	st, cached, now, err := e.lookup(ctx, sel)
 	switch {
 	case err != nil:
 		return Loaded{}, st, err
@@ -265,7 +276,7 @@ func (e *Engine) existing(ctx context.Context, front string, sel format.Selector
 			return Loaded{}, st, nil
 		}
 	}
-	l, err := e.load(ctx, token, st, cached)
+	l, err := e.load(ctx, token, st, cached, now)
 	return l, st, err
 }
 

@@ -246,6 +246,13 @@ func (sel Selector) Key() string {
 	return string(b[:])
 }
 
+// Names reports, in constant time, whether key is sel's store key (Key),
+// without an allocation.
+func (sel Selector) Names(key string) bool {
+	b := sel.KeyBytes()
+	return len(key) == KeyLen && subtle.ConstantTimeCompare(b[:], []byte(key)) == 1
+}
+
 // KeyBytes is Key without an allocation, for map lookups.
 func (sel Selector) KeyBytes() [KeyLen]byte {
 	var b [KeyLen]byte

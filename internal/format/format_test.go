@@ -93,3 +93,16 @@ func FuzzCodec(f *testing.F) {
 		}
 	})
 }
+
+// Names compares a store key with a selector's, without an allocation.
+func TestSelectorNames(t *testing.T) {
+	s := format.NewSecret([]byte("names-secret-0123456789abcdef"))
+	sel, other := s.Selector("token-one"), s.Selector("token-two")
+	key := sel.Key()
+	assert.True(t, sel.Names(key))
+	assert.False(t, sel.Names(other.Key()))
+	assert.False(t, sel.Names(key[:len(key)-1]), "a shorter key")
+	assert.False(t, sel.Names(key+"A"), "a longer key")
+	assert.False(t, sel.Names(""))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { sel.Names(key) }))
+}
