@@ -142,24 +142,28 @@ func memoryGroup(tb testing.TB) group {
 }
 
 // singleRedisStores are the sessiongate stores of the single-Redis group,
-// each measured against one GET on the same server, on its own pool.
-// open returns the store and its pool (nil when the store makes its own:
-// its size is then NewPool's default). The near cache's link is one
-// connection outside the pool, dialled once.
+// each measured against one GET on the same server, on its own pool:
+// redisstore.Open's, as README and the example make it (nil: its size
+// is then NewPool's default). The near cache's link is one connection
+// outside the pool, dialled once.
 var singleRedisStores = []struct {
 	name string
 	open func(tb testing.TB, url string) (store.Store, *redis.Pool)
 }{
 	{"sessiongate Redis", func(tb testing.TB, url string) (store.Store, *redis.Pool) {
-		pool := benchPool(tb, url)
-		return redisstore.New(pool, redisstore.Options{}), pool
+		return openRedis(tb, url, redisstore.Options{}), nil
 	}},
 	{"sessiongate Redis + near cache", func(tb testing.TB, url string) (store.Store, *redis.Pool) {
-		pool := benchPool(tb, url)
-		st := redisstore.New(pool, redisstore.Options{NearCache: &redisstore.NearCache{}})
-		tb.Cleanup(func() { st.(io.Closer).Close() })
-		return st, pool
+		return openRedis(tb, url, redisstore.Options{NearCache: &redisstore.NearCache{}}), nil
 	}},
+}
+
+// openRedis is redisstore.Open, closed when tb ends.
+func openRedis(tb testing.TB, url string, opts redisstore.Options) store.Store {
+	st, err := redisstore.Open(url, opts)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { st.(io.Closer).Close() })
+	return st
 }
 
 // redisGroup: one Redis server; the anchor is one GET of a session's key

@@ -58,7 +58,7 @@ type clusterStore struct {
 
 	mu    sync.RWMutex
 	slots [redisc.HashSlots]string // primary address per slot, "" unknown
-	pools map[string]*redis.Pool
+	pools map[string]*nodePool
 	// replicated holds the primaries seen with a replica, in the layout
 	// or in their own INFO (noteReplicas): their writes wait for one's
 	// acknowledgement (see acknowledged). Never cleared: a replica that
@@ -125,7 +125,7 @@ func startCluster(addrs []string, dial []redis.DialOption, opts Options) (*clust
 	if len(addrs) == 0 {
 		return nil, errors.New("store: a Redis Cluster needs at least one node address")
 	}
-	c := &clusterStore{opts: opts.withDefaults(), dial: dial, prefix: "sg:", pools: map[string]*redis.Pool{}, replicated: map[string]bool{}}
+	c := &clusterStore{opts: opts.withDefaults(), dial: dial, prefix: "sg:", pools: map[string]*nodePool{}, replicated: map[string]bool{}}
 	c.cluster = &redisc.Cluster{
 		StartupNodes: addrs,
 		DialOptions:  dial,
@@ -295,7 +295,14 @@ func (c *clusterStore) refreshSoon() {
 // pool returns the store's pool for the node at addr: like NewPool's,
 // Wait set, each connection vetted (vetNode) when dialled and, once a
 // connection was found dead, checked with a PING before reuse.
-func (c *clusterStore) pool(addr string) *redis.Pool {
+// nodePool is the pool of one node, whose operations take turns (see
+// turns) instead of waiting in the pool.
+type nodePool struct {
+	*redis.Pool
+	turns turns
+}
+
+func (c *clusterStore) pool(addr string) *nodePool {
 	c.mu.RLock()
 	p := c.pools[addr]
 	c.mu.RUnlock()
@@ -307,12 +314,12 @@ func (c *clusterStore) pool(addr string) *redis.Pool {
 	if p = c.pools[addr]; p != nil {
 		return p
 	}
-	p = &redis.Pool{
-		// As newPool's: no churn, at most PoolSize per node.
+	p = &nodePool{turns: make(turns, c.opts.PoolSize), Pool: &redis.Pool{
+		// As newPool's: no churn, at most PoolSize per node; the turns
+		// bound the connections borrowed, so the pool never waits.
 		MaxIdle:     c.opts.PoolSize,
 		MaxActive:   c.opts.PoolSize,
 		IdleTimeout: 4 * time.Minute,
-		Wait:        true,
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			conn, err := redis.DialContext(ctx, "tcp", addr, c.dial...)
 			if err != nil {
@@ -335,7 +342,7 @@ func (c *clusterStore) pool(addr string) *redis.Pool {
 			}
 			return nil
 		},
-	}
+	}}
 	c.pools[addr] = p
 	return p
 }
@@ -435,7 +442,8 @@ func fenceTag() string { return rand.Text()[:8] }
 // operation returns ctx bounded by the store's Timeout: one deadline for
 // a whole operation, its steps, redirections, retries and waits.
 func (c *clusterStore) operation(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.opts.Timeout)
+	oc := newOpCtx(ctx, c.opts.Timeout)
+	return oc, oc.end
 }
 
 // eval runs s on keys (all of one slot) with args, on the slot's primary.
@@ -676,7 +684,12 @@ func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op f
 	if retry {
 		ctx = context.WithValue(ctx, retryKey{}, true)
 	}
-	conn, err := c.pool(addr).GetContext(ctx)
+	np := c.pool(addr)
+	if err := np.turns.take(ctx); err != nil {
+		return nil, err
+	}
+	defer np.turns.give()
+	conn, err := np.GetContext(ctx)
 	if err != nil {
 		if dead(err) {
 			c.droppedAt.Store(time.Now().UnixNano())

@@ -93,6 +93,10 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 		pool = u.singlePool(opts.TLS, opts.withDefaults())
 	}
 	r := storeOf(New(pool, opts))
+	// The pool is the store's alone: its operations take turns (see
+	// turns) instead of the pool's own wait.
+	pool.Wait = false
+	r.turns = make(turns, pool.MaxActive)
 	st := &openStore{redisStore: r, pool: pool}
 	if set != nil {
 		r.guard, st.sentinels = set, set

@@ -36,6 +36,9 @@ type redisStore struct {
 	// near is the near cache (Options.NearCache; see nearcache.go), nil
 	// when off.
 	near *nearCache
+	// turns bounds the operations under way when the store made its pool
+	// (Open); nil for a pool the caller made (New).
+	turns turns
 }
 
 // guard is what a store on a primary that may change under it (Redis
@@ -194,9 +197,14 @@ func (r *redisStore) write(ctx context.Context, op func(conn redis.Conn) error) 
 }
 
 // run is with, and write when write is set.
-func (r *redisStore) run(ctx context.Context, write bool, op func(conn redis.Conn) error) error {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
+func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.Conn) error) error {
+	oc := newOpCtx(parent, r.opts.Timeout)
+	defer oc.end()
+	if err := r.turns.take(oc); err != nil {
+		return unavailable(err)
+	}
+	defer r.turns.give()
+	var ctx context.Context = oc
 	var (
 		err error
 		// pause is the guard's (Sentinel) wait before its next retry; made
@@ -408,6 +416,10 @@ func receive(c redis.Conn, ctx context.Context) (any, error) {
 // it has none), or the error of a ctx that has ended or whose deadline
 // has passed.
 func remaining(ctx context.Context) (d time.Duration, ok bool, err error) {
+	if oc, isOp := ctx.(*opCtx); isOp {
+		d, err := oc.left()
+		return d, err == nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}

@@ -305,3 +305,62 @@ func testClusterMintRoundTrips(t *testing.T, c *storetest.Cluster) {
 	require.Equal(t, http.StatusOK, status)
 	assert.EqualValues(t, 1, n.n.Load()-before, "a steady request: one read")
 }
+
+// TestOpenTurns: a store Open made shares its pool among its operations
+// by turns (see turns), not by the pool's wait. With a pool of one and
+// that connection stuck (a frozen proxy), a second operation waits for
+// its turn only as long as its caller lets it (its context ended, or
+// its deadline passed), fails with ErrUnavailable and the context's
+// error, never "pool exhausted", and borrows no second connection; the
+// first finishes once Redis answers.
+func TestOpenTurns(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t)
+	p := startProxy(t, srv.Addr)
+	st, err := Open("redis://"+p.ln.Addr().String(), Options{PoolSize: 1, Timeout: time.Minute})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.(io.Closer).Close() })
+	r := st.(*openStore).redisStore
+	ctx := context.Background()
+	_, err = st.Lookup(ctx, "warm")
+	require.NoError(t, err)
+	opened := connectionsReceived(t, srv)
+
+	p.freeze()
+	first := make(chan error, 1)
+	go func() {
+		_, err := st.Lookup(ctx, "stuck")
+		first <- err
+	}()
+	require.Eventually(t, func() bool { return len(r.turns) == 1 }, 10*time.Second, time.Millisecond, "the first operation holds the turn")
+
+	cancelled, cancel := context.WithCancel(ctx)
+	second := make(chan error, 1)
+	go func() {
+		_, err := st.Lookup(cancelled, "waiting")
+		second <- err
+	}()
+	cancel()
+	err = <-second
+	require.Error(t, err)
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, err.Error(), "exhausted")
+
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	_, err = st.Lookup(short, "waiting")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	select {
+	case err := <-first:
+		t.Fatalf("the first operation ended while Redis was frozen: %v", err)
+	default:
+	}
+
+	p.thaw()
+	require.NoError(t, <-first, "the first operation, once Redis answered")
+	assert.Equal(t, opened+1, connectionsReceived(t, srv), "no second connection was borrowed (one more: INFO's own)")
+	assert.Empty(t, r.turns, "every turn given back")
+}

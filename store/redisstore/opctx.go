@@ -1,0 +1,134 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// opCtx is the context an operation of the store runs in: the caller's,
+// with the operation's deadline (Options.Timeout from its start, or the
+// caller's deadline when that is earlier). Unlike context.WithTimeout it
+// costs one allocation and no timer until something waits on Done (a
+// dial, a pool that waits for a connection, a guard's pause): the
+// commands themselves take the deadline as their read timeout (see do),
+// so that a steady read needs neither.
+//
+// Its Err is the caller's error, else context.DeadlineExceeded once the
+// deadline has passed; Done closes at the first of those two.
+type opCtx struct {
+	context.Context // the caller's: its values and its cancellation
+
+	deadline time.Time
+
+	once   sync.Once
+	made   atomic.Bool     // timed is set: Done was called, or end
+	timed  context.Context // the caller's, with the deadline (ended after end)
+	cancel context.CancelFunc
+}
+
+// newOpCtx returns the context of an operation that starts now under
+// ctx, bounded by timeout.
+func newOpCtx(ctx context.Context, timeout time.Duration) *opCtx {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return &opCtx{Context: ctx, deadline: deadline}
+}
+
+// ended is the context of an operation that is over: canceled.
+var ended = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (c *opCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *opCtx) Done() <-chan struct{} {
+	c.once.Do(func() {
+		c.timed, c.cancel = context.WithDeadline(c.Context, c.deadline)
+		c.made.Store(true)
+	})
+	return c.timed.Done()
+}
+
+func (c *opCtx) Err() error {
+	if c.made.Load() {
+		return c.timed.Err()
+	}
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// left is the time before the deadline, and Err when none is left, with
+// one reading of the clock.
+func (c *opCtx) left() (time.Duration, error) {
+	if c.made.Load() {
+		if err := c.timed.Err(); err != nil {
+			return 0, err
+		}
+	} else if err := c.Context.Err(); err != nil {
+		return 0, err
+	}
+	d := time.Until(c.deadline)
+	if d <= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	return d, nil
+}
+
+// end ends the operation: its context is canceled from then on (Done
+// closed, Err context.Canceled unless it had ended before), and what
+// Done made is released. Call it once the operation is over.
+func (c *opCtx) end() {
+	c.once.Do(func() {
+		c.timed = ended
+		c.made.Store(true)
+	})
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+// turns bounds the operations under way on a pool the store made itself
+// (Open's), in place of the pool's own wait (its Wait is off): an
+// operation takes a turn before it borrows a connection and gives it back
+// after it returned it, so that at most the pool's MaxActive connections
+// are ever borrowed at once, and a borrow never finds the pool exhausted.
+// Taking a free turn needs no timer and no Done channel, which the pool's
+// own wait makes for every borrow. A nil turns (a pool the caller made,
+// which others may share) lets the pool wait as it is configured to.
+type turns chan struct{}
+
+// take waits for a turn, until ctx's end; its error is ctx's.
+func (t turns) take(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	select {
+	case t <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case t <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// give gives back a turn take took.
+func (t turns) give() {
+	if t != nil {
+		<-t
+	}
+}
