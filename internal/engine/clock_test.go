@@ -27,6 +27,24 @@ func (o *timedObserver) Begin(ctx context.Context, _ Event) context.Context { re
 func (o *timedObserver) Observe(context.Context, Event)                     { o.events.Add(1) }
 func (o *timedObserver) Timed(Kind) bool                                    { return o.timed }
 
+// clockEngine is an engine on a memory store and a fake Plurality, with
+// observer obs (nil: none) and clock now.
+func clockEngine(t *testing.T, obs Observer, now func() time.Time) (*Engine, *providertest.Plurality) {
+	fake := providertest.NewPlurality()
+	t.Cleanup(fake.Close)
+	return New(Config{
+		Store:            store.NewMemory(),
+		Provider:         plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)}),
+		Secret:           format.NewSecret([]byte("clock-secret-0123456789abcdef")),
+		Lifetime:         time.Hour,
+		NegativeCacheTTL: time.Minute,
+		ExchangeTimeout:  10 * time.Second,
+		Logger:           slog.New(slog.DiscardHandler),
+		Observer:         obs,
+		Now:              now,
+	}), fake
+}
+
 // TestSteadyRequestReadsTheClockOnce counts Config.Now's readings: a
 // request carrying a live session (its session token, or its frontend
 // token) reads the clock once, the memory store judging its entries at
@@ -35,21 +53,9 @@ func (o *timedObserver) Timed(Kind) bool                                    { re
 func TestSteadyRequestReadsTheClockOnce(t *testing.T) {
 	t.Parallel()
 	for _, timed := range []bool{false, true} {
-		fake := providertest.NewPlurality()
-		t.Cleanup(fake.Close)
 		var reads atomic.Int64
 		obs := &timedObserver{timed: timed}
-		e := New(Config{
-			Store:            store.NewMemory(),
-			Provider:         plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)}),
-			Secret:           format.NewSecret([]byte("clock-secret-0123456789abcdef")),
-			Lifetime:         time.Hour,
-			NegativeCacheTTL: time.Minute,
-			ExchangeTimeout:  10 * time.Second,
-			Logger:           slog.New(slog.DiscardHandler),
-			Observer:         obs,
-			Now:              func() time.Time { reads.Add(1); return time.Now() },
-		})
+		e, fake := clockEngine(t, obs, func() time.Time { reads.Add(1); return time.Now() })
 		ctx := context.Background()
 		front := fake.Issue("clock", time.Hour)
 		l, err := e.Exchange(ctx, front, e.Selector(front), func() Client { return Client{} }, nil)
@@ -85,18 +91,7 @@ func TestMemoryLookupIsJudgedAtTheCallersClock(t *testing.T) {
 	var now atomic.Pointer[time.Time]
 	start := time.Now()
 	now.Store(&start)
-	fake := providertest.NewPlurality()
-	t.Cleanup(fake.Close)
-	e := New(Config{
-		Store:            store.NewMemory(),
-		Provider:         plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)}),
-		Secret:           format.NewSecret([]byte("clock-secret-0123456789abcdef")),
-		Lifetime:         time.Hour,
-		NegativeCacheTTL: time.Minute,
-		ExchangeTimeout:  10 * time.Second,
-		Logger:           slog.New(slog.DiscardHandler),
-		Now:              func() time.Time { return *now.Load() },
-	})
+	e, fake := clockEngine(t, nil, func() time.Time { return *now.Load() })
 	ctx := context.Background()
 	front := fake.Issue("clock", 3*time.Hour)
 	l, err := e.Exchange(ctx, front, e.Selector(front), func() Client { return Client{} }, nil)

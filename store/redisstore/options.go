@@ -59,8 +59,11 @@ type Options struct {
 	// (the pool's MaxActive), and as many stay open when idle (MaxIdle),
 	// so that a burst of concurrent requests never opens a connection
 	// only to close it again when it returns (churn). An operation that
-	// finds them all busy waits for one within its deadline (Timeout),
-	// then fails with store.ErrUnavailable ("timeout"). Zero or less: the
+	// finds them all busy waits for one within its deadline (Timeout, or
+	// its caller's context), then fails with store.ErrUnavailable
+	// ("timeout"). The pools are the store's own: its operations take
+	// turns in front of them (a free turn costs no timer), so nothing
+	// else may borrow from them. Zero or less: the
 	// default, DefaultPoolSize. New does not read it: it uses the pool it
 	// is given as it is.
 	PoolSize int
