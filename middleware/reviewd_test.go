@@ -69,13 +69,23 @@ func TestReviewDEngineExpiredInExchangeIsNotAGuess(t *testing.T) {
 	})
 }
 
-// The store-side twin: a provider that accepts a token expiring in a
-// minute by Config.Now, which is an hour behind the wall clock the stores
-// use: ErrExpiredMeanwhile. Its rejection event's reason should be
-// ReasonExpired (the token expired), as its message says; it is not a
-// guess.
+// The store-side twin: a provider that accepts a token that expired a
+// minute ago by the wall clock, Redis's, while Config.Now is an hour
+// behind it: the mint finds it expired: ErrExpiredMeanwhile. Its
+// rejection event's reason should be ReasonExpired (the token expired),
+// as its message says; it is not a guess. The memory store judges its
+// entries at the engine's clock (backend.LookupAt, NewSession.At): by
+// that clock the token is live, and the session is minted.
 func TestReviewDStoreExpiredInExchangeReason(t *testing.T) {
 	stores(t, func(t *testing.T, kind string) {
+		if kind == "memory" {
+			e := newEnv(t, kind, func(c *middleware.Config) {
+				c.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+				c.Provider = acceptAll{}
+			})
+			assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", bearer: "tok" + strings.Repeat("x", 10)}).StatusCode)
+			return
+		}
 		var evs eventLog
 		e := newEnv(t, kind, func(c *middleware.Config) {
 			c.GuessBurst = 1

@@ -131,7 +131,10 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 		return backend.ErrBadMint
 	}
 	sel, val, _ := format.Split(s.Token)
-	now := time.Now()
+	now := s.At // the clock LookupAt judged Replace at
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if !now.Before(s.Expires) {
 		return backend.ErrExpired
 	}

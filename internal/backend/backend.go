@@ -128,6 +128,11 @@ type NewSession struct {
 	// Limit, when set with a positive Max, caps User's live sessions: see
 	// Limit. Mint reports in it the sessions it ended.
 	Limit *Limit
+	// At is the caller's reading of its clock when it decided the mint: a
+	// store that expires entries by its own clock (the memory store: see
+	// LookupAt) judges them at it, as the read that gave Replace did.
+	// Zero: the store's own clock.
+	At time.Time
 }
 
 // Limit caps the live sessions of a user (NewSession.Limit). In the same

@@ -95,6 +95,9 @@ func reasonOf(err error) string {
 		return "connection failed"
 	case errors.Is(err, redis.ErrNil):
 		return "unexpected reply"
+	case err.Error() == "redigo: get on closed pool":
+		// redigo's error is not exported.
+		return "the store is closed"
 	}
 	return "unexpected error"
 }

@@ -26,6 +26,10 @@ type opCtx struct {
 	made   atomic.Bool     // timed is set: Done was called, or end
 	timed  context.Context // the caller's, with the deadline (ended after end)
 	cancel context.CancelFunc
+
+	// err is the first error Err returned: the one it returns from then
+	// on, as context.Context requires.
+	err atomic.Pointer[error]
 }
 
 // newOpCtx returns the context of an operation that starts now under
@@ -56,38 +60,56 @@ func (c *opCtx) Done() <-chan struct{} {
 }
 
 func (c *opCtx) Err() error {
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
 	if c.made.Load() {
-		return c.timed.Err()
+		return c.settle(c.timed.Err())
 	}
 	if err := c.Context.Err(); err != nil {
-		return err
+		return c.settle(err)
 	}
 	if !time.Now().Before(c.deadline) {
-		return context.DeadlineExceeded
+		return c.settle(context.DeadlineExceeded)
 	}
 	return nil
+}
+
+// settle returns err (nil: nil), or the error Err returned first, which
+// it keeps returning.
+func (c *opCtx) settle(err error) error {
+	if err == nil {
+		return nil
+	}
+	c.err.CompareAndSwap(nil, &err)
+	return *c.err.Load()
 }
 
 // left is the time before the deadline, and Err when none is left, with
 // one reading of the clock.
 func (c *opCtx) left() (time.Duration, error) {
+	if p := c.err.Load(); p != nil {
+		return 0, *p
+	}
+	var err error
 	if c.made.Load() {
-		if err := c.timed.Err(); err != nil {
-			return 0, err
-		}
-	} else if err := c.Context.Err(); err != nil {
-		return 0, err
+		err = c.timed.Err()
+	} else {
+		err = c.Context.Err()
+	}
+	if err != nil {
+		return 0, c.settle(err)
 	}
 	d := time.Until(c.deadline)
 	if d <= 0 {
-		return 0, context.DeadlineExceeded
+		return 0, c.settle(context.DeadlineExceeded)
 	}
 	return d, nil
 }
 
-// end ends the operation: its context is canceled from then on (Done
-// closed, Err context.Canceled unless it had ended before), and what
-// Done made is released. Call it once the operation is over.
+// end ends the operation: its context is over from then on (Done
+// closed; Err the error Err already returned, else context.Canceled), and
+// what Done made is released. Call it once the operation is over.
 func (c *opCtx) end() {
 	c.once.Do(func() {
 		c.timed = ended

@@ -200,10 +200,6 @@ func (r *redisStore) write(ctx context.Context, op func(conn redis.Conn) error) 
 func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.Conn) error) error {
 	oc := newOpCtx(parent, r.opts.Timeout)
 	defer oc.end()
-	if err := r.turns.take(oc); err != nil {
-		return unavailable(err)
-	}
-	defer r.turns.give()
 	var ctx context.Context = oc
 	var (
 		err error
@@ -258,6 +254,12 @@ func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis
 			return err
 		}
 	}
+	// The turn is held with the connection, not while the guard makes a
+	// write wait for a failover: reads go on meanwhile.
+	if err := r.turns.take(ctx); err != nil {
+		return err
+	}
+	defer r.turns.give()
 	conn, err := r.pool.GetContext(ctx)
 	if err != nil {
 		return err

@@ -364,3 +364,17 @@ func TestOpenTurns(t *testing.T) {
 	assert.Equal(t, opened+1, connectionsReceived(t, srv), "no second connection was borrowed (one more: INFO's own)")
 	assert.Empty(t, r.turns, "every turn given back")
 }
+
+// After Close, an operation says the store is closed, and wraps
+// ErrUnavailable.
+func TestOperationAfterCloseSaysClosed(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t)
+	st, err := Open(srv.URL, Options{})
+	require.NoError(t, err)
+	require.NoError(t, st.(io.Closer).Close())
+	_, err = st.Lookup(context.Background(), "after-close")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.Contains(t, err.Error(), "the store is closed")
+}
