@@ -40,7 +40,8 @@ func TestPerformanceTable(t *testing.T) {
 	}
 	fmt.Printf("\nSteady state: a request carrying a live session. In process: ns/op and allocations (testing.Benchmark), and over the anchor.\n"+
 		"Loopback: %s concurrent keep-alive clients (memory: the first only), client and server in one process, GOMAXPROCS=%d; each run %s after a warm-up;\n"+
-		"a scenario's ratio is its req/s over the mean of the anchor's runs just before and after it, the median (min–max) of %d rounds.\n"+
+		"a scenario's ratio is its req/s over the mean of the anchor's runs just before and after it (their requests carrying the scenario's cookie or token,\n"+
+		"which the anchor ignores), the median (min–max) of %d rounds.\n"+
 		"Redis: conns = connections the servers accepted in a run (the most of any round), pool = the pool's size: conns ≤ pool is no churn.\n",
 		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cfg.clients)), ", "), "[]"), runtime.GOMAXPROCS(0), cfg.d, cfg.rounds)
 	for _, g := range groups {
