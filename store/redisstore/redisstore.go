@@ -979,21 +979,56 @@ func indexEntries(pairs []string, err error) ([]backend.IndexEntry, error) {
 // trip. It fails if any of them failed: refused when queued (EXEC then
 // fails), or when EXEC ran it (a script's command refused: its error is
 // one of EXEC's replies, and the others still ran).
+//
+// With a guard (Sentinel), the guard's confirmation (WAIT) is pipelined
+// after the EXEC, in the same round trip, as eval does for a script.
 func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) error {
 	return r.write(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
-		replies, err := redis.Values(do(conn, ctx, "EXEC"))
+		oc, ok := conn.(opConn)
+		if !ok || oc.w == nil {
+			return execReplies(do(conn, ctx, "EXEC"))
+		}
+		w := oc.w
+		w.confirmed = true
+		if err := oc.Conn.Send("EXEC"); err != nil {
+			return err
+		}
+		q, err := w.g.queue(oc.ctx, oc)
 		if err != nil {
 			return err
 		}
-		for _, reply := range replies {
-			if err, failed := reply.(redis.Error); failed {
-				return err
-			}
+		// Every pending reply: MULTI's, each command's QUEUED, EXEC's,
+		// then the confirmation's.
+		replies, err := redis.Values(do(oc.Conn, oc.ctx, ""))
+		if err != nil {
+			return err
 		}
-		return nil
+		exec := len(replies) - q.replies - 1
+		if exec < 1 {
+			return errors.New("store: unexpected number of replies to a transaction")
+		}
+		if err := execReplies(replies[exec], nil); err != nil {
+			return err
+		}
+		return w.g.confirm(oc.ctx, w.sp, q, replies[exec+1:])
 	})
+}
+
+// execReplies returns the error of a transaction from EXEC's reply (and
+// err, its Do's): its own (EXECABORT) or the first of its commands'.
+func execReplies(reply any, err error) error {
+	replies, err := redis.Values(reply, err)
+	if err != nil {
+		return err
+	}
+	for _, reply := range replies {
+		if err, failed := reply.(redis.Error); failed {
+			return err
+		}
+	}
+	return nil
 }
 
 // ttl returns the milliseconds left until t, at least 1 when t is after

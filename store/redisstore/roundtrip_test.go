@@ -161,6 +161,11 @@ func TestMintRoundTrips(t *testing.T) {
 			auth := middleware.New(middleware.Config{Store: st, Provider: instant{}, Secret: "round-trip-secret-0123456789",
 				Logger: slog.New(slog.DiscardHandler)})
 			h := auth.Handler(auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/signout" {
+					require.NoError(t, auth.SignOut(r.Context()))
+					w.WriteHeader(http.StatusNoContent)
+					return
+				}
 				io.WriteString(w, "ok")
 			})))
 			// The first mint loads the script into Redis (EVALSHA, then
@@ -182,6 +187,24 @@ func TestMintRoundTrips(t *testing.T) {
 			status, _ = serveOne(h, "", session)
 			require.Equal(t, http.StatusOK, status)
 			assert.EqualValues(t, 1, n.n.Load()-before, "a steady request: one read")
+
+			waits = commandCalls(t, tc.srv, "wait")
+			before = n.n.Load()
+			r := httptest.NewRequest("POST", "/signout", nil)
+			r.Header.Set("X-Session-Token", session)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			require.Equal(t, http.StatusNoContent, w.Code)
+			// The request's read, the transaction that ends it, then the
+			// listing that looks for its heirs (a page, then its
+			// sessions): on Sentinel too, its WAIT riding with the
+			// transaction.
+			assert.EqualValues(t, 4, n.n.Load()-before, "a sign-out's round trips")
+			if tc.name == "sentinel" {
+				assert.Greater(t, commandCalls(t, tc.srv, "wait"), waits, "the sign-out was confirmed by WAIT, within its round trip")
+			}
+			status, _ = serveOne(h, "", session)
+			assert.Equal(t, http.StatusUnauthorized, status, "signed out")
 		})
 	}
 }
