@@ -22,6 +22,9 @@ type memory struct {
 	sessions  map[string]item
 	users     map[string]*userIndex
 	lastSweep time.Time
+	// clock is the clock its entries are judged by: the first engine's
+	// (backend.Clocked), time.Now before one is given.
+	clock atomic.Pointer[func() time.Time]
 	// fingerprint is the secret's fingerprint Check recorded, nil before.
 	fingerprint []byte
 	// entriesRead counts the index entries List has read: its work, which
@@ -43,14 +46,32 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 // (see the middleware's Check and Revoker: processes, or middlewares of one
 // process, that share a store must share a secret). Expired
 // sessions and index entries are dropped when read and swept at most once
-// a minute when a session is minted; nothing runs in the background. It
-// is safe for concurrent use.
+// a minute when a session is minted; nothing runs in the background.
+// Expiry is judged by the clock of the first middleware or Revoker built
+// on it (Config.Now; time.Now by default). It is safe for concurrent use.
 func NewMemory() Store {
 	return &memory{
-		sessions:  map[string]item{},
-		users:     map[string]*userIndex{},
-		lastSweep: time.Now(),
+		sessions: map[string]item{},
+		users:    map[string]*userIndex{},
 	}
+}
+
+// UseClock makes the store judge its entries by now, the clock of the
+// engine that stamps their expiries (backend.Clocked; the first clock
+// given stays: middlewares and Revokers that share a store share a
+// clock). Before it, the store reads time.Now.
+func (m *memory) UseClock(now func() time.Time) {
+	if now != nil {
+		m.clock.CompareAndSwap(nil, &now)
+	}
+}
+
+// now reads the store's clock.
+func (m *memory) now() time.Time {
+	if c := m.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
 }
 
 // Find returns the data of token's session, if it has not expired and
@@ -60,7 +81,7 @@ func (m *memory) Find(token string) ([]byte, bool, error) {
 		m.mu.RLock()
 		it, found := m.sessions[string(key[:])]
 		m.mu.RUnlock()
-		return it.raw, found && it.live(time.Now()), nil
+		return it.raw, found && it.live(m.now()), nil
 	})
 }
 
@@ -90,7 +111,7 @@ func (m *memory) update(token string, record, values []byte, expires time.Time) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	it, found := m.sessions[key]
-	if !found || !it.live(time.Now()) || !format.Opens(it.raw, val) || !format.Parse(it.raw).Live() {
+	if !found || !it.live(m.now()) || !format.Opens(it.raw, val) || !format.Parse(it.raw).Live() {
 		return ErrNotLive
 	}
 	if expires.IsZero() {
@@ -105,7 +126,7 @@ func (m *memory) Delete(string) error { return ErrUnsupported }
 
 // Lookup returns what is stored at key.
 func (m *memory) Lookup(ctx context.Context, key string) (format.Stored, error) {
-	return m.LookupAt(ctx, key, time.Now())
+	return m.LookupAt(ctx, key, m.now())
 }
 
 // LookupAt returns what is stored at key at now (backend.LookupAt): the
@@ -131,9 +152,9 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 		return backend.ErrBadMint
 	}
 	sel, val, _ := format.Split(s.Token)
-	now := s.At // the clock LookupAt judged Replace at
+	now := s.At // the reading LookupAt judged Replace at
 	if now.IsZero() {
-		now = time.Now()
+		now = m.now()
 	}
 	if !now.Before(s.Expires) {
 		return backend.ErrExpired
@@ -220,7 +241,7 @@ func (m *memory) limit(l *backend.Limit, idx *userIndex, key string, now time.Ti
 // End marks sessions ended (or removes replaced ones) and drops them from
 // their users' indexes.
 func (m *memory) End(_ context.Context, ends ...backend.Ending) error {
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range ends {
@@ -255,7 +276,7 @@ func (m *memory) End(_ context.Context, ends ...backend.Ending) error {
 // entries, and entries whose session is gone, leave the index.
 func (m *memory) List(_ context.Context, user string, after backend.Position, limit int) ([]backend.Entry, backend.Position, error) {
 	limit = max(limit, 1)
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	idx := m.users[user]
@@ -309,7 +330,7 @@ func (m *memory) Check(_ context.Context, fingerprint []byte, claim bool) error 
 
 // sweep drops everything expired, at most once a minute. m.mu is held.
 func (m *memory) sweep(now time.Time) {
-	if now.Sub(m.lastSweep) < time.Minute {
+	if !m.lastSweep.IsZero() && now.Sub(m.lastSweep) < time.Minute && !now.Before(m.lastSweep) {
 		return
 	}
 	m.lastSweep = now

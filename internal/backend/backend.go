@@ -18,6 +18,15 @@ import (
 	"github.com/sessiongate/sessiongate/internal/format"
 )
 
+// Clocked is a Backend that expires its entries by a clock of its own
+// (the memory store): the engine hands it Config.Now, the clock that
+// stamps the expiries, so that every decision of the store (reads,
+// mints, ends, writes, listings, sweeps) is made at one clock, the
+// engine's. It keeps the first clock it is given.
+type Clocked interface {
+	UseClock(now func() time.Time)
+}
+
 // LookupAt is Lookup judged at now, a reading of the caller's clock
 // (Config.Now's), which it reads anyway: a Backend that expires its
 // entries by its own clock (the memory store) implements it, so that a

@@ -90,6 +90,9 @@ func New(cfg Config) *Engine {
 		scsKey:   scsKeyOf(sm),
 	}
 	e.lookupAt, _ = cfg.Store.(backend.LookupAt)
+	if c, ok := cfg.Store.(backend.Clocked); ok {
+		c.UseClock(cfg.Now)
+	}
 	return e
 }
 

@@ -59,6 +59,8 @@ type clusterStore struct {
 	mu    sync.RWMutex
 	slots [redisc.HashSlots]string // primary address per slot, "" unknown
 	pools map[string]*nodePool
+	// closed is set by close: no pool is made any more.
+	closed bool
 	// replicated holds the primaries seen with a replica, in the layout
 	// or in their own INFO (noteReplicas): their writes wait for one's
 	// acknowledgement (see acknowledged). Never cleared: a replica that
@@ -209,11 +211,20 @@ func (c *clusterStore) close() {
 	c.cluster.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	for addr, p := range c.pools {
 		p.Close()
 		delete(c.pools, addr)
 	}
 }
+
+// closedPool is the pool of every node once the store is closed: its
+// borrows fail ("the store is closed"), and nothing is dialled.
+var closedPool = func() *nodePool {
+	p := &nodePool{Pool: &redis.Pool{}}
+	p.Close()
+	return p
+}()
 
 // setLayout records the primary of each slot, and which primaries have
 // replicas.
@@ -311,6 +322,9 @@ func (c *clusterStore) pool(addr string) *nodePool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return closedPool
+	}
 	if p = c.pools[addr]; p != nil {
 		return p
 	}
@@ -708,7 +722,7 @@ func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op f
 // deadline: a node failing over, a slot moving, a connection refused or
 // lost; not an answer of Redis's about the command, nor the deadline.
 func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || poolClosed(err) {
 		return false
 	}
 	if isReply(err) {

@@ -95,8 +95,7 @@ func reasonOf(err error) string {
 		return "connection failed"
 	case errors.Is(err, redis.ErrNil):
 		return "unexpected reply"
-	case err.Error() == "redigo: get on closed pool":
-		// redigo's error is not exported.
+	case poolClosed(err):
 		return "the store is closed"
 	}
 	return "unexpected error"
@@ -162,4 +161,10 @@ func dead(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, net.ErrClosed)
+}
+
+// poolClosed reports whether err is redigo's answer for a borrow from a
+// closed pool (its error is not exported): the store was closed.
+func poolClosed(err error) bool {
+	return err != nil && err.Error() == "redigo: get on closed pool"
 }
