@@ -166,6 +166,9 @@ type Config struct {
 	Observer Observer
 
 	// Now is the clock that decides session expiry. Default time.Now.
+	// The memory store (store.NewMemory) judges its entries by the clock
+	// of the first middleware or Revoker built on it; Redis expires keys
+	// by its own. A steady request reads it once.
 	Now func() time.Time
 }
 

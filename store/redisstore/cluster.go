@@ -303,9 +303,6 @@ func (c *clusterStore) refreshSoon() {
 	}()
 }
 
-// pool returns the store's pool for the node at addr: like NewPool's,
-// Wait set, each connection vetted (vetNode) when dialled and, once a
-// connection was found dead, checked with a PING before reuse.
 // nodePool is the pool of one node, whose operations take turns (see
 // turns) instead of waiting in the pool.
 type nodePool struct {
@@ -313,6 +310,11 @@ type nodePool struct {
 	turns turns
 }
 
+// pool returns the store's pool for the node at addr: like NewPool's
+// (PoolSize connections, as many kept idle), its operations taking turns
+// instead of the pool's wait, each connection vetted (vetNode) when
+// dialled and, once a connection was found dead, checked with a PING
+// before reuse; after close, a closed pool.
 func (c *clusterStore) pool(addr string) *nodePool {
 	c.mu.RLock()
 	p := c.pools[addr]
