@@ -47,7 +47,7 @@ type Auth struct {
 // InsecureCookie (prefixes are matched regardless of case, as browsers
 // do).
 func New(cfg Config) *Auth {
-	noStore := cfg.Store == nil
+	noStore, defaultNow := cfg.Store == nil, cfg.Now == nil
 	cfg = cfg.withDefaults()
 	if cfg.Provider == nil {
 		panic("sessiongate/middleware: Config.Provider is required")
@@ -65,7 +65,7 @@ func New(cfg Config) *Auth {
 		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}
 	a.providerName = cfg.Provider.Name()
-	a.engine = newEngine(cfg, &a.counters)
+	a.engine = newEngine(cfg, defaultNow, &a.counters)
 	// The engine keeps the secret. fmt prints an unexported field's
 	// value without its String method, so a printed *Auth would show it.
 	a.cfg.Secret = ""
@@ -73,10 +73,11 @@ func New(cfg Config) *Auth {
 }
 
 // newEngine returns the session engine for cfg, whose defaults are
-// filled, its events counted in counts (when not nil), logged and handed
-// to cfg.Observer; it panics if cfg.Secret is set and shorter than 16
+// filled (defaultNow: cfg.Now is the default, not the caller's), its
+// events counted in counts (when not nil), logged and handed to
+// cfg.Observer; it panics if cfg.Secret is set and shorter than 16
 // bytes.
-func newEngine(cfg Config, counts *counters) *engine.Engine {
+func newEngine(cfg Config, defaultNow bool, counts *counters) *engine.Engine {
 	secret := []byte(cfg.Secret)
 	switch {
 	case len(secret) == 0:
@@ -101,6 +102,7 @@ func newEngine(cfg Config, counts *counters) *engine.Engine {
 		Observer:          newHook(cfg, counts),
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
+		DefaultNow:        defaultNow,
 	})
 }
 

@@ -166,9 +166,10 @@ type Config struct {
 	Observer Observer
 
 	// Now is the clock that decides session expiry. Default time.Now.
-	// The memory store (store.NewMemory) judges its entries by the clock
-	// of the first middleware or Revoker built on it; Redis expires keys
-	// by its own. A steady request reads it once.
+	// The memory store (store.NewMemory) judges its entries by the Now of
+	// the first middleware or Revoker built on it that sets one (give
+	// them all the same), else by time.Now; Redis expires keys by its
+	// own clock. A steady request reads it once.
 	Now func() time.Time
 }
 

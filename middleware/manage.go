@@ -217,7 +217,7 @@ func NewRevoker(cfg Config) *Revoker {
 	if cfg.Store == nil || cfg.Secret == "" {
 		panic("sessiongate/middleware: NewRevoker needs the middleware's Config.Store and Config.Secret")
 	}
-	return &Revoker{engine: newEngine(cfg.withDefaults(), nil)}
+	return &Revoker{engine: newEngine(cfg.withDefaults(), cfg.Now == nil, nil)}
 }
 
 // Sessions returns every live session of one user of one provider, newest

@@ -47,8 +47,9 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 // process, that share a store must share a secret). Expired
 // sessions and index entries are dropped when read and swept at most once
 // a minute when a session is minted; nothing runs in the background.
-// Expiry is judged by the clock of the first middleware or Revoker built
-// on it (Config.Now; time.Now by default). It is safe for concurrent use.
+// Expiry is judged by the Config.Now of the first middleware or Revoker
+// built on it that sets one, else by time.Now. It is safe for concurrent
+// use.
 func NewMemory() Store {
 	return &memory{
 		sessions: map[string]item{},
@@ -162,7 +163,7 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 	key := sel.Key()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweep(now)
+	m.sweep(m.now()) // the store's clock, not this mint's reading: another engine's may differ
 	var current []byte
 	if it, found := m.sessions[key]; found && it.live(now) {
 		current = it.raw

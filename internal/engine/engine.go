@@ -56,6 +56,12 @@ type Config struct {
 	// undecodable record, a provider that ignores its context.
 	Logger *slog.Logger
 	Now    func() time.Time
+	// DefaultNow is true when Now is the default clock, not one the
+	// caller chose: the engine then does not hand it to a store that
+	// keeps a clock (backend.Clocked), so that a Revoker built on the
+	// defaults does not set the clock of a store whose middleware has
+	// its own.
+	DefaultNow bool
 }
 
 // Engine is the session engine. It is safe for concurrent use.
@@ -90,7 +96,7 @@ func New(cfg Config) *Engine {
 		scsKey:   scsKeyOf(sm),
 	}
 	e.lookupAt, _ = cfg.Store.(backend.LookupAt)
-	if c, ok := cfg.Store.(backend.Clocked); ok {
+	if c, ok := cfg.Store.(backend.Clocked); ok && !cfg.DefaultNow {
 		c.UseClock(cfg.Now)
 	}
 	return e

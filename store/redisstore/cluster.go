@@ -59,8 +59,9 @@ type clusterStore struct {
 	mu    sync.RWMutex
 	slots [redisc.HashSlots]string // primary address per slot, "" unknown
 	pools map[string]*nodePool
-	// closed is set by close: no pool is made any more.
-	closed bool
+	// closed is set by close: no pool is made, no layout read, no
+	// operation run any more.
+	closed atomic.Bool
 	// replicated holds the primaries seen with a replica, in the layout
 	// or in their own INFO (noteReplicas): their writes wait for one's
 	// acknowledgement (see acknowledged). Never cleared: a replica that
@@ -158,6 +159,9 @@ var errNoLayout = &redisError{msg: "store: unavailable: redis: no seed node answ
 // readLayout reads the cluster's layout now, within ctx, when no seed
 // has answered with it yet; on failure it records and returns why.
 func (c *clusterStore) readLayout(ctx context.Context) error {
+	if c.isClosed() {
+		return unavailable(errClosed)
+	}
 	if c.laidOut.Load() {
 		return nil
 	}
@@ -211,12 +215,15 @@ func (c *clusterStore) close() {
 	c.cluster.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closed = true
+	c.closed.Store(true)
 	for addr, p := range c.pools {
 		p.Close()
 		delete(c.pools, addr)
 	}
 }
+
+// isClosed reports whether close has run.
+func (c *clusterStore) isClosed() bool { return c.closed.Load() }
 
 // closedPool is the pool of every node once the store is closed: its
 // borrows fail ("the store is closed"), and nothing is dialled.
@@ -285,7 +292,7 @@ func (c *clusterStore) moved(slot int, addr string) {
 // refreshSoon reads the layout again in the background, one refresh at a
 // time, at most one per minRefreshGap.
 func (c *clusterStore) refreshSoon() {
-	if !c.refreshing.CompareAndSwap(false, true) {
+	if c.isClosed() || !c.refreshing.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -324,7 +331,7 @@ func (c *clusterStore) pool(addr string) *nodePool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return closedPool
 	}
 	if p = c.pools[addr]; p != nil {
@@ -630,6 +637,9 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return nil, exhausted(ctx, last)
+		}
+		if c.isClosed() {
+			return nil, unavailable(errClosed)
 		}
 		addr := asked
 		if addr == "" {

@@ -163,8 +163,12 @@ func dead(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, net.ErrClosed)
 }
 
-// poolClosed reports whether err is redigo's answer for a borrow from a
-// closed pool (its error is not exported): the store was closed.
+// errClosed is the cause of an operation on a store that was closed.
+var errClosed = errors.New("closed")
+
+// poolClosed reports whether err is an operation's on a closed store:
+// errClosed, or redigo's answer for a borrow from a closed pool (its
+// error is not exported).
 func poolClosed(err error) bool {
-	return err != nil && err.Error() == "redigo: get on closed pool"
+	return errors.Is(err, errClosed) || err != nil && err.Error() == "redigo: get on closed pool"
 }

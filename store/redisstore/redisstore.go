@@ -1009,6 +1009,14 @@ func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) err
 		if exec < 1 {
 			return errors.New("store: unexpected number of replies to a transaction")
 		}
+		// A command Redis refused to queue (NOREPLICAS, READONLY, OOM)
+		// says why EXEC then answers EXECABORT: its error is the one the
+		// guard judges (a refusal during a failover is retried).
+		for _, reply := range replies[:exec] {
+			if err, failed := reply.(redis.Error); failed {
+				return err
+			}
+		}
 		if err := execReplies(replies[exec], nil); err != nil {
 			return err
 		}
