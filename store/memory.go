@@ -48,8 +48,9 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 // sessions and index entries are dropped when read and swept at most once
 // a minute when a session is minted; nothing runs in the background.
 // Expiry is judged by the Config.Now of the first middleware or Revoker
-// built on it that sets one, else by time.Now. It is safe for concurrent
-// use.
+// built on it that sets one, else by time.Now, and the middlewares and
+// Revokers on the default clock read that one too. It is safe for
+// concurrent use.
 func NewMemory() Store {
 	return &memory{
 		sessions: map[string]item{},
@@ -58,14 +59,16 @@ func NewMemory() Store {
 }
 
 // UseClock makes the store judge its entries by now, the clock of the
-// engine that stamps their expiries (backend.Clocked; the first clock
-// given stays: middlewares and Revokers that share a store share a
-// clock). Before it, the store reads time.Now.
-func (m *memory) UseClock(now func() time.Time) {
-	if now != nil {
-		m.clock.CompareAndSwap(nil, &now)
-	}
+// engine that stamps their expiries, and reports whether it did
+// (backend.Clocked; the first clock given stays: middlewares and Revokers
+// that share a store share a clock). Before it, the store reads time.Now.
+//
+// Now reads that clock: engines on the default clock read it too.
+func (m *memory) UseClock(now func() time.Time) bool {
+	return now != nil && m.clock.CompareAndSwap(nil, &now)
 }
+
+func (m *memory) Now() time.Time { return m.now() }
 
 // now reads the store's clock.
 func (m *memory) now() time.Time {
@@ -153,17 +156,14 @@ func (m *memory) Mint(_ context.Context, s backend.NewSession) error {
 		return backend.ErrBadMint
 	}
 	sel, val, _ := format.Split(s.Token)
-	now := s.At // the reading LookupAt judged Replace at
-	if now.IsZero() {
-		now = m.now()
-	}
+	now := m.now()
 	if !now.Before(s.Expires) {
 		return backend.ErrExpired
 	}
 	key := sel.Key()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweep(m.now()) // the store's clock, not this mint's reading: another engine's may differ
+	m.sweep(now)
 	var current []byte
 	if it, found := m.sessions[key]; found && it.live(now) {
 		current = it.raw

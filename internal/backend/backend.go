@@ -18,20 +18,20 @@ import (
 	"github.com/sessiongate/sessiongate/internal/format"
 )
 
-// Clocked is a Backend that expires its entries by a clock of its own
-// (the memory store): the engine hands it Config.Now, the clock that
-// stamps the expiries, so that every decision of the store (reads,
-// mints, ends, writes, listings, sweeps) is made at one clock, the
-// engine's. It keeps the first clock it is given.
+// Clocked is a Backend that expires its entries by a clock it can be
+// given (the memory store), so that every decision of the store (reads,
+// mints, ends, writes, listings, sweeps) and of the engines on it is
+// made at one clock: the first engine given a clock hands it to the
+// store (UseClock reports whether it took it: the first clock given
+// stays), and every other engine reads the store's (Now).
 type Clocked interface {
-	UseClock(now func() time.Time)
+	UseClock(now func() time.Time) bool
+	Now() time.Time
 }
 
-// LookupAt is Lookup judged at now, a reading of the caller's clock
-// (Config.Now's), which it reads anyway: a Backend that expires its
-// entries by its own clock (the memory store) implements it, so that a
-// steady request reads the clock once. Entries expire at times the
-// caller stamped, so its clock is the one to judge them by.
+// LookupAt is Lookup judged at now, a reading of the clock the caller
+// shares with the store (see Clocked), which it reads anyway: so that a
+// steady request reads the clock once.
 type LookupAt interface {
 	LookupAt(ctx context.Context, key string, now time.Time) (format.Stored, error)
 }
@@ -137,11 +137,6 @@ type NewSession struct {
 	// Limit, when set with a positive Max, caps User's live sessions: see
 	// Limit. Mint reports in it the sessions it ended.
 	Limit *Limit
-	// At is the caller's reading of its clock when it decided the mint: a
-	// store that expires entries by its own clock (the memory store: see
-	// LookupAt) judges them at it, as the read that gave Replace did.
-	// Zero: the store's own clock.
-	At time.Time
 }
 
 // Limit caps the live sessions of a user (NewSession.Limit). In the same

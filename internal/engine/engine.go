@@ -57,10 +57,10 @@ type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// DefaultNow is true when Now is the default clock, not one the
-	// caller chose: the engine then does not hand it to a store that
-	// keeps a clock (backend.Clocked), so that a Revoker built on the
-	// defaults does not set the clock of a store whose middleware has
-	// its own.
+	// caller chose. With a store that keeps a clock (backend.Clocked),
+	// an engine whose Now was chosen hands it to the store if the store
+	// has none yet, and every engine then reads the store's clock: every
+	// engine on one store judges at one clock.
 	DefaultNow bool
 }
 
@@ -82,6 +82,13 @@ type Engine struct {
 
 // New returns an engine for cfg.
 func New(cfg Config) *Engine {
+	if c, ok := cfg.Store.(backend.Clocked); ok {
+		// One store, one clock: the first one given, else the store's.
+		if !cfg.DefaultNow && !c.UseClock(cfg.Now) {
+			cfg.Logger.Warn("sessiongate: the memory store already follows another middleware's or Revoker's Config.Now; this one's is not used for session expiry")
+		}
+		cfg.Now = c.Now
+	}
 	sm := scs.New()
 	sm.Store = valueStore{cfg.Store}
 	sm.Codec = format.Codec{}
@@ -96,9 +103,6 @@ func New(cfg Config) *Engine {
 		scsKey:   scsKeyOf(sm),
 	}
 	e.lookupAt, _ = cfg.Store.(backend.LookupAt)
-	if c, ok := cfg.Store.(backend.Clocked); ok && !cfg.DefaultNow {
-		c.UseClock(cfg.Now)
-	}
 	return e
 }
 

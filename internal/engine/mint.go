@@ -322,7 +322,6 @@ func (e *Engine) mintOnce(ctx context.Context, front string, sel format.Selector
 		Replace:    seen,
 		Continues:  continues,
 		Limit:      limit,
-		At:         now,
 	})
 	e.wrote(wctx, o, err)
 	if err != nil {

@@ -175,6 +175,9 @@ func (c *clusterStore) readLayout(ctx context.Context) error {
 	case <-ctx.Done():
 		return unavailable(ctx.Err())
 	}
+	if c.isClosed() { // closed while the layout was read
+		return unavailable(errClosed)
+	}
 	why := c.whyNoLayout(ctx)
 	c.recordNoLayout(why)
 	return why
@@ -196,6 +199,9 @@ func (c *clusterStore) recordNoLayout(why error) {
 func (c *clusterStore) whyNoLayout(ctx context.Context) error {
 	var last error = errNoLayout
 	for _, addr := range c.cluster.StartupNodes {
+		if c.isClosed() {
+			return unavailable(errClosed)
+		}
 		conn, err := redis.DialContext(ctx, "tcp", addr, c.dial...)
 		if err != nil {
 			last = err
