@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/engine"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/internal/guesslimit"
@@ -47,8 +49,9 @@ type Auth struct {
 // InsecureCookie (prefixes are matched regardless of case, as browsers
 // do).
 func New(cfg Config) *Auth {
-	noStore, defaultNow := cfg.Store == nil, cfg.Now == nil
+	noStore := cfg.Store == nil
 	cfg = cfg.withDefaults()
+	cfg.Now = storeClock(cfg)
 	if cfg.Provider == nil {
 		panic("sessiongate/middleware: Config.Provider is required")
 	}
@@ -65,19 +68,35 @@ func New(cfg Config) *Auth {
 		guesses:       guesslimit.New(cfg.GuessBurst, cfg.GuessInterval, cfg.Now),
 	}
 	a.providerName = cfg.Provider.Name()
-	a.engine = newEngine(cfg, defaultNow, &a.counters)
+	a.engine = newEngine(cfg, &a.counters)
 	// The engine keeps the secret. fmt prints an unexported field's
 	// value without its String method, so a printed *Auth would show it.
 	a.cfg.Secret = ""
 	return a
 }
 
+// storeClock returns the clock cfg's middleware or Revoker reads, cfg's
+// defaults filled: a memory store's one clock (backend.Clocked), which
+// the first one built on it gives it (its Now, or time.Now), so that
+// every engine and middleware on one store judges expiry, cookie
+// lifetimes and recent sign-ins at one clock; cfg.Now otherwise. A Now
+// that differs from the one the store took is logged and not used.
+func storeClock(cfg Config) func() time.Time {
+	c, ok := cfg.Store.(backend.Clocked)
+	if !ok {
+		return cfg.Now
+	}
+	if !c.UseClock(cfg.Now) && !c.Follows(cfg.Now) {
+		cfg.Logger.Warn("sessiongate: the memory store already follows the clock of the first middleware or Revoker built on it; this one's Config.Now is not used")
+	}
+	return c.Now
+}
+
 // newEngine returns the session engine for cfg, whose defaults are
-// filled (defaultNow: cfg.Now is the default, not the caller's), its
-// events counted in counts (when not nil), logged and handed to
-// cfg.Observer; it panics if cfg.Secret is set and shorter than 16
+// filled, its events counted in counts (when not nil), logged and handed
+// to cfg.Observer; it panics if cfg.Secret is set and shorter than 16
 // bytes.
-func newEngine(cfg Config, defaultNow bool, counts *counters) *engine.Engine {
+func newEngine(cfg Config, counts *counters) *engine.Engine {
 	secret := []byte(cfg.Secret)
 	switch {
 	case len(secret) == 0:
@@ -102,7 +121,6 @@ func newEngine(cfg Config, defaultNow bool, counts *counters) *engine.Engine {
 		Observer:          newHook(cfg, counts),
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
-		DefaultNow:        defaultNow,
 	})
 }
 

@@ -165,11 +165,12 @@ type Config struct {
 	// still feed Logger and Metrics.
 	Observer Observer
 
-	// Now is the clock that decides session expiry. Default time.Now. A
-	// memory store (store.NewMemory) follows it: the first middleware or
-	// Revoker built on the store that sets Now gives the store its clock,
-	// and every other one on that store then judges expiry by the
-	// store's (a Now of its own that differs is not used, and logged). Redis, and a store of yours wrapping another, judge
+	// Now is the clock that decides session expiry, cookie lifetimes and
+	// recent sign-ins. Default time.Now. A memory store (store.NewMemory)
+	// has one clock: the first middleware or Revoker built on it gives
+	// it its Now (or time.Now), and every one built on the store reads
+	// the store's (a Now of its own that differs is not used, and is
+	// logged). Redis, and a store of yours wrapping another, judge
 	// expiry by the wall clock: with them, Now must read the wall clock.
 	// A steady request reads it once.
 	Now func() time.Time

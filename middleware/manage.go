@@ -217,7 +217,9 @@ func NewRevoker(cfg Config) *Revoker {
 	if cfg.Store == nil || cfg.Secret == "" {
 		panic("sessiongate/middleware: NewRevoker needs the middleware's Config.Store and Config.Secret")
 	}
-	return &Revoker{engine: newEngine(cfg.withDefaults(), cfg.Now == nil, nil)}
+	cfg = cfg.withDefaults()
+	cfg.Now = storeClock(cfg)
+	return &Revoker{engine: newEngine(cfg, nil)}
 }
 
 // Sessions returns every live session of one user of one provider, newest

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/subtle"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -47,10 +48,9 @@ func (it item) live(now time.Time) bool { return now.Before(it.expires) }
 // process, that share a store must share a secret). Expired
 // sessions and index entries are dropped when read and swept at most once
 // a minute when a session is minted; nothing runs in the background.
-// Expiry is judged by the Config.Now of the first middleware or Revoker
-// built on it that sets one, else by time.Now, and the middlewares and
-// Revokers on the default clock read that one too. It is safe for
-// concurrent use.
+// Expiry is judged by one clock: the Config.Now (or time.Now) of the
+// first middleware or Revoker built on it, which every one built on it
+// reads. It is safe for concurrent use.
 func NewMemory() Store {
 	return &memory{
 		sessions: map[string]item{},
@@ -63,9 +63,19 @@ func NewMemory() Store {
 // (backend.Clocked; the first clock given stays: middlewares and Revokers
 // that share a store share a clock). Before it, the store reads time.Now.
 //
-// Now reads that clock: engines on the default clock read it too.
+// Now reads that clock: every engine and middleware on the store reads it.
 func (m *memory) UseClock(now func() time.Time) bool {
-	return now != nil && m.clock.CompareAndSwap(nil, &now)
+	return now != nil && !m.Follows(now) && m.clock.CompareAndSwap(nil, &now)
+}
+
+// Follows reports whether now is the store's clock, or its Now: the same
+// function (backend.Clocked).
+func (m *memory) Follows(now func() time.Time) bool {
+	p := reflect.ValueOf(now).Pointer()
+	if c := m.clock.Load(); c != nil && reflect.ValueOf(*c).Pointer() == p {
+		return true
+	}
+	return p == reflect.ValueOf(m.Now).Pointer()
 }
 
 func (m *memory) Now() time.Time { return m.now() }

@@ -20,13 +20,16 @@ import (
 
 // Clocked is a Backend that expires its entries by a clock it can be
 // given (the memory store), so that every decision of the store (reads,
-// mints, ends, writes, listings, sweeps) and of the engines on it is
-// made at one clock: the first engine given a clock hands it to the
-// store (UseClock reports whether it took it: the first clock given
-// stays), and every other engine reads the store's (Now).
+// mints, ends, writes, listings, sweeps) and of the engines and
+// middlewares on it is made at one clock: the first one built on it
+// gives it its clock (UseClock reports whether it took it: the first
+// clock given stays, from before the store holds anything), and every
+// one reads the store's (Now). Follows reports whether now is the
+// store's clock, or the store's Now itself.
 type Clocked interface {
 	UseClock(now func() time.Time) bool
 	Now() time.Time
+	Follows(now func() time.Time) bool
 }
 
 // LookupAt is Lookup judged at now, a reading of the clock the caller

@@ -56,12 +56,6 @@ type Config struct {
 	// undecodable record, a provider that ignores its context.
 	Logger *slog.Logger
 	Now    func() time.Time
-	// DefaultNow is true when Now is the default clock, not one the
-	// caller chose. With a store that keeps a clock (backend.Clocked),
-	// an engine whose Now was chosen hands it to the store if the store
-	// has none yet, and every engine then reads the store's clock: every
-	// engine on one store judges at one clock.
-	DefaultNow bool
 }
 
 // Engine is the session engine. It is safe for concurrent use.
@@ -83,11 +77,12 @@ type Engine struct {
 // New returns an engine for cfg.
 func New(cfg Config) *Engine {
 	if c, ok := cfg.Store.(backend.Clocked); ok {
-		// One store, one clock: the first one given, else the store's.
-		if !cfg.DefaultNow && !c.UseClock(cfg.Now) {
-			cfg.Logger.Warn("sessiongate: the memory store already follows another middleware's or Revoker's Config.Now; this one's is not used for session expiry")
+		// One store, one clock: the first engine's (the middleware has
+		// already given it its own, and reads the store's).
+		if !c.Follows(cfg.Now) {
+			c.UseClock(cfg.Now)
+			cfg.Now = c.Now
 		}
-		cfg.Now = c.Now
 	}
 	sm := scs.New()
 	sm.Store = valueStore{cfg.Store}
