@@ -3,6 +3,7 @@ package middleware
 import (
 	"crypto/rand"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/sessiongate/sessiongate/internal/engine"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/internal/guesslimit"
+	"github.com/sessiongate/sessiongate/provider"
 )
 
 // Auth is sessiongate's middleware: it turns frontend tokens into sessions
@@ -49,19 +51,23 @@ type Auth struct {
 // InsecureCookie (prefixes are matched regardless of case, as browsers
 // do).
 func New(cfg Config) *Auth {
-	noStore := cfg.Store == nil
+	noStore, ownNow := cfg.Store == nil, cfg.Now != nil
 	cfg = cfg.withDefaults()
-	cfg.Now = storeClock(cfg)
 	if cfg.Provider == nil {
 		panic("sessiongate/middleware: Config.Provider is required")
 	}
+	checkSecret(cfg.Secret)
+	cookieName := sessionCookieName(cfg.Cookie, cfg.InsecureCookie)
+	// Every check that panics is done: only a middleware that is built
+	// gives a memory store its clock.
+	cfg.Now = storeClock(cfg, ownNow)
 	if noStore {
 		cfg.Logger.Warn("sessiongate: no Config.Store given; using a memory store, right only for a single process.")
 	}
 	a := &Auth{
 		cfg:           cfg,
 		bearer:        http.CanonicalHeaderKey(cfg.TokenHeader) == "Authorization",
-		cookieName:    sessionCookieName(cfg.Cookie, cfg.InsecureCookie),
+		cookieName:    cookieName,
 		sessionHeader: http.CanonicalHeaderKey(cfg.SessionHeader),
 		tokenHeader:   http.CanonicalHeaderKey(cfg.TokenHeader),
 		vary:          varyOn(cfg.TokenHeader),
@@ -76,20 +82,40 @@ func New(cfg Config) *Auth {
 }
 
 // storeClock returns the clock cfg's middleware or Revoker reads, cfg's
-// defaults filled: a memory store's one clock (backend.Clocked), which
-// the first one built on it gives it (its Now, or time.Now), so that
-// every engine and middleware on one store judges expiry, cookie
-// lifetimes and recent sign-ins at one clock; cfg.Now otherwise. A Now
-// that differs from the one the store took is logged and not used.
-func storeClock(cfg Config) func() time.Time {
+// defaults filled (ownNow: Config.Now was set): a memory store's one
+// clock (backend.Clocked), which the first one built on it gives it (its
+// Now, or time.Now), so that every engine and middleware on one store
+// judges expiry, cookie lifetimes and recent sign-ins at one clock;
+// cfg.Now otherwise. A Now set that the store did not take is logged
+// (unless both are time.Now) and not used.
+func storeClock(cfg Config, ownNow bool) func() time.Time {
 	c, ok := cfg.Store.(backend.Clocked)
 	if !ok {
 		return cfg.Now
 	}
-	if !c.UseClock(cfg.Now) && !c.Follows(cfg.Now) {
-		cfg.Logger.Warn("sessiongate: the memory store already follows the clock of the first middleware or Revoker built on it; this one's Config.Now is not used")
+	wall := isTimeNow(cfg.Now)
+	if !c.UseClock(backend.Clock{Now: cfg.Now, Wall: wall}) && ownNow && !(wall && c.Clock().Wall) {
+		cfg.Logger.Warn(msgClockNotUsed)
 	}
-	return c.Now
+	return c.Clock().Now
+}
+
+// msgClockNotUsed is logged by a middleware or Revoker whose Config.Now a
+// memory store did not take.
+const msgClockNotUsed = "sessiongate: the memory store already follows the clock of the first middleware or Revoker built on it; this one's Config.Now is not used"
+
+// isTimeNow reports whether now is time.Now itself (a function's code
+// address: unique for a top-level function, and never a closure's or a
+// method value's).
+func isTimeNow(now func() time.Time) bool {
+	return reflect.ValueOf(now).Pointer() == reflect.ValueOf(time.Now).Pointer()
+}
+
+// checkSecret panics if secret is set and shorter than 16 bytes.
+func checkSecret(secret provider.Secret) {
+	if secret != "" && len(secret) < 16 {
+		panic("sessiongate/middleware: Config.Secret must be at least 16 bytes")
+	}
 }
 
 // newEngine returns the session engine for cfg, whose defaults are

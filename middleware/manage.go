@@ -217,8 +217,10 @@ func NewRevoker(cfg Config) *Revoker {
 	if cfg.Store == nil || cfg.Secret == "" {
 		panic("sessiongate/middleware: NewRevoker needs the middleware's Config.Store and Config.Secret")
 	}
+	ownNow := cfg.Now != nil
 	cfg = cfg.withDefaults()
-	cfg.Now = storeClock(cfg)
+	checkSecret(cfg.Secret)
+	cfg.Now = storeClock(cfg, ownNow)
 	return &Revoker{engine: newEngine(cfg, nil)}
 }
 

@@ -165,7 +165,13 @@ func TestReviewISameNowWarns(t *testing.T) {
 	b := newEnv(t, "memory", func(c *middleware.Config) { c.Now = time.Now })
 	a := newEnvSharing(t, "memory", b, func(c *middleware.Config) { c.Store = b.store; c.Now = time.Now })
 	t.Logf("a's log: %s", a.logs.String())
-	assert.NotContains(t, a.logs.String(), "is not used for session expiry", "the same clock is used")
+	assert.NotContains(t, a.logs.String(), "Config.Now is not used", "the same clock is used")
+	// And a clock that differs is logged.
+	c := newEnvSharing(t, "memory", b, func(c *middleware.Config) {
+		c.Store = b.store
+		c.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	})
+	assert.Contains(t, c.logs.String(), "Config.Now is not used")
 }
 
 // Review I (held): a Revoker with its own Config.Now (2h behind) built

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/subtle"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -25,7 +24,7 @@ type memory struct {
 	lastSweep time.Time
 	// clock is the clock its entries are judged by: the first engine's
 	// (backend.Clocked), time.Now before one is given.
-	clock atomic.Pointer[func() time.Time]
+	clock atomic.Pointer[backend.Clock]
 	// fingerprint is the secret's fingerprint Check recorded, nil before.
 	fingerprint []byte
 	// entriesRead counts the index entries List has read: its work, which
@@ -58,32 +57,27 @@ func NewMemory() Store {
 	}
 }
 
-// UseClock makes the store judge its entries by now, the clock of the
-// engine that stamps their expiries, and reports whether it did
+// UseClock makes the store judge its entries by c, the clock of the
+// first engine built on it, and reports whether it did
 // (backend.Clocked; the first clock given stays: middlewares and Revokers
 // that share a store share a clock). Before it, the store reads time.Now.
-//
-// Now reads that clock: every engine and middleware on the store reads it.
-func (m *memory) UseClock(now func() time.Time) bool {
-	return now != nil && !m.Follows(now) && m.clock.CompareAndSwap(nil, &now)
+func (m *memory) UseClock(c backend.Clock) bool {
+	return c.Now != nil && m.clock.CompareAndSwap(nil, &c)
 }
 
-// Follows reports whether now is the store's clock, or its Now: the same
-// function (backend.Clocked).
-func (m *memory) Follows(now func() time.Time) bool {
-	p := reflect.ValueOf(now).Pointer()
-	if c := m.clock.Load(); c != nil && reflect.ValueOf(*c).Pointer() == p {
-		return true
+// Clock returns the store's clock: every engine and middleware on the
+// store reads it.
+func (m *memory) Clock() backend.Clock {
+	if c := m.clock.Load(); c != nil {
+		return *c
 	}
-	return p == reflect.ValueOf(m.Now).Pointer()
+	return backend.Clock{Now: time.Now, Wall: true}
 }
-
-func (m *memory) Now() time.Time { return m.now() }
 
 // now reads the store's clock.
 func (m *memory) now() time.Time {
 	if c := m.clock.Load(); c != nil {
-		return (*c)()
+		return c.Now()
 	}
 	return time.Now()
 }

@@ -18,18 +18,25 @@ import (
 	"github.com/sessiongate/sessiongate/internal/format"
 )
 
+// Clock is a clock a Clocked store can be given, and gives back. Its
+// type is this module's own, so that no code outside the module can hand
+// a store a clock or read a store's: a clock that read the store's own
+// would call itself.
+type Clock struct {
+	Now func() time.Time
+	// Wall is true when Now is time.Now.
+	Wall bool
+}
+
 // Clocked is a Backend that expires its entries by a clock it can be
 // given (the memory store), so that every decision of the store (reads,
 // mints, ends, writes, listings, sweeps) and of the engines and
 // middlewares on it is made at one clock: the first one built on it
 // gives it its clock (UseClock reports whether it took it: the first
-// clock given stays, from before the store holds anything), and every
-// one reads the store's (Now). Follows reports whether now is the
-// store's clock, or the store's Now itself.
+// clock given stays), and every one reads the store's (Clock).
 type Clocked interface {
-	UseClock(now func() time.Time) bool
-	Now() time.Time
-	Follows(now func() time.Time) bool
+	UseClock(c Clock) bool
+	Clock() Clock
 }
 
 // LookupAt is Lookup judged at now, a reading of the clock the caller

@@ -77,12 +77,10 @@ type Engine struct {
 // New returns an engine for cfg.
 func New(cfg Config) *Engine {
 	if c, ok := cfg.Store.(backend.Clocked); ok {
-		// One store, one clock: the first engine's (the middleware has
-		// already given it its own, and reads the store's).
-		if !c.Follows(cfg.Now) {
-			c.UseClock(cfg.Now)
-			cfg.Now = c.Now
-		}
+		// One store, one clock: the first engine's (a middleware has given
+		// it its own already), read by every engine on the store.
+		c.UseClock(backend.Clock{Now: cfg.Now})
+		cfg.Now = c.Clock().Now
 	}
 	sm := scs.New()
 	sm.Store = valueStore{cfg.Store}
