@@ -3,7 +3,6 @@ package middleware
 import (
 	"crypto/rand"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 
@@ -93,8 +92,8 @@ func storeClock(cfg Config, ownNow bool) func() time.Time {
 	if !ok {
 		return cfg.Now
 	}
-	wall := isTimeNow(cfg.Now)
-	if !c.UseClock(backend.Clock{Now: cfg.Now, Wall: wall}) && ownNow && !(wall && c.Clock().Wall) {
+	clock := backend.WallClock(cfg.Now)
+	if !c.UseClock(clock) && ownNow && !(clock.Wall && c.Clock().Wall) {
 		cfg.Logger.Warn(msgClockNotUsed)
 	}
 	return c.Clock().Now
@@ -103,13 +102,6 @@ func storeClock(cfg Config, ownNow bool) func() time.Time {
 // msgClockNotUsed is logged by a middleware or Revoker whose Config.Now a
 // memory store did not take.
 const msgClockNotUsed = "sessiongate: the memory store already follows the clock of the first middleware or Revoker built on it; this one's Config.Now is not used"
-
-// isTimeNow reports whether now is time.Now itself (a function's code
-// address: unique for a top-level function, and never a closure's or a
-// method value's).
-func isTimeNow(now func() time.Time) bool {
-	return reflect.ValueOf(now).Pointer() == reflect.ValueOf(time.Now).Pointer()
-}
 
 // checkSecret panics if secret is set and shorter than 16 bytes.
 func checkSecret(secret provider.Secret) {

@@ -11,6 +11,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -26,6 +27,13 @@ type Clock struct {
 	Now func() time.Time
 	// Wall is true when Now is time.Now.
 	Wall bool
+}
+
+// WallClock returns now as a Clock, Wall set when now is time.Now itself
+// (a function's code address: unique for a top-level function, and never
+// a closure's or a method value's).
+func WallClock(now func() time.Time) Clock {
+	return Clock{Now: now, Wall: reflect.ValueOf(now).Pointer() == reflect.ValueOf(time.Now).Pointer()}
 }
 
 // Clocked is a Backend that expires its entries by a clock it can be

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/plurality"
@@ -109,3 +110,16 @@ func TestMemoryLookupIsJudgedAtTheCallersClock(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, got.Session, "gone a minute after it")
 }
+
+// WallClock tells time.Now itself from any other clock, a closure around
+// it included.
+func TestWallClock(t *testing.T) {
+	assert.True(t, backend.WallClock(time.Now).Wall)
+	assert.False(t, backend.WallClock(func() time.Time { return time.Now() }).Wall)
+	var c struct{ clock }
+	assert.False(t, backend.WallClock(c.now).Wall)
+}
+
+type clock struct{}
+
+func (clock) now() time.Time { return time.Now() }

@@ -79,7 +79,7 @@ func New(cfg Config) *Engine {
 	if c, ok := cfg.Store.(backend.Clocked); ok {
 		// One store, one clock: the first engine's (a middleware has given
 		// it its own already), read by every engine on the store.
-		c.UseClock(backend.Clock{Now: cfg.Now})
+		c.UseClock(backend.WallClock(cfg.Now))
 		cfg.Now = c.Clock().Now
 	}
 	sm := scs.New()
