@@ -111,18 +111,14 @@ func checkSecret(secret provider.Secret) {
 }
 
 // newEngine returns the session engine for cfg, whose defaults are
-// filled, its events counted in counts (when not nil), logged and handed
-// to cfg.Observer; it panics if cfg.Secret is set and shorter than 16
-// bytes.
+// filled and its secret checked (checkSecret), its events counted in
+// counts (when not nil), logged and handed to cfg.Observer.
 func newEngine(cfg Config, counts *counters) *engine.Engine {
 	secret := []byte(cfg.Secret)
-	switch {
-	case len(secret) == 0:
+	if len(secret) == 0 { // checkSecret refused a short one
 		secret = make([]byte, 32)
 		rand.Read(secret)
 		cfg.Logger.Warn("sessiongate: no Config.Secret given; using a random one. Sessions will not be found by other processes or after a restart.")
-	case len(secret) < 16:
-		panic("sessiongate/middleware: Config.Secret must be at least 16 bytes")
 	}
 	return engine.New(engine.Config{
 		Store:             cfg.Store,

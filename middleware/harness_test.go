@@ -306,10 +306,9 @@ func (c credentialSet) counting(servers []*storetest.Server, pool *redis.Pool) [
 	return out
 }
 
-// sessiongateScenarios mints one session through a middleware on st
-// (default configuration) and returns its cookie, header and bearer
-// scenarios.
-func sessiongateScenarios(tb testing.TB, name string, st store.Store) credentialSet {
+// benchMiddleware is a middleware on st (default configuration) against
+// a fake Plurality, around a handler that answers with the user's id.
+func benchMiddleware(tb testing.TB, st store.Store) (http.Handler, *providertest.Plurality) {
 	fake := providertest.NewPlurality()
 	tb.Cleanup(fake.Close)
 	auth := middleware.New(middleware.Config{
@@ -318,10 +317,17 @@ func sessiongateScenarios(tb testing.TB, name string, st store.Store) credential
 		Secret:   testSecret,
 		Logger:   discardLogger,
 	})
-	h := auth.Handler(auth.RequireSession(ok(func(r *http.Request) string {
+	return auth.Handler(auth.RequireSession(ok(func(r *http.Request) string {
 		u, _ := middleware.UserFrom(r.Context())
 		return u.UserID
-	})))
+	}))), fake
+}
+
+// sessiongateScenarios mints one session through a middleware on st
+// (default configuration) and returns its cookie, header and bearer
+// scenarios.
+func sessiongateScenarios(tb testing.TB, name string, st store.Store) credentialSet {
+	h, fake := benchMiddleware(tb, st)
 	frontend := fake.Issue("alice", 24*time.Hour)
 	w := httptest.NewRecorder()
 	first := httptest.NewRequest("GET", "/", nil)
@@ -564,18 +570,7 @@ type mintFigures struct {
 
 // newMintCase builds a middleware on st for mints.
 func newMintCase(tb testing.TB, name string, st store.Store, trips *atomic.Int64, servers []*storetest.Server) mintCase {
-	fake := providertest.NewPlurality()
-	tb.Cleanup(fake.Close)
-	auth := middleware.New(middleware.Config{
-		Store:    st,
-		Provider: plurality.New(plurality.Config{BaseURL: fake.URL, ClientID: fake.ClientID, ClientSecret: provider.Secret(fake.ClientSecret)}),
-		Secret:   testSecret,
-		Logger:   discardLogger,
-	})
-	h := auth.Handler(auth.RequireSession(ok(func(r *http.Request) string {
-		u, _ := middleware.UserFrom(r.Context())
-		return u.UserID
-	})))
+	h, fake := benchMiddleware(tb, st)
 	return mintCase{name: name, h: h, fake: fake, trips: trips, servers: servers}
 }
 
