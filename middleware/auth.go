@@ -88,15 +88,16 @@ func New(cfg Config) *Auth {
 // cfg.Now otherwise. A Now set that the store did not take is logged
 // (unless both are time.Now) and not used.
 func storeClock(cfg Config, ownNow bool) func() time.Time {
-	c, ok := cfg.Store.(backend.Clocked)
+	clock := backend.WallClock(cfg.Now)
+	took := cfg.Store.UseClock(clock)
+	c, ok := cfg.Store.Clock()
 	if !ok {
 		return cfg.Now
 	}
-	clock := backend.WallClock(cfg.Now)
-	if !c.UseClock(clock) && ownNow && !(clock.Wall && c.Clock().Wall) {
+	if !took && ownNow && !(clock.Wall && c.Wall) {
 		cfg.Logger.Warn(msgClockNotUsed)
 	}
-	return c.Clock().Now
+	return c.Now
 }
 
 // msgClockNotUsed is logged by a middleware or Revoker whose Config.Now a

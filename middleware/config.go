@@ -170,9 +170,9 @@ type Config struct {
 	// has one clock: the first middleware or Revoker built on it gives
 	// it its Now (or time.Now), and every one built on the store reads
 	// the store's (a Now of its own that differs is not used, and is
-	// logged). Redis, and a store of yours wrapping another, judge
-	// expiry by the wall clock: with them, Now must read the wall clock.
-	// A steady request reads it once.
+	// logged); a store of yours that embeds one (store.Store) shares
+	// its clock the same way. Redis judges expiry by its own clock: with
+	// it, Now must read the wall clock. A steady request reads it once.
 	Now func() time.Time
 }
 

@@ -74,32 +74,27 @@ func TestReviewHDefaultRevokerBesideClockBehind(t *testing.T) {
 // calls), as Go lets anyone write for store.Store.
 type wrappedStore struct{ store.Store }
 
-// Review H: a memory store behind a user's wrapper hides its clock
-// (backend.Clocked) from the engine, and judges by the wall clock, as
-// Redis does: Config.Now must then read the wall clock (Config.Now says
-// so). With a Now 2h behind it, the store refuses a mint whose expiry
-// the wall clock has passed: 401, the token expired, never a 503 (the
-// memory store is never unavailable) nor a session the store does not
-// hold. On the wall clock, the wrapped store works as the bare one.
-func TestReviewHWrappedMemoryStoreIgnoresClock(t *testing.T) {
+// Review H, then review K: a memory store behind a user's wrapper first
+// hid its clock from the engine and judged by the wall clock, so that with
+// a Now 2h behind it a valid sign-in was refused (401). Every store now
+// shares its clock through store.Store itself (backend.Clocked), which
+// the wrapper embeds: with a Now 2h behind the wall clock, the wrapped
+// store works as the bare one (rvfBehind's tests): it mints, serves,
+// keeps the handler's values, signs out, and the signed-out token never
+// mints again.
+func TestReviewHWrappedMemoryStoreFollowsClock(t *testing.T) {
 	e := rvfBehind(t, func(c *middleware.Config) {
 		c.Store = wrappedStore{store.NewMemory()}
 		c.Provider = rvfNoExpiry{c.Provider}
 	})
-	frontend := e.fake.Issue("wrapped", 4*time.Hour)
-	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: frontend})
-	t.Logf("a sign-in through a wrapped store, Now 2h behind the wall clock: %d %s", r.StatusCode, strings.TrimSpace(r.body))
-	assert.Equal(t, http.StatusUnauthorized, r.StatusCode)
-	assert.Contains(t, r.body, "invalid_token")
-
-	w := newEnv(t, "memory", func(c *middleware.Config) {
-		c.Lifetime = time.Hour
-		c.Store = wrappedStore{store.NewMemory()}
-		c.Provider = rvfNoExpiry{c.Provider}
-		c.Now = time.Now
-	})
-	frontend, session := w.rvfSignIn("wrapped-wall")
-	assert.Equal(t, http.StatusOK, w.do(req{path: "/api/me", cookie: session}).StatusCode)
-	assert.Equal(t, http.StatusNoContent, w.do(req{method: http.MethodDelete, path: "/auth/session", cookie: session}).StatusCode)
-	assert.Equal(t, http.StatusUnauthorized, w.do(req{path: "/api/me", bearer: frontend}).StatusCode, "a signed-out token never mints again")
+	frontend, session := e.rvfSignIn("wrapped")
+	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: session}).StatusCode)
+	r := e.do(req{method: http.MethodPost, path: "/api/note?v=kept", cookie: session})
+	require.Equal(t, http.StatusNoContent, r.StatusCode, r.body)
+	r = e.do(req{path: "/api/note", cookie: session})
+	require.Equal(t, http.StatusOK, r.StatusCode, r.body)
+	assert.Contains(t, r.body, "kept", "the handler's values are kept")
+	assert.Equal(t, http.StatusNoContent, e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: session}).StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: session}).StatusCode, "a signed-out session is not served")
+	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", bearer: frontend}).StatusCode, "a signed-out token never mints again")
 }

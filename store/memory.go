@@ -65,13 +65,13 @@ func (m *memory) UseClock(c backend.Clock) bool {
 	return c.Now != nil && m.clock.CompareAndSwap(nil, &c)
 }
 
-// Clock returns the store's clock: every engine and middleware on the
-// store reads it.
-func (m *memory) Clock() backend.Clock {
+// Clock returns the store's clock, and true: every engine and
+// middleware on the store reads it.
+func (m *memory) Clock() (backend.Clock, bool) {
 	if c := m.clock.Load(); c != nil {
-		return *c
+		return *c, true
 	}
-	return backend.Clock{Now: time.Now, Wall: true}
+	return backend.Clock{Now: time.Now, Wall: true}, true
 }
 
 // now reads the store's clock.

@@ -15,7 +15,9 @@ import (
 // handlers' values are committed through its Commit (CommitCtx when it has
 // one, with the request's context values) and Delete; sessions are read
 // with the store's own methods, one read per request, which scs's Find
-// is not called for. Every Store is safe for concurrent use. Not
+// is not called for; and the store's clock passes through it, so that a
+// wrapped memory store judges expiry at the same clock as the bare one
+// (middleware.Config.Now). Every Store is safe for concurrent use. Not
 // found is never an error: errors are for a store that cannot answer, and
 // every such error wraps ErrUnavailable.
 type Store interface {

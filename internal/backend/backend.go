@@ -36,16 +36,34 @@ func WallClock(now func() time.Time) Clock {
 	return Clock{Now: now, Wall: reflect.ValueOf(now).Pointer() == reflect.ValueOf(time.Now).Pointer()}
 }
 
-// Clocked is a Backend that expires its entries by a clock it can be
-// given (the memory store), so that every decision of the store (reads,
+// Clocked is how a store shares its clock; every Backend is one, so that
+// a store wrapped in an application's own type (embedding store.Store)
+// passes it on. A store that expires its entries by a clock it can be
+// given (the memory store) makes every decision of its own (reads,
 // mints, ends, writes, listings, sweeps) and of the engines and
-// middlewares on it is made at one clock: the first one built on it
-// gives it its clock (UseClock reports whether it took it: the first
-// clock given stays), and every one reads the store's (Clock).
+// middlewares on it at one clock: the first one built on it gives it its
+// clock (UseClock reports whether it took it: the first clock given
+// stays), and every one reads the store's (Clock). A store judged by its
+// server's clock (Redis) takes none (ServerClock).
 type Clocked interface {
+	// UseClock offers the store c and reports whether the store follows
+	// it now: true for the first clock offered to a store that can be
+	// given one, false afterwards and for a store that cannot.
 	UseClock(c Clock) bool
-	Clock() Clock
+	// Clock returns the store's clock, and false when the store has none
+	// of its own (ServerClock): engines then read their own.
+	Clock() (Clock, bool)
 }
+
+// ServerClock is the Clocked of a store whose server judges expiry by
+// its own (wall) clock: it takes no clock and has none to give.
+type ServerClock struct{}
+
+// UseClock reports false: the server keeps its own clock.
+func (ServerClock) UseClock(Clock) bool { return false }
+
+// Clock reports false: the store has no clock to share.
+func (ServerClock) Clock() (Clock, bool) { return Clock{}, false }
 
 // LookupAt is Lookup judged at now, a reading of the clock the caller
 // shares with the store (see Clocked), which it reads anyway: so that a
@@ -59,6 +77,9 @@ type LookupAt interface {
 // Its scs methods take session tokens (format.Token), which the store
 // splits itself: the scs manager's HashTokenInStore is off.
 type Backend interface {
+	// Clocked shares the store's clock, if it has one (see Clocked).
+	Clocked
+
 	// Find, Commit and Delete make a Backend an scs.Store. Find answers
 	// only for the token's validator, with the session's scs values.
 	// Commit replaces the scs values of a live session that the token

@@ -76,11 +76,12 @@ type Engine struct {
 
 // New returns an engine for cfg.
 func New(cfg Config) *Engine {
-	if c, ok := cfg.Store.(backend.Clocked); ok {
-		// One store, one clock: the first engine's (a middleware has given
-		// it its own already), read by every engine on the store.
-		c.UseClock(backend.WallClock(cfg.Now))
-		cfg.Now = c.Clock().Now
+	// One store, one clock: the first engine's (a middleware has given
+	// it its own already), read by every engine on the store; a store
+	// without one (Redis) leaves the engine's.
+	cfg.Store.UseClock(backend.WallClock(cfg.Now))
+	if c, ok := cfg.Store.Clock(); ok {
+		cfg.Now = c.Now
 	}
 	sm := scs.New()
 	sm.Store = valueStore{cfg.Store}

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/plurality"
@@ -47,7 +46,8 @@ func TestReviewJEngineKeepsLookalikeClock(t *testing.T) {
 	b.off.Store(int64(-2 * time.Hour))
 	_ = mk(a.Now)
 	eb := mk(b.Now)
-	t.Logf("engine b reads %v, store reads %v", eb.cfg.Now().Round(time.Minute), st.(backend.Clocked).Clock().Now().Round(time.Minute))
+	clock, _ := st.Clock()
+	t.Logf("engine b reads %v, store reads %v", eb.cfg.Now().Round(time.Minute), clock.Now().Round(time.Minute))
 	front := fake.Issue("lookalike", 4*time.Hour)
 	l, err := eb.Exchange(context.Background(), front, eb.Selector(front), func() Client { return Client{} }, nil)
 	t.Logf("exchange on b: err=%v", err)

@@ -51,10 +51,11 @@ import (
 // runs its commands on pools of its own, one per node, with the
 // operation's context, and uses redisc for the layout and the slots.
 type clusterStore struct {
-	cluster *redisc.Cluster
-	opts    Options
-	dial    []redis.DialOption
-	prefix  string // "sg:"; tests give each store its own
+	backend.ServerClock // Redis judges expiry by its own clock
+	cluster             *redisc.Cluster
+	opts                Options
+	dial                []redis.DialOption
+	prefix              string // "sg:"; tests give each store its own
 
 	mu    sync.RWMutex
 	slots [redisc.HashSlots]string // primary address per slot, "" unknown

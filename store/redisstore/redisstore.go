@@ -21,8 +21,9 @@ import (
 // the keys the package doc lists. Writes that belong together run in one
 // round trip (a script or MULTI/EXEC).
 type redisStore struct {
-	pool *redis.Pool
-	opts Options
+	backend.ServerClock // Redis judges expiry by its own clock
+	pool                *redis.Pool
+	opts                Options
 	// droppedAt is when (unix ns) a connection was last found dead: pooled
 	// connections idle since before then are checked before reuse.
 	droppedAt atomic.Int64
