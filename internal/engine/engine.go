@@ -119,7 +119,7 @@ func (e *Engine) Selector(front string) format.Selector { return e.cfg.Secret.Se
 // known is one whose syntax was checked already, so a steady request need
 // not read it a second time. An unknown one proves nothing (the cache is
 // bounded): check its syntax.
-func (e *Engine) Known(sel format.Selector) bool { return e.records.peek(sel.KeyBytes()).s != nil }
+func (e *Engine) Known(sel format.Selector) bool { return e.records.peek(sel).s != nil }
 
 // Check reports whether the store can do what sign-in and sign-out need,
 // and whether it keeps this secret's fingerprint (recording it when the

@@ -66,13 +66,12 @@ func (e *Engine) Load(ctx context.Context, token string) (_ Loaded, err error) {
 // now is the clock's reading the read was judged at (backend.LookupAt),
 // and the session is to be: a steady request reads the clock once.
 func (e *Engine) lookup(ctx context.Context, sel format.Selector) (_ format.Stored, _ cachedRecord, now time.Time, _ error) {
-	kb := sel.KeyBytes()
-	cached := e.records.peek(kb)
+	cached := e.records.peek(sel)
 	var key string
 	if cached.s != nil {
 		key = cached.s.Key
 	} else {
-		key = string(kb[:])
+		key = sel.Key()
 	}
 	now = e.cfg.Now()
 	var (
@@ -99,7 +98,7 @@ func (e *Engine) loadStored(ctx context.Context, token string, st format.Stored)
 	if !ok {
 		return Loaded{}, nil
 	}
-	return e.load(ctx, token, st, e.records.peek(sel.KeyBytes()), e.cfg.Now())
+	return e.load(ctx, token, st, e.records.peek(sel), e.cfg.Now())
 }
 
 // load is loadStored with what the record cache held for token's key
@@ -344,7 +343,7 @@ const maxCachedValues = 2 << 10
 // an entry (Peek: no exclusive lock per request); the oldest added goes
 // first, and a session still in use is decoded and added again.
 type recordCache struct {
-	entries *lru.Cache[[format.KeyLen]byte, cachedRecord]
+	entries *lru.Cache[format.Selector, cachedRecord] // by selector: no key to encode
 }
 
 type cachedRecord struct {
@@ -361,13 +360,13 @@ type cachedRecord struct {
 }
 
 func newRecordCache() *recordCache {
-	entries, _ := lru.New[[format.KeyLen]byte, cachedRecord](maxCachedRecords)
+	entries, _ := lru.New[format.Selector, cachedRecord](maxCachedRecords)
 	return &recordCache{entries: entries}
 }
 
-// peek returns the entry of the session at key, zero when none.
-func (c *recordCache) peek(key [format.KeyLen]byte) cachedRecord {
-	e, _ := c.entries.Peek(key)
+// peek returns the entry of the session sel names, zero when none.
+func (c *recordCache) peek(sel format.Selector) cachedRecord {
+	e, _ := c.entries.Peek(sel)
 	return e
 }
 
@@ -405,7 +404,7 @@ func (c *recordCache) put(s *format.Session, st format.Stored, token string) {
 		e.token = strings.Clone(token)
 		copy(e.verifier[:], st.Raw())
 	}
-	c.entries.Add(key.KeyBytes(), e)
+	c.entries.Add(key, e)
 }
 
 // opens reports whether token opens st because it is e's token and st

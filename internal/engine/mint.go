@@ -178,7 +178,7 @@ func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id
 // another process, is caught by the store's mint instead (it writes only
 // over what was seen: a conflict), at the cost of a provider call.
 func (e *Engine) mintedSince(sel format.Selector, seen format.Stored) bool {
-	c := e.records.peek(sel.KeyBytes())
+	c := e.records.peek(sel)
 	return c.s != nil && !bytes.Equal(c.s.Nonce, seen.Nonce)
 }
 
