@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -41,7 +42,8 @@ type Auth struct {
 // New returns the middleware for cfg. It copies cfg and fills its defaults;
 // later changes to cfg have no effect.
 //
-// New panics if cfg.Provider is nil, if cfg.Secret is shorter than 16
+// New panics if cfg.Provider is nil or its Name holds a ':'
+// (provider.Provider.Name), if cfg.Secret is shorter than 16
 // bytes, if Cookie.Name is not a cookie name (net/http would never send
 // it), or if browsers would drop the cookie: a Cookie.Name starting
 // __Host- (other than the default, which New adapts) when the cookie is
@@ -54,6 +56,9 @@ func New(cfg Config) *Auth {
 	cfg = cfg.withDefaults()
 	if cfg.Provider == nil {
 		panic("sessiongate/middleware: Config.Provider is required")
+	}
+	if strings.Contains(cfg.Provider.Name(), ":") {
+		panic(fmt.Sprintf("sessiongate/middleware: Config.Provider's name %q holds a ':', which separates it from user ids in the store", cfg.Provider.Name()))
 	}
 	checkSecret(cfg.Secret)
 	cookieName := sessionCookieName(cfg.Cookie, cfg.InsecureCookie)

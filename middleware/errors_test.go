@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/provider/introspect"
 	"github.com/sessiongate/sessiongate/provider/plurality"
 	"github.com/sessiongate/sessiongate/provider/providertest"
 	"github.com/sessiongate/sessiongate/store"
@@ -145,6 +146,12 @@ func TestNewPanicsOnImpossibleConfig(t *testing.T) {
 	for name, cfg := range cases {
 		assert.Panics(t, func() { middleware.New(cfg) }, name)
 	}
+	// The index separator: provider "a:b"'s user "c" and provider "a"'s
+	// user "b:c" would share one user index.
+	colon := introspect.New(introspect.Config{Name: "oidc:google", URL: "https://idp.example/introspect", ClientID: "id", ClientSecret: "s"})
+	assert.PanicsWithValue(t, `sessiongate/middleware: Config.Provider's name "oidc:google" holds a ':', which separates it from user ids in the store`, func() {
+		middleware.New(middleware.Config{Store: store.NewMemory(), Provider: colon, Secret: testSecret})
+	})
 	cfg := middleware.Config{Store: store.NewMemory(), Provider: p, Secret: testSecret}
 	assert.NotContains(t, fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg), testSecret)
 }

@@ -38,7 +38,8 @@ type Multi struct {
 
 // NewMulti returns a Multi over routes, tried in order. NewMulti panics if
 // there are no routes, a route has no Provider, a nil Match is not last,
-// or two providers share a Name (their sessions could not be told apart).
+// two providers share a Name (their sessions could not be told apart), or
+// a Name holds a ':' (see Provider.Name).
 func NewMulti(routes ...Route) *Multi {
 	if len(routes) == 0 {
 		panic("sessiongate/provider: NewMulti needs at least one route")
@@ -50,6 +51,9 @@ func NewMulti(routes ...Route) *Multi {
 		}
 		if r.Match == nil && i != len(routes)-1 {
 			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d (%s) has no Match but is not the last", i, r.Provider.Name()))
+		}
+		if strings.Contains(r.Provider.Name(), ":") {
+			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d's provider name %q holds a ':'", i, r.Provider.Name()))
 		}
 		if slices.Contains(names, r.Provider.Name()) {
 			panic(fmt.Sprintf("sessiongate/provider: NewMulti has two providers named %q", r.Provider.Name()))

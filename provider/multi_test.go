@@ -88,6 +88,11 @@ func TestNewMultiRefusesAmbiguousRoutes(t *testing.T) {
 	assert.Panics(t, func() {
 		provider.NewMulti(provider.Route{Match: provider.ClaimMatches("x"), Provider: a}, provider.Route{Provider: a})
 	}, "two providers with one name")
+	// Provider "a:b"'s user "c" and provider "a"'s user "b:c" would share
+	// one user index ("a:b:c"): a ':' in a name is refused.
+	assert.PanicsWithValue(t, `sessiongate/provider: NewMulti route 1's provider name "a:b" holds a ':'`, func() {
+		provider.NewMulti(provider.Route{Match: provider.ClaimMatches("x"), Provider: a}, provider.Route{Provider: &recorder{name: "a:b"}})
+	}, "a name with the index's separator")
 }
 
 func TestClaimMatches(t *testing.T) {

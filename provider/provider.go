@@ -17,7 +17,10 @@ import (
 // short while and never caches the second.
 type Provider interface {
 	// Name is the short, stable name recorded in every session minted from
-	// this provider, such as "plurality".
+	// this provider, such as "plurality". It holds no ':', which separates
+	// it from the user id in the key of a user's index (so that provider
+	// "a:b"'s user "c" and provider "a"'s user "b:c" never share one):
+	// middleware.New and NewMulti panic otherwise.
 	Name() string
 
 	// Validate checks token with the provider and returns who it belongs to.
