@@ -21,7 +21,8 @@ const DefaultName = "introspect"
 // Config configures an RFC 7662 introspection provider. Printing a Config
 // never shows the client secret.
 type Config struct {
-	// Name is the provider name recorded in sessions. Default DefaultName.
+	// Name is the provider name recorded in sessions, without a ':'
+	// (provider.Provider.Name). Default DefaultName.
 	Name string
 
 	// URL is the introspection endpoint. Required.

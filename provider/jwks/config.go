@@ -29,7 +29,7 @@ var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "P
 // secret: it holds none.
 type Config struct {
 	// Name is the provider name recorded in sessions and used in errors.
-	// Default DefaultName ("jwks").
+	// Default DefaultName ("jwks"). It holds no ':' (provider.Provider.Name).
 	Name string
 
 	// Issuer is the expected "iss" claim. Required by New; optional for
