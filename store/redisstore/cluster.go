@@ -730,7 +730,7 @@ func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op f
 		return nil, err
 	}
 	defer conn.Close()
-	reply, err := op(opConn{Conn: conn, ctx: ctx})
+	reply, err := op(&opConn{Conn: conn, ctx: ctx})
 	if err != nil && dead(err) {
 		c.droppedAt.Store(time.Now().UnixNano())
 	}

@@ -30,6 +30,11 @@ type opCtx struct {
 	// err is the first error Err returned: the one it returns from then
 	// on, as context.Context requires.
 	err atomic.Pointer[error]
+
+	// conn is the connection of the operation's attempt under way (a
+	// single server's: see redisStore.attempt), kept here so that it
+	// costs no allocation of its own.
+	conn opConn
 }
 
 // newOpCtx returns the context of an operation that starts now under

@@ -216,7 +216,7 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 		// A dial that failed to connect is not retried: Redis is down, and
 		// retrying would only wait twice. A connection that died (during
 		// its dial's checks, or under op) is, once.
-		if err = r.attempt(ctx, write, op); err == nil {
+		if err = r.attempt(oc, ctx, write, op); err == nil {
 			break
 		}
 		if r.dropped(ctx, err) && attempt == 0 {
@@ -245,8 +245,9 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 	return nil
 }
 
-// attempt runs op once, for run, with the guard's checks around a write.
-func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis.Conn) error) error {
+// attempt runs op once, for run, with the guard's checks around a write,
+// under ctx (oc, or oc with a value): op's connection is oc's.
+func (r *redisStore) attempt(oc *opCtx, ctx context.Context, write bool, op func(conn redis.Conn) error) error {
 	write = write && r.guard != nil
 	var sp span
 	if write {
@@ -266,7 +267,9 @@ func (r *redisStore) attempt(ctx context.Context, write bool, op func(conn redis
 		return err
 	}
 	defer conn.Close()
-	c := opConn{Conn: conn, ctx: ctx}
+	// The operation's own: no allocation for it.
+	c := &oc.conn
+	*c = opConn{Conn: conn, ctx: ctx}
 	if write {
 		c.w = &pendingWrite{g: r.guard, sp: sp}
 	}
@@ -312,7 +315,7 @@ type pendingWrite struct {
 // round trip, pipelined after it, and the write is confirmed when eval
 // returns (a failed confirmation is eval's error).
 func eval(conn redis.Conn, s *redis.Script, keysAndArgs ...any) (any, error) {
-	oc, ok := conn.(opConn)
+	oc, ok := conn.(*opConn)
 	if !ok || oc.w == nil {
 		return s.Do(conn, keysAndArgs...)
 	}
@@ -347,30 +350,30 @@ func eval(conn redis.Conn, s *redis.Script, keysAndArgs ...any) (any, error) {
 	return reply, w.g.confirm(oc.ctx, w.sp, q, replies[1:])
 }
 
-func (c opConn) Do(cmd string, args ...any) (any, error) {
+func (c *opConn) Do(cmd string, args ...any) (any, error) {
 	return do(c.Conn, c.ctx, cmd, args...)
 }
 
-func (c opConn) DoContext(_ context.Context, cmd string, args ...any) (any, error) {
+func (c *opConn) DoContext(_ context.Context, cmd string, args ...any) (any, error) {
 	return do(c.Conn, c.ctx, cmd, args...)
 }
 
 // DoWithTimeout is Do: the operation's deadline, never later than the
 // one timeout was taken from, bounds the command.
-func (c opConn) DoWithTimeout(_ time.Duration, cmd string, args ...any) (any, error) {
+func (c *opConn) DoWithTimeout(_ time.Duration, cmd string, args ...any) (any, error) {
 	return do(c.Conn, c.ctx, cmd, args...)
 }
 
-func (c opConn) Receive() (any, error) {
+func (c *opConn) Receive() (any, error) {
 	return receive(c.Conn, c.ctx)
 }
 
 // ReceiveWithTimeout is Receive, as DoWithTimeout is Do.
-func (c opConn) ReceiveWithTimeout(time.Duration) (any, error) {
+func (c *opConn) ReceiveWithTimeout(time.Duration) (any, error) {
 	return receive(c.Conn, c.ctx)
 }
 
-func (c opConn) ReceiveContext(context.Context) (any, error) {
+func (c *opConn) ReceiveContext(context.Context) (any, error) {
 	return receive(c.Conn, c.ctx)
 }
 
@@ -987,7 +990,7 @@ func (r *redisStore) transaction(ctx context.Context, fill func(redis.Conn)) err
 	return r.write(ctx, func(conn redis.Conn) error {
 		conn.Send("MULTI")
 		fill(conn)
-		oc, ok := conn.(opConn)
+		oc, ok := conn.(*opConn)
 		if !ok || oc.w == nil {
 			return execReplies(do(conn, ctx, "EXEC"))
 		}
