@@ -94,8 +94,8 @@ func New(cfg Config) *Auth {
 // (unless both are time.Now) and not used.
 func storeClock(cfg Config, ownNow bool) func() time.Time {
 	clock := backend.WallClock(cfg.Now)
-	took := cfg.Store.UseClock(clock)
-	c, ok := cfg.Store.Clock()
+	took := backend.UseClock(cfg.Store, clock)
+	c, ok := backend.ClockOf(cfg.Store)
 	if !ok {
 		return cfg.Now
 	}

@@ -22,9 +22,9 @@ type memory struct {
 	sessions  map[string]item
 	users     map[string]*userIndex
 	lastSweep time.Time
-	// clock is the clock its entries are judged by: the first engine's
-	// (backend.Clocked), time.Now before one is given.
-	clock atomic.Pointer[backend.Clock]
+	// SharedClock is the clock its entries are judged by: the first
+	// engine's (backend.Clocked), time.Now before one is given.
+	backend.SharedClock
 	// fingerprint is the secret's fingerprint Check recorded, nil before.
 	fingerprint []byte
 	// entriesRead counts the index entries List has read: its work, which
@@ -57,30 +57,8 @@ func NewMemory() Store {
 	}
 }
 
-// UseClock makes the store judge its entries by c, the clock of the
-// first engine built on it, and reports whether it did
-// (backend.Clocked; the first clock given stays: middlewares and Revokers
-// that share a store share a clock). Before it, the store reads time.Now.
-func (m *memory) UseClock(c backend.Clock) bool {
-	return c.Now != nil && m.clock.CompareAndSwap(nil, &c)
-}
-
-// Clock returns the store's clock, and true: every engine and
-// middleware on the store reads it.
-func (m *memory) Clock() (backend.Clock, bool) {
-	if c := m.clock.Load(); c != nil {
-		return *c, true
-	}
-	return backend.Clock{Now: time.Now, Wall: true}, true
-}
-
 // now reads the store's clock.
-func (m *memory) now() time.Time {
-	if c := m.clock.Load(); c != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
+func (m *memory) now() time.Time { return backend.NowOf(&m.SharedClock) }
 
 // Find returns the data of token's session, if it has not expired and
 // token's validator opens it. It does not allocate.

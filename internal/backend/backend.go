@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -19,10 +21,11 @@ import (
 	"github.com/sessiongate/sessiongate/internal/format"
 )
 
-// Clock is a clock a Clocked store can be given, and gives back. Its
-// type is this module's own, so that no code outside the module can hand
-// a store a clock or read a store's: a clock that read the store's own
-// would call itself.
+// Clock is a clock a store can be given, and gives back (see Clocked).
+// Its type is this module's own, and the methods that pass it are
+// unexported, so that no code outside the module can hand a store a clock
+// or read a store's (a clock that read the store's own would call itself),
+// and no method of an application's wrapper can clash with them.
 type Clock struct {
 	Now func() time.Time
 	// Wall is true when Now is time.Now.
@@ -36,34 +39,85 @@ func WallClock(now func() time.Time) Clock {
 	return Clock{Now: now, Wall: reflect.ValueOf(now).Pointer() == reflect.ValueOf(time.Now).Pointer()}
 }
 
-// Clocked is how a store shares its clock; every Backend is one, so that
-// a store wrapped in an application's own type (embedding store.Store)
-// passes it on. A store that expires its entries by a clock it can be
-// given (the memory store) makes every decision of its own (reads,
-// mints, ends, writes, listings, sweeps) and of the engines and
-// middlewares on it at one clock: the first one built on it gives it its
-// clock (UseClock reports whether it took it: the first clock given
-// stays), and every one reads the store's (Clock). A store judged by its
+// Clocked is how a store shares its clock. Every Backend is one, and its
+// methods are sealed: only this package's SharedClock and ServerClock
+// have them, and the stores embed one, so that a store wrapped in an
+// application's own type (embedding store.Store) passes its clock on. A
+// store that expires its entries by a clock it can be given (the memory
+// store, SharedClock) makes every decision of its own (reads, mints,
+// ends, writes, listings, sweeps) and of the engines and middlewares on
+// it at one clock: the first one built on it gives it its clock
+// (UseClock reports whether it took it: the first clock given stays),
+// and every one reads the store's (ClockOf). A store judged by its
 // server's clock (Redis) takes none (ServerClock).
 type Clocked interface {
-	// UseClock offers the store c and reports whether the store follows
-	// it now: true for the first clock offered to a store that can be
-	// given one, false afterwards and for a store that cannot.
-	UseClock(c Clock) bool
-	// Clock returns the store's clock, and false when the store has none
-	// of its own (ServerClock): engines then read their own.
-	Clock() (Clock, bool)
+	useClock(c Clock) bool
+	clock() (Clock, bool)
+}
+
+// UseClock offers st the clock c and reports whether st follows it now:
+// true for the first clock offered to a store that can be given one,
+// false afterwards and for a store that cannot. It panics, saying so,
+// when st is an application's wrapper around a nil store.
+func UseClock(st Clocked, c Clock) bool {
+	defer nilStore()
+	return st.useClock(c)
+}
+
+// ClockOf returns st's clock, and false when st has none of its own
+// (ServerClock): engines then read their own. It panics, saying so, when
+// st is an application's wrapper around a nil store.
+func ClockOf(st Clocked) (Clock, bool) {
+	defer nilStore()
+	return st.clock()
+}
+
+// nilStore turns the nil dereference of a wrapper around a nil store
+// (type W struct{ store.Store }, its Store unset) into a panic that says
+// so; any other panic goes on.
+func nilStore() {
+	if r := recover(); r != nil {
+		if _, ok := r.(runtime.Error); ok {
+			panic("sessiongate: Config.Store wraps a nil store")
+		}
+		panic(r)
+	}
+}
+
+// SharedClock is the Clocked of a store that judges its entries by a
+// clock it is given (the memory store embeds it): time.Now until the
+// first clock given, which stays.
+type SharedClock struct {
+	c atomic.Pointer[Clock]
+}
+
+func (s *SharedClock) useClock(c Clock) bool {
+	return c.Now != nil && s.c.CompareAndSwap(nil, &c)
+}
+
+func (s *SharedClock) clock() (Clock, bool) {
+	if c := s.c.Load(); c != nil {
+		return *c, true
+	}
+	return Clock{Now: time.Now, Wall: true}, true
+}
+
+// NowOf reads s's clock. A function, not a method: a method would be
+// promoted to the store, where code outside the module could reach it.
+func NowOf(s *SharedClock) time.Time {
+	if c := s.c.Load(); c != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // ServerClock is the Clocked of a store whose server judges expiry by
 // its own (wall) clock: it takes no clock and has none to give.
 type ServerClock struct{}
 
-// UseClock reports false: the server keeps its own clock.
-func (ServerClock) UseClock(Clock) bool { return false }
+func (ServerClock) useClock(Clock) bool { return false }
 
-// Clock reports false: the store has no clock to share.
-func (ServerClock) Clock() (Clock, bool) { return Clock{}, false }
+func (ServerClock) clock() (Clock, bool) { return Clock{}, false }
 
 // LookupAt is Lookup judged at now, a reading of the clock the caller
 // shares with the store (see Clocked), which it reads anyway: so that a

@@ -79,8 +79,8 @@ func New(cfg Config) *Engine {
 	// One store, one clock: the first engine's (a middleware has given
 	// it its own already), read by every engine on the store; a store
 	// without one (Redis) leaves the engine's.
-	cfg.Store.UseClock(backend.WallClock(cfg.Now))
-	if c, ok := cfg.Store.Clock(); ok {
+	backend.UseClock(cfg.Store, backend.WallClock(cfg.Now))
+	if c, ok := backend.ClockOf(cfg.Store); ok {
 		cfg.Now = c.Now
 	}
 	sm := scs.New()

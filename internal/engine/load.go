@@ -386,7 +386,10 @@ func (e cachedRecord) match(st format.Stored) (_ *format.Session, valuesChecked 
 // keeps both, which must not change), and token, the session token that
 // opens st ("" when not known).
 func (c *recordCache) put(s *format.Session, st format.Stored, token string) {
-	key, _ := format.SelectorOf(s.Key)
+	key, ok := format.SelectorOf(s.Key)
+	if !ok {
+		return // never: every session's Key is a selector's
+	}
 	// Copies, so that an entry does not keep the whole stored value (the
 	// scs values too) alive: the record is at most MaxRecordLen bytes,
 	// and values over maxCachedValues are not kept (they are then checked

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessiongate/sessiongate/internal/backend"
 	"github.com/sessiongate/sessiongate/internal/format"
 	"github.com/sessiongate/sessiongate/provider"
 	"github.com/sessiongate/sessiongate/provider/plurality"
@@ -46,7 +47,7 @@ func TestReviewJEngineKeepsLookalikeClock(t *testing.T) {
 	b.off.Store(int64(-2 * time.Hour))
 	_ = mk(a.Now)
 	eb := mk(b.Now)
-	clock, _ := st.Clock()
+	clock, _ := backend.ClockOf(st)
 	t.Logf("engine b reads %v, store reads %v", eb.cfg.Now().Round(time.Minute), clock.Now().Round(time.Minute))
 	front := fake.Issue("lookalike", 4*time.Hour)
 	l, err := eb.Exchange(context.Background(), front, eb.Selector(front), func() Client { return Client{} }, nil)
