@@ -172,7 +172,9 @@ type Config struct {
 	// the store's (a Now of its own that differs is not used, and is
 	// logged); a store of yours that embeds one (store.Store) shares
 	// its clock the same way. Redis judges expiry by its own clock: with
-	// it, Now must read the wall clock. A steady request reads it once.
+	// it, Now must read the wall clock. A steady request reads it once
+	// (twice through a store of yours: the engine calls its Lookup,
+	// which it may override, and the memory store reads the clock again).
 	Now func() time.Time
 }
 

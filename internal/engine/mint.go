@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -146,6 +147,13 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, stored format.Stored, continued bool, limited []*format.Session, err error) {
 	if id.Provider == "" {
 		id.Provider = e.providerName()
+	}
+	if strings.Contains(id.Provider, ":") {
+		// The ':' separates the provider from the user id in the user's
+		// index (format.UserIndex): provider "a:b"'s user "c" would share
+		// provider "a"'s user "b:c"'s, and its MaxSessions count. New
+		// refuses such a Name; an identity may name its own provider.
+		return "", format.Stored{}, false, nil, &provider.InvalidTokenError{Provider: e.providerName(), Reason: "the identity's provider name holds a ':'"}
 	}
 	if id.Expiry.After(provider.MaxTime) {
 		// A provider outside this module may not range-check: no later
