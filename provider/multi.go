@@ -33,18 +33,22 @@ type Route struct {
 // safe for concurrent use when its providers are.
 type Multi struct {
 	routes []Route
-	name   string
+	// names are the names its sessions may record: its providers', and
+	// those of a Multi among them.
+	names []string
+	name  string
 }
 
 // NewMulti returns a Multi over routes, tried in order. NewMulti panics if
 // there are no routes, a route has no Provider, a nil Match is not last,
-// two providers share a Name (their sessions could not be told apart), or
-// a Name holds a ':' (see Provider.Name).
+// two providers share a Name (their sessions could not be told apart; the
+// providers of a Multi among the routes count one by one), or a Name holds
+// a ':' (see Provider.Name).
 func NewMulti(routes ...Route) *Multi {
 	if len(routes) == 0 {
 		panic("sessiongate/provider: NewMulti needs at least one route")
 	}
-	names := make([]string, 0, len(routes))
+	var names []string // every provider's, a nested Multi's own included
 	for i, r := range routes {
 		if r.Provider == nil {
 			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d has no Provider", i))
@@ -52,15 +56,21 @@ func NewMulti(routes ...Route) *Multi {
 		if r.Match == nil && i != len(routes)-1 {
 			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d (%s) has no Match but is not the last", i, r.Provider.Name()))
 		}
-		if strings.Contains(r.Provider.Name(), ":") {
-			panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d's provider name %q holds a ':'", i, r.Provider.Name()))
+		own := []string{r.Provider.Name()}
+		if inner, ok := r.Provider.(*Multi); ok {
+			own = inner.names // its sessions record these, never its Name
 		}
-		if slices.Contains(names, r.Provider.Name()) {
-			panic(fmt.Sprintf("sessiongate/provider: NewMulti has two providers named %q", r.Provider.Name()))
+		for _, name := range own {
+			if strings.Contains(name, ":") {
+				panic(fmt.Sprintf("sessiongate/provider: NewMulti route %d's provider name %q holds a ':'", i, name))
+			}
+			if slices.Contains(names, name) {
+				panic(fmt.Sprintf("sessiongate/provider: NewMulti has two providers named %q", name))
+			}
+			names = append(names, name)
 		}
-		names = append(names, r.Provider.Name())
 	}
-	return &Multi{routes: slices.Clone(routes), name: strings.Join(names, "|")}
+	return &Multi{routes: slices.Clone(routes), names: names, name: strings.Join(names, "|")}
 }
 
 // Name returns the routes' provider names joined by "|", such as

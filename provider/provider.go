@@ -32,7 +32,10 @@ type Identity struct {
 	// UserID is the provider's stable id for the user, never empty.
 	UserID string `json:"id"`
 
-	// Provider is the Name of the provider that validated the token.
+	// Provider is the Name of the provider that validated the token;
+	// empty means the Name of the middleware's Config.Provider. A name
+	// that holds a ':' is refused when the token is exchanged (401
+	// invalid_token, logged at WARN; see Provider.Name).
 	Provider string `json:"provider"`
 
 	// Expiry is the last instant at which the provider accepts the token:

@@ -105,6 +105,18 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 	if id == nil || id.UserID == "" {
 		return minted{}, &provider.UnavailableError{Provider: e.providerName(), Reason: "validated a token without naming its user"}
 	}
+	if strings.Contains(id.Provider, ":") {
+		// The ':' separates the provider from the user id in the user's
+		// index (format.UserIndex): provider "a:b"'s user "c" would share
+		// provider "a"'s user "b:c"'s, and its MaxSessions count. New
+		// refuses such a Name, but an identity may name a provider of its
+		// own. The same every time for this token: remembered as the
+		// provider's own rejections are, and told at WARN, since it refuses
+		// every sign-in of that provider.
+		e.negative.add(sel.Key())
+		e.cfg.Logger.Warn("sessiongate: the provider named, in a token's identity, a provider whose name holds a ':'; the token is refused", "provider", id.Provider)
+		return minted{}, &provider.InvalidTokenError{Provider: e.providerName(), Reason: "the identity's provider name holds a ':'"}
+	}
 	token, stored, continued, limited, err := e.mint(ctx, front, sel, *id, c, seen, cont)
 	switch {
 	case errors.Is(err, backend.ErrExpired):
@@ -147,13 +159,6 @@ func (e *Engine) validateAndMint(ctx context.Context, front string, sel format.S
 func (e *Engine) mint(ctx context.Context, front string, sel format.Selector, id provider.Identity, c Client, seen format.Stored, cont *continuation) (token string, stored format.Stored, continued bool, limited []*format.Session, err error) {
 	if id.Provider == "" {
 		id.Provider = e.providerName()
-	}
-	if strings.Contains(id.Provider, ":") {
-		// The ':' separates the provider from the user id in the user's
-		// index (format.UserIndex): provider "a:b"'s user "c" would share
-		// provider "a"'s user "b:c"'s, and its MaxSessions count. New
-		// refuses such a Name; an identity may name its own provider.
-		return "", format.Stored{}, false, nil, &provider.InvalidTokenError{Provider: e.providerName(), Reason: "the identity's provider name holds a ':'"}
 	}
 	if id.Expiry.After(provider.MaxTime) {
 		// A provider outside this module may not range-check: no later

@@ -801,9 +801,10 @@ func (c *clusterStore) markKey(user, mark string) string {
 // hashes what lies between the first { and the first } after it, the
 // same for every key of the user; a user index that starts with } would
 // make that empty (and Redis would hash each whole key), so it is tagged
-// as {=U} instead.
+// as {=U} instead, and so is one that starts with =, so that no two user
+// indexes share a tag ("}p:x" and "=}p:x" did).
 func userTag(user string) string {
-	if strings.HasPrefix(user, "}") {
+	if strings.HasPrefix(user, "}") || strings.HasPrefix(user, "=") {
 		return "{=" + user + "}"
 	}
 	return "{" + user + "}"
