@@ -27,12 +27,12 @@ type Loaded struct {
 	Token string
 	// Minted is true when this exchange created the session.
 	Minted bool
-	// Limited are the sessions of the user that this exchange's mint
-	// ended for MaxSessions (the least recently used), nil when none.
-	Limited []*format.Session
 	// Continued is true when the exchange's mint continued the session the
 	// request carried (Exchange's current), which then already ended.
 	Continued bool
+	// Limited are the sessions of the user that this exchange's mint
+	// ended for MaxSessions (the least recently used), nil when none.
+	Limited []*format.Session
 
 	// values are the session's scs values as the store held them (the
 	// Codec's bytes, which Load checked decode): RequestValues decodes

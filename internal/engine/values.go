@@ -16,10 +16,11 @@ import (
 // context's Value method hands scs's context key to Value. Init it
 // before use; it is safe for concurrent use after.
 type RequestValues struct {
-	e      *Engine
-	parent context.Context
+	e *Engine
 	// read is the session Load read (its token and values), for
-	// valueStore's FindCtx; its token is "" without a session.
+	// valueStore's FindCtx; its token is "" without a session. Its
+	// Context is the request's parent context (one field for both: the
+	// request's state is one allocation, and smaller is cheaper).
 	read prefetched
 
 	once sync.Once
@@ -36,7 +37,7 @@ type RequestValues struct {
 // Init readies v for a request whose context is parent and whose session
 // is l (nil or zero: none).
 func (v *RequestValues) Init(e *Engine, parent context.Context, l *Loaded) {
-	v.e, v.parent = e, parent
+	v.e = e
 	v.read.Context = parent
 	if l != nil && l.Session != nil {
 		v.read.token, v.read.values = l.Token, l.values
@@ -68,7 +69,7 @@ func (v *RequestValues) Value(key any) (_ any, handled bool) {
 
 // load has scs load the request's session from the values Load read.
 func (v *RequestValues) load() {
-	ctx := v.parent
+	ctx := v.read.Context // the parent
 	if v.read.token != "" {
 		ctx = &v.read
 	}
@@ -79,7 +80,7 @@ func (v *RequestValues) load() {
 		// stored values.
 		v.e.cfg.Logger.Error("sessiongate: session values could not be loaded; the handler gets none", "error", err)
 		v.broken.Store(true)
-		loaded, _ = v.e.values.Load(v.parent, "")
+		loaded, _ = v.e.values.Load(v.read.Context, "")
 	}
 	if v.e.scsKey == nil {
 		v.eager = loaded

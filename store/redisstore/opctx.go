@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,10 +21,9 @@ type opCtx struct {
 
 	deadline time.Time
 
-	once   sync.Once
-	made   atomic.Bool     // timed is set: Done was called, or end
-	timed  context.Context // the caller's, with the deadline (ended after end)
-	cancel context.CancelFunc
+	// timed is set by the first Done (the caller's context with the
+	// deadline) or by end (ended), whichever comes first; nil before.
+	timed atomic.Pointer[timedCtx]
 
 	// err is the first error Err returned: the one it returns from then
 	// on, as context.Context requires.
@@ -57,19 +55,24 @@ var ended = func() context.Context {
 func (c *opCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
 func (c *opCtx) Done() <-chan struct{} {
-	c.once.Do(func() {
-		c.timed, c.cancel = context.WithDeadline(c.Context, c.deadline)
-		c.made.Store(true)
-	})
-	return c.timed.Done()
+	if t := c.timed.Load(); t != nil {
+		return t.ctx.Done()
+	}
+	ctx, cancel := context.WithDeadline(c.Context, c.deadline)
+	t := &timedCtx{ctx: ctx, cancel: cancel}
+	if !c.timed.CompareAndSwap(nil, t) {
+		cancel() // another Done, or end, came first
+		t = c.timed.Load()
+	}
+	return t.ctx.Done()
 }
 
 func (c *opCtx) Err() error {
 	if p := c.err.Load(); p != nil {
 		return *p
 	}
-	if c.made.Load() {
-		return c.settle(c.timed.Err())
+	if t := c.timed.Load(); t != nil {
+		return c.settle(t.ctx.Err())
 	}
 	if err := c.Context.Err(); err != nil {
 		return c.settle(err)
@@ -97,8 +100,8 @@ func (c *opCtx) left() (time.Duration, error) {
 		return 0, *p
 	}
 	var err error
-	if c.made.Load() {
-		err = c.timed.Err()
+	if t := c.timed.Load(); t != nil {
+		err = t.ctx.Err()
 	} else {
 		err = c.Context.Err()
 	}
@@ -116,14 +119,23 @@ func (c *opCtx) left() (time.Duration, error) {
 // closed; Err the error Err already returned, else context.Canceled), and
 // what Done made is released. Call it once the operation is over.
 func (c *opCtx) end() {
-	c.once.Do(func() {
-		c.timed = ended
-		c.made.Store(true)
-	})
-	if c.cancel != nil {
-		c.cancel()
+	if c.timed.CompareAndSwap(nil, endedCtx) {
+		return
+	}
+	if t := c.timed.Load(); t.cancel != nil {
+		t.cancel()
 	}
 }
+
+// timedCtx is an operation's context with its deadline, made by Done.
+type timedCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc // nil for endedCtx
+}
+
+// endedCtx is the timedCtx of an operation that ended before anything
+// waited on its Done.
+var endedCtx = &timedCtx{ctx: ended}
 
 // turns bounds the operations under way on a pool the store made itself
 // (Open's), in place of the pool's own wait (its Wait is off): an
