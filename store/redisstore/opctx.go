@@ -75,12 +75,22 @@ func (c *opCtx) Err() error {
 		return c.settle(t.ctx.Err())
 	}
 	if err := c.Context.Err(); err != nil {
-		return c.settle(err)
+		return c.over(err)
 	}
 	if !time.Now().Before(c.deadline) {
-		return c.settle(context.DeadlineExceeded)
+		return c.over(context.DeadlineExceeded)
 	}
 	return nil
+}
+
+// over is Err for an operation found over (err) before anything waited on
+// its Done: Done is closed first (no timer), as context.Context requires
+// of a non-nil Err, unless a Done came first, whose context then answers.
+func (c *opCtx) over(err error) error {
+	if !c.timed.CompareAndSwap(nil, endedCtx) {
+		return c.settle(c.timed.Load().ctx.Err())
+	}
+	return c.settle(err)
 }
 
 // settle returns err (nil: nil), or the error Err returned first, which
@@ -99,18 +109,21 @@ func (c *opCtx) left() (time.Duration, error) {
 	if p := c.err.Load(); p != nil {
 		return 0, *p
 	}
-	var err error
 	if t := c.timed.Load(); t != nil {
-		err = t.ctx.Err()
-	} else {
-		err = c.Context.Err()
-	}
-	if err != nil {
-		return 0, c.settle(err)
+		if err := t.ctx.Err(); err != nil {
+			return 0, c.settle(err)
+		}
+	} else if err := c.Context.Err(); err != nil {
+		return 0, c.over(err)
 	}
 	d := time.Until(c.deadline)
 	if d <= 0 {
-		return 0, c.settle(context.DeadlineExceeded)
+		if err := c.over(context.DeadlineExceeded); err != nil {
+			return 0, err
+		}
+		// A Done's context, whose timer has not fired yet: the
+		// deadline has passed all the same.
+		return 0, context.DeadlineExceeded
 	}
 	return d, nil
 }
