@@ -42,8 +42,9 @@ type Multi struct {
 // NewMulti returns a Multi over routes, tried in order. NewMulti panics if
 // there are no routes, a route has no Provider, a nil Match is not last,
 // two providers share a Name (their sessions could not be told apart; the
-// providers of a Multi among the routes count one by one), or a Name holds
-// a ':' (see Provider.Name).
+// providers of a *Multi given as a route count one by one, but a Provider
+// of yours that wraps a Multi counts by its own Name), or a Name holds a
+// ':' (see Provider.Name).
 func NewMulti(routes ...Route) *Multi {
 	if len(routes) == 0 {
 		panic("sessiongate/provider: NewMulti needs at least one route")
