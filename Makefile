@@ -115,6 +115,6 @@ BENCH_CLIENTS ?= 32,64,256
 bench:
 	SESSIONGATE_BENCH=1 SESSIONGATE_BENCH_DURATION=$(BENCH_DURATION) SESSIONGATE_BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	  SESSIONGATE_BENCH_CLIENTS=$(BENCH_CLIENTS) CI=true \
-	  $(GO) test -count=1 -timeout 60m -run '^TestPerformanceTable$$' -v ./middleware/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
-	SESSIONGATE_BENCH=1 CI=true $(GO) test -count=1 -run '^TestNearCacheStaleness$$' -v ./store/redisstore/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
+	  $(GO) test -count=1 -timeout 60m -run '^TestPerformanceTable$$' -v ./middleware/ | grep -v -e '^=== RUN' -e '^ *--- PASS' -e '^PASS' -e '^ok'
+	SESSIONGATE_BENCH=1 CI=true $(GO) test -count=1 -run '^TestNearCacheStaleness$$' -v ./store/redisstore/ | grep -v -e '^=== RUN' -e '^ *--- PASS' -e '^PASS' -e '^ok'
 	@set -e; for m in $(MODULES); do echo "$(GO) -C $$m test -bench . ./..."; CI=true $(GO) -C $$m test -run '^$$' -bench . -benchmem ./...; done

@@ -34,9 +34,9 @@ func TestPerformanceTable(t *testing.T) {
 		t.Skip("make bench runs this")
 	}
 	cfg := benchConfigFromEnv(t)
-	groups := []group{memoryGroup(t)}
+	builds := []func(testing.TB) group{memoryGroup}
 	if redisAvailable() {
-		groups = append(groups, redisGroup(t), clusterGroup(t), sentinelGroup(t))
+		builds = append(builds, redisGroup, clusterGroup, sentinelGroup)
 	}
 	fmt.Printf("\nSteady state: a request carrying a live session. In process: ns/op and allocations (testing.Benchmark), and over the anchor.\n"+
 		"Loopback: %s concurrent keep-alive clients (memory: the first only), client and server in one process, GOMAXPROCS=%d; each run %s after a warm-up;\n"+
@@ -44,14 +44,23 @@ func TestPerformanceTable(t *testing.T) {
 		"which the anchor ignores), the median (min–max) of %d rounds.\n"+
 		"Redis: conns = connections the servers accepted in a run (the most of any round), pool = the pool's size: conns ≤ pool is no churn.\n",
 		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cfg.clients)), ", "), "[]"), runtime.GOMAXPROCS(0), cfg.d, cfg.rounds)
-	for _, g := range groups {
-		f := measureGroup(t, g, cfg)
-		printGroup(os.Stdout, g, f)
-		for _, failure := range f.failures(g) {
-			t.Error(failure)
-		}
+	// Each group is built, measured (its mints too) and torn down in a
+	// subtest of its own, so that no group is measured beside another's
+	// Redis servers, sentinels and links, whose background work would
+	// take its share of the two cores.
+	var mints []mintRow
+	for i, build := range builds {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			g := build(t)
+			f := measureGroup(t, g, cfg)
+			printGroup(os.Stdout, g, f)
+			for _, failure := range f.failures(g) {
+				t.Error(failure)
+			}
+			mints = append(mints, measureMints(t, []group{g}, 0)...)
+		})
 	}
-	printMints(t, os.Stdout, groups, 0)
+	printMintRows(os.Stdout, mints)
 	if !redisAvailable() {
 		return
 	}
@@ -266,27 +275,50 @@ func ratioCell(ratios []float64) string {
 	return fmt.Sprintf("%.2f× (%.2f–%.2f)", m, slices.Min(ratios), slices.Max(ratios))
 }
 
-// printMints measures every group's mint cases (n = 0: testing.Benchmark's
-// own count) and prints their table to w.
+// mintRow is one mint case's measured figures.
+type mintRow struct {
+	m mintCase
+	f mintFigures
+}
+
+// measureMints measures every group's mint cases (n = 0:
+// testing.Benchmark's own count).
+func measureMints(tb testing.TB, groups []group, n int) []mintRow {
+	tb.Helper()
+	var rows []mintRow
+	for _, g := range groups {
+		for _, m := range g.mints {
+			rows = append(rows, mintRow{m: m, f: measureMint(tb, m, n)})
+		}
+	}
+	return rows
+}
+
+// printMints measures every group's mint cases and prints their table to
+// w.
 func printMints(tb testing.TB, w io.Writer, groups []group, n int) {
 	tb.Helper()
+	printMintRows(w, measureMints(tb, groups, n))
+}
+
+// printMintRows prints the mint table of rows to w; a floor row (the
+// upstream call alone) is what the rows after it are compared with.
+func printMintRows(w io.Writer, rows []mintRow) {
 	fmt.Fprintf(w, "\nFirst request (mint): a new frontend token, validated upstream (a fake on loopback TLS), then a session minted; in process.\n"+
 		"Round trips: the store's writes after a read, counted on its connections; commands: INFO commandstats on the primaries (a script's own calls included).\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "first request\tns/op\tallocs\tover the upstream call\tround trips\tcommands\t")
 	var floor *mintFigures
-	for _, g := range groups {
-		for _, m := range g.mints {
-			f := measureMint(tb, m, n)
-			over := ""
-			switch {
-			case m.floor:
-				over, floor = "(floor)", &f
-			case floor != nil:
-				over = fmt.Sprintf("%s, %+.0f allocs", signed(time.Duration(f.ns-floor.ns)), f.allocs-floor.allocs)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.name, round(time.Duration(f.ns)), f.allocs, over, perOpCount(f.trips), perOpCount(f.commands))
+	for _, r := range rows {
+		m, f := r.m, r.f
+		over := ""
+		switch {
+		case m.floor:
+			over, floor = "(floor)", &f
+		case floor != nil:
+			over = fmt.Sprintf("%s, %+.0f allocs", signed(time.Duration(f.ns-floor.ns)), f.allocs-floor.allocs)
 		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.name, round(time.Duration(f.ns)), f.allocs, over, perOpCount(f.trips), perOpCount(f.commands))
 	}
 	tw.Flush()
 }
