@@ -54,6 +54,30 @@ var ended = func() context.Context {
 
 func (c *opCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
+// Value is the caller's context's, so that context.Cause answers as it
+// would for context.WithDeadline's: once Done made its context, through
+// it; once the operation ended by its deadline or its end before any Done
+// (Err then says which), Cause is Err; before either, and when the
+// caller's context ended it, Cause is the caller's.
+func (c *opCtx) Value(key any) any {
+	if t := c.timed.Load(); t != nil {
+		if t.cancel != nil {
+			return t.ctx.Value(key)
+		}
+		if t == endedCtx {
+			// A cancelCtx never canceled, without a cause: Cause falls
+			// back on Err. Every other key is the caller's.
+			if v := uncaused.Value(key); v != nil {
+				return v
+			}
+		}
+	}
+	return c.Context.Value(key)
+}
+
+// uncaused is a context canceled never: see Value.
+var uncaused, _ = context.WithCancel(context.Background())
+
 func (c *opCtx) Done() <-chan struct{} {
 	if t := c.timed.Load(); t != nil {
 		return t.ctx.Done()
@@ -87,7 +111,7 @@ func (c *opCtx) Err() error {
 // its Done: Done is closed first (no timer), as context.Context requires
 // of a non-nil Err, unless a Done came first, whose context then answers.
 func (c *opCtx) over(err error) error {
-	if !c.timed.CompareAndSwap(nil, endedCtx) {
+	if !c.timed.CompareAndSwap(nil, endedBy(err)) {
 		return c.settle(c.timed.Load().ctx.Err())
 	}
 	return c.settle(err)
@@ -104,28 +128,36 @@ func (c *opCtx) settle(err error) error {
 }
 
 // left is the time before the deadline, and Err when none is left, with
-// one reading of the clock.
+// one reading of the clock. An error it returns is the one Err returns
+// from then on: when a Done's timer is due but has not fired yet, or the
+// caller's context has ended but its Done's context has not followed
+// yet, it waits for that (at once) rather than answer what Err does not.
 func (c *opCtx) left() (time.Duration, error) {
 	if p := c.err.Load(); p != nil {
 		return 0, *p
 	}
-	if t := c.timed.Load(); t != nil {
-		if err := t.ctx.Err(); err != nil {
+	err := c.Context.Err()
+	d := time.Until(c.deadline)
+	if err == nil && d <= 0 {
+		err = context.DeadlineExceeded
+	}
+	t := c.timed.Load()
+	if err == nil {
+		if t != nil {
+			if err := t.ctx.Err(); err != nil { // end came first
+				return 0, c.settle(err)
+			}
+		}
+		return d, nil
+	}
+	if t == nil {
+		if c.timed.CompareAndSwap(nil, endedBy(err)) {
 			return 0, c.settle(err)
 		}
-	} else if err := c.Context.Err(); err != nil {
-		return 0, c.over(err)
+		t = c.timed.Load() // a Done came first
 	}
-	d := time.Until(c.deadline)
-	if d <= 0 {
-		if err := c.over(context.DeadlineExceeded); err != nil {
-			return 0, err
-		}
-		// A Done's context, whose timer has not fired yet: the
-		// deadline has passed all the same.
-		return 0, context.DeadlineExceeded
-	}
-	return d, nil
+	<-t.ctx.Done()
+	return 0, c.settle(t.ctx.Err())
 }
 
 // end ends the operation: its context is over from then on (Done
@@ -146,9 +178,22 @@ type timedCtx struct {
 	cancel context.CancelFunc // nil for endedCtx
 }
 
-// endedCtx is the timedCtx of an operation that ended before anything
-// waited on its Done.
-var endedCtx = &timedCtx{ctx: ended}
+// endedCtx is the timedCtx of an operation that ended, by its deadline
+// or its end, before anything waited on its Done; callerEnded of one
+// whose caller's context ended it.
+var (
+	endedCtx    = &timedCtx{ctx: ended}
+	callerEnded = &timedCtx{ctx: ended}
+)
+
+// endedBy is the timedCtx of an operation found over with err, before
+// anything waited on its Done.
+func endedBy(err error) *timedCtx {
+	if err == context.DeadlineExceeded {
+		return endedCtx
+	}
+	return callerEnded
+}
 
 // turns bounds the operations under way on a pool the store made itself
 // (Open's), in place of the pool's own wait (its Wait is off): an
