@@ -715,7 +715,7 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 // onNode runs op on a pooled connection to addr, every command under ctx.
 func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op func(conn redis.Conn) (any, error)) (any, error) {
 	if retry {
-		ctx = context.WithValue(ctx, retryKey{}, true)
+		ctx = retryCtx{ctx}
 	}
 	np := c.pool(addr)
 	if err := np.turns.take(ctx); err != nil {

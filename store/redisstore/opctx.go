@@ -64,7 +64,7 @@ func (c *opCtx) Value(key any) any {
 		if t.cancel != nil {
 			return t.ctx.Value(key)
 		}
-		if t == endedCtx {
+		if t == endedCtx || t == deadlineEnded {
 			// A cancelCtx never canceled, without a cause: Cause falls
 			// back on Err. Every other key is the caller's.
 			if v := uncaused.Value(key); v != nil {
@@ -96,23 +96,31 @@ func (c *opCtx) Err() error {
 		return *p
 	}
 	if t := c.timed.Load(); t != nil {
-		return c.settle(t.ctx.Err())
+		return c.settle(c.errOf(t))
 	}
 	if err := c.Context.Err(); err != nil {
-		return c.over(err)
+		return c.over(err, callerEnded)
 	}
 	if !time.Now().Before(c.deadline) {
-		return c.over(context.DeadlineExceeded)
+		return c.over(context.DeadlineExceeded, deadlineEnded)
 	}
 	return nil
+}
+
+// errOf is the error of the operation once t is its timedCtx.
+func (c *opCtx) errOf(t *timedCtx) error {
+	if t == callerEnded {
+		return c.Context.Err()
+	}
+	return t.ctx.Err()
 }
 
 // over is Err for an operation found over (err) before anything waited on
 // its Done: Done is closed first (no timer), as context.Context requires
 // of a non-nil Err, unless a Done came first, whose context then answers.
-func (c *opCtx) over(err error) error {
-	if !c.timed.CompareAndSwap(nil, endedBy(err)) {
-		return c.settle(c.timed.Load().ctx.Err())
+func (c *opCtx) over(err error, by *timedCtx) error {
+	if !c.timed.CompareAndSwap(nil, by) {
+		return c.settle(c.errOf(c.timed.Load()))
 	}
 	return c.settle(err)
 }
@@ -137,9 +145,10 @@ func (c *opCtx) left() (time.Duration, error) {
 		return 0, *p
 	}
 	err := c.Context.Err()
+	by := callerEnded
 	d := time.Until(c.deadline)
 	if err == nil && d <= 0 {
-		err = context.DeadlineExceeded
+		err, by = context.DeadlineExceeded, deadlineEnded
 	}
 	t := c.timed.Load()
 	if err == nil {
@@ -151,13 +160,13 @@ func (c *opCtx) left() (time.Duration, error) {
 		return d, nil
 	}
 	if t == nil {
-		if c.timed.CompareAndSwap(nil, endedBy(err)) {
+		if c.timed.CompareAndSwap(nil, by) {
 			return 0, c.settle(err)
 		}
 		t = c.timed.Load() // a Done came first
 	}
 	<-t.ctx.Done()
-	return 0, c.settle(t.ctx.Err())
+	return 0, c.settle(c.errOf(t))
 }
 
 // end ends the operation: its context is over from then on (Done
@@ -186,14 +195,13 @@ var (
 	callerEnded = &timedCtx{ctx: ended}
 )
 
-// endedBy is the timedCtx of an operation found over with err, before
-// anything waited on its Done.
-func endedBy(err error) *timedCtx {
-	if err == context.DeadlineExceeded {
-		return endedCtx
-	}
-	return callerEnded
-}
+// deadlineEnded is the timedCtx of an operation found over by its
+// deadline before anything waited on its Done (Err: DeadlineExceeded).
+var deadlineEnded = &timedCtx{ctx: func() context.Context {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Time{})
+	cancel()
+	return ctx
+}()}
 
 // turns bounds the operations under way on a pool the store made itself
 // (Open's), in place of the pool's own wait (its Wait is off): an

@@ -175,6 +175,19 @@ func (r *redisStore) revet(ctx context.Context, c redis.Conn) error {
 // connection it borrows is checked with a PING first.
 type retryKey struct{}
 
+// retryCtx is the context of an operation's retry: the operation's own,
+// answering true for retryKey. Unlike context.WithValue's, remaining sees
+// through it to the operation's context (opCtx.left), so that a retry's
+// commands take the operation's deadline exactly as its first attempt's.
+type retryCtx struct{ context.Context }
+
+func (r retryCtx) Value(key any) any {
+	if key == (retryKey{}) {
+		return true
+	}
+	return r.Context.Value(key)
+}
+
 // with runs op on one pooled connection, under the operation's deadline:
 // Options.Timeout from now, or ctx's deadline when earlier. If the
 // connection turns out to be dead (closed or reset, not an answer or a
@@ -211,7 +224,7 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			ctx = context.WithValue(ctx, retryKey{}, true)
+			ctx = retryCtx{ctx}
 		}
 		// A dial that failed to connect is not retried: Redis is down, and
 		// retrying would only wait twice. A connection that died (during
@@ -422,6 +435,9 @@ func receive(c redis.Conn, ctx context.Context) (any, error) {
 // it has none), or the error of a ctx that has ended or whose deadline
 // has passed.
 func remaining(ctx context.Context) (d time.Duration, ok bool, err error) {
+	if r, isRetry := ctx.(retryCtx); isRetry {
+		ctx = r.Context
+	}
 	if oc, isOp := ctx.(*opCtx); isOp {
 		d, err := oc.left()
 		return d, err == nil, err

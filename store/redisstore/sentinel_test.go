@@ -188,6 +188,13 @@ func TestSentinelCloseStopsWatchers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before+3, watchers(), "one watcher per sentinel")
 	require.NoError(t, st.(io.Closer).Close())
+	// Close waits for every watcher to be done; a watcher's goroutine may
+	// still be returning from its frame (its Done is deferred) when Close
+	// returns, so the stacks are read until they are gone, a bounded
+	// number of times.
+	for i := 0; i < 1000 && watchers() != before; i++ {
+		time.Sleep(time.Millisecond)
+	}
 	assert.Equal(t, before, watchers(), "Close waits for them to stop")
 }
 
