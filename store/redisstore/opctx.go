@@ -173,7 +173,11 @@ func (c *opCtx) left() (time.Duration, error) {
 // closed; Err the error Err already returned, else context.Canceled), and
 // what Done made is released. Call it once the operation is over.
 func (c *opCtx) end() {
-	if c.timed.CompareAndSwap(nil, endedCtx) {
+	by := endedCtx
+	if c.Context.Err() != nil {
+		by = callerEnded
+	}
+	if c.timed.CompareAndSwap(nil, by) {
 		return
 	}
 	if t := c.timed.Load(); t.cancel != nil {

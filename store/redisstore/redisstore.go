@@ -223,8 +223,8 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 		pause *time.Duration
 	)
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			ctx = retryCtx{ctx}
+		if attempt == 1 {
+			ctx = retryCtx{oc}
 		}
 		// A dial that failed to connect is not retried: Redis is down, and
 		// retrying would only wait twice. A connection that died (during
@@ -435,7 +435,11 @@ func receive(c redis.Conn, ctx context.Context) (any, error) {
 // it has none), or the error of a ctx that has ended or whose deadline
 // has passed.
 func remaining(ctx context.Context) (d time.Duration, ok bool, err error) {
-	if r, isRetry := ctx.(retryCtx); isRetry {
+	for {
+		r, isRetry := ctx.(retryCtx)
+		if !isRetry {
+			break
+		}
 		ctx = r.Context
 	}
 	if oc, isOp := ctx.(*opCtx); isOp {
