@@ -633,8 +633,13 @@ func (s *sentinelSet) confirm(ctx context.Context, sp span, q queued, replies []
 // final.
 func (s *sentinelSet) again(ctx context.Context, err error, pause *time.Duration) bool {
 	var netErr *net.OpError
+	// The operation's own deadline may have cut the command off (a read
+	// timeout) before Done's timer fired: remaining says so, as Err will,
+	// and a timeout of the operation's own is no reason to forget the
+	// primary.
+	_, _, over := remaining(ctx)
 	switch {
-	case ctx.Err() != nil || errors.Is(err, backend.ErrMisconfigured):
+	case over != nil || errors.Is(err, backend.ErrMisconfigured):
 		return false
 	case err == errRedo, err == errNotPrimary, err == errUnacknowledged, err == errUnheard,
 		isReply(err, "NOREPLICAS"): // a new primary whose replicas are still attaching
