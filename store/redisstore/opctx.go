@@ -21,8 +21,10 @@ type opCtx struct {
 
 	deadline time.Time
 
-	// timed is set by the first Done (the caller's context with the
-	// deadline) or by end (ended), whichever comes first; nil before.
+	// timed is set once: by the first Done (the caller's context with
+	// the deadline), or, before any Done, by Err or left finding the
+	// operation over, or by end (one of the sentinels endedCtx,
+	// deadlineEnded, callerEnded, which say how it ended); nil before.
 	timed atomic.Pointer[timedCtx]
 
 	// err is the first error Err returned: the one it returns from then
@@ -153,7 +155,7 @@ func (c *opCtx) left() (time.Duration, error) {
 	t := c.timed.Load()
 	if err == nil {
 		if t != nil {
-			if err := t.ctx.Err(); err != nil { // end came first
+			if err := c.errOf(t); err != nil { // end, or another reader, came first
 				return 0, c.settle(err)
 			}
 		}
@@ -188,7 +190,7 @@ func (c *opCtx) end() {
 // timedCtx is an operation's context with its deadline, made by Done.
 type timedCtx struct {
 	ctx    context.Context
-	cancel context.CancelFunc // nil for endedCtx
+	cancel context.CancelFunc // nil for the sentinels
 }
 
 // endedCtx is the timedCtx of an operation that ended, by its deadline
