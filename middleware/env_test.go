@@ -362,3 +362,18 @@ func (p deadlined) Validate(ctx context.Context, token string) (*provider.Identi
 	}
 	return p.Provider.Validate(ctx, token)
 }
+
+// editIdentity is a provider whose identities edit changes: a provider
+// that says less of its tokens, or names another provider.
+type editIdentity struct {
+	provider.Provider
+	edit func(*provider.Identity)
+}
+
+func (p editIdentity) Validate(ctx context.Context, token string) (*provider.Identity, error) {
+	id, err := p.Provider.Validate(ctx, token)
+	if id != nil {
+		p.edit(id)
+	}
+	return id, err
+}

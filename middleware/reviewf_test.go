@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -85,21 +84,15 @@ func TestReviewFClockBehindKeepAliveLost(t *testing.T) {
 // rvfNoExpiry is a provider that says nothing of its tokens' expiry
 // (Identity.Expiry zero, which provider.Identity allows): the marks of a
 // sign-out then last Lifetime from the engine's now (markUntil).
-type rvfNoExpiry struct{ provider.Provider }
-
-func (p rvfNoExpiry) Validate(ctx context.Context, token string) (*provider.Identity, error) {
-	id, err := p.Provider.Validate(ctx, token)
-	if id != nil {
-		id.Expiry = time.Time{}
-	}
-	return id, err
+func rvfNoExpiry(p provider.Provider) provider.Provider {
+	return editIdentity{p, func(id *provider.Identity) { id.Expiry = time.Time{} }}
 }
 
 // A signed-out frontend token mints again: End judges Until (engine now +
 // Lifetime) at time.Now(), finds it past, and deletes the key instead of
 // marking it; the hot read (engine clock) then finds nothing and mints.
 func TestReviewFClockBehindSignedOutTokenMintsAgain(t *testing.T) {
-	e := rvfBehind(t, func(c *middleware.Config) { c.Provider = rvfNoExpiry{c.Provider} })
+	e := rvfBehind(t, func(c *middleware.Config) { c.Provider = rvfNoExpiry(c.Provider) })
 	frontend, session := e.rvfSignIn("out")
 	require.Equal(t, http.StatusNoContent, e.do(req{method: http.MethodDelete, path: "/auth/session", cookie: session}).StatusCode)
 	assert.Equal(t, http.StatusUnauthorized, e.do(req{path: "/api/me", cookie: session}).StatusCode, "the session is gone")

@@ -48,7 +48,7 @@ func TestReviewGRevokerFirstPinsWallClock(t *testing.T) {
 	st := store.NewMemory()
 	e := rvfBehind(t, func(c *middleware.Config) {
 		c.Store = st
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 		middleware.NewRevoker(middleware.Config{Store: st, Secret: c.Secret}) // built first
 	})
 	frontend, session := e.rvfSignIn("out")
@@ -87,7 +87,7 @@ func TestReviewGTwoClocksSweepDropsLiveSession(t *testing.T) {
 func TestReviewGClockJumpsPagingLimitSignOut(t *testing.T) {
 	e := rvfBehind(t, func(c *middleware.Config) {
 		c.MaxSessionsPerUser = 4
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	rv := middleware.NewRevoker(middleware.Config{Store: e.store, Secret: testSecret, Now: e.clock.Now, Lifetime: time.Hour})
 	var fronts, sessions []string

@@ -23,7 +23,7 @@ func TestReviewHDefaultClockMiddlewareBesideFakeClock(t *testing.T) {
 	life := func(c *middleware.Config) { c.Lifetime = time.Hour }
 	b := newEnv(t, "memory", life, func(c *middleware.Config) {
 		c.Now = nil // the defaults: time.Now
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	a := newEnvSharing(t, "memory", b, life, func(c *middleware.Config) { c.Store = b.store })
 	a.clock.Advance(2 * time.Hour)
@@ -85,7 +85,7 @@ type wrappedStore struct{ store.Store }
 func TestReviewHWrappedMemoryStoreFollowsClock(t *testing.T) {
 	e := rvfBehind(t, func(c *middleware.Config) {
 		c.Store = wrappedStore{store.NewMemory()}
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	frontend, session := e.rvfSignIn("wrapped")
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: session}).StatusCode)

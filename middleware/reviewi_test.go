@@ -111,7 +111,7 @@ func TestReviewILateClockFlipsExistingSessions(t *testing.T) {
 	life := func(c *middleware.Config) { c.Lifetime = time.Hour }
 	b := newEnv(t, "memory", life, func(c *middleware.Config) {
 		c.Now = nil
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	frontend, out := b.rvfSignIn("erin")
 	require.Equal(t, http.StatusNoContent, b.do(req{method: http.MethodDelete, path: "/auth/session", cookie: out}).StatusCode)

@@ -36,7 +36,7 @@ func TestReviewLWrapperOfWrapperBehind(t *testing.T) {
 	inner := &rvlOverride{Store: store.NewMemory()}
 	e := rvfBehind(t, func(c *middleware.Config) {
 		c.Store = rvlOuter{wrappedStore{inner}}
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	frontend, session := e.rvfSignIn("ww")
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: session}).StatusCode)
@@ -64,13 +64,13 @@ func TestReviewLBareAndWrappedShareOneClock(t *testing.T) {
 	a := newEnv(t, "memory", func(c *middleware.Config) {
 		c.Store = mem
 		c.Lifetime = time.Hour
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	a.clock.Advance(48 * time.Hour)
 	b := newEnvSharing(t, "memory", a, func(c *middleware.Config) {
 		c.Store = wrappedStore{mem}
 		c.Lifetime = time.Hour
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	assert.Contains(t, b.logs.String(), "not used")
 	_, session := a.rvfSignIn("shared")
@@ -147,7 +147,7 @@ func TestReviewLClockSealed(t *testing.T) {
 	}
 	e := rvfBehind(t, func(c *middleware.Config) {
 		c.Store = rvlClockField{Store: store.NewMemory(), Clock: time.Now}
-		c.Provider = rvfNoExpiry{c.Provider}
+		c.Provider = rvfNoExpiry(c.Provider)
 	})
 	frontend, session := e.rvfSignIn("field")
 	assert.Equal(t, http.StatusOK, e.do(req{path: "/api/me", cookie: session}).StatusCode)

@@ -19,19 +19,8 @@ import (
 // rvmRename is a provider (Name "plurality", no ':') whose Identity names
 // another provider: user "u1" -> provider "a:b" user "c"; "u2" -> provider
 // "a" user "b:c". Both index keys are "a:b:c".
-type rvmRename struct{ provider.Provider }
-
-func (p rvmRename) Validate(ctx context.Context, token string) (*provider.Identity, error) {
-	id, err := p.Provider.Validate(ctx, token)
-	if id != nil {
-		switch id.UserID {
-		case "u1":
-			id.Provider, id.UserID = "a:b", "c"
-		case "u2":
-			id.Provider, id.UserID = "a", "b:c"
-		}
-	}
-	return id, err
+func rvmRename(p provider.Provider) provider.Provider {
+	return rvnOdd(p, map[string][2]string{"u1": {"a:b", "c"}, "u2": {"a", "b:c"}})
 }
 
 // Review M: New refuses a provider Name with a ':', but a provider may
@@ -41,7 +30,7 @@ func (p rvmRename) Validate(ctx context.Context, token string) (*provider.Identi
 // identity is refused (401 invalid_token); the other signs in.
 func TestReviewMIdentityProviderColonSharesIndex(t *testing.T) {
 	e := newEnv(t, "memory", func(c *middleware.Config) {
-		c.Provider = rvmRename{c.Provider}
+		c.Provider = rvmRename(c.Provider)
 		c.MaxSessionsPerUser = 1
 	})
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("u1", time.Hour)})

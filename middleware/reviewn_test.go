@@ -15,24 +15,17 @@ import (
 )
 
 // rvnOdd renames per user id: names an identity's provider with odd bytes.
-type rvnOdd struct {
-	provider.Provider
-	names map[string][2]string
-}
-
-func (p rvnOdd) Validate(ctx context.Context, token string) (*provider.Identity, error) {
-	id, err := p.Provider.Validate(ctx, token)
-	if id != nil {
-		if n, ok := p.names[id.UserID]; ok {
+func rvnOdd(p provider.Provider, names map[string][2]string) provider.Provider {
+	return editIdentity{p, func(id *provider.Identity) {
+		if n, ok := names[id.UserID]; ok {
 			id.Provider, id.UserID = n[0], n[1]
 		}
-	}
-	return id, err
+	}}
 }
 
 // A live session carrying a new token whose identity names a ':' provider.
 func TestReviewNContinuationColon(t *testing.T) {
-	e := newEnv(t, "memory", func(c *middleware.Config) { c.Provider = rvmRename{c.Provider} })
+	e := newEnv(t, "memory", func(c *middleware.Config) { c.Provider = rvmRename(c.Provider) })
 	r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("u3", time.Hour)})
 	require.Equal(t, http.StatusCreated, r.StatusCode, r.body)
 	s := r.sessionCookie().Value
@@ -52,7 +45,7 @@ func TestReviewNContinuationColon(t *testing.T) {
 // provider's own rejections (one upstream call for three sends), and
 // told at WARN.
 func TestReviewNColonNegativeCache(t *testing.T) {
-	e := newEnv(t, "memory", func(c *middleware.Config) { c.Provider = rvmRename{c.Provider} })
+	e := newEnv(t, "memory", func(c *middleware.Config) { c.Provider = rvmRename(c.Provider) })
 	bad := e.fake.Issue("u1", time.Hour)
 	junk := e.fake.Issue("gone", time.Hour)
 	e.fake.Revoke(junk)
@@ -76,7 +69,7 @@ func TestReviewNColonNegativeCache(t *testing.T) {
 
 // Revoker/Auth calls with ':' names never reach another user's sessions.
 func TestReviewNRevokerColon(t *testing.T) {
-	e := newEnv(t, "memory", func(c *middleware.Config) { c.Provider = rvmRename{c.Provider} })
+	e := newEnv(t, "memory", func(c *middleware.Config) { c.Provider = rvmRename(c.Provider) })
 	var ss []string
 	for range 2 {
 		r := e.do(req{method: http.MethodPost, path: "/auth/session", bearer: e.fake.Issue("u2", time.Hour)})
@@ -123,7 +116,7 @@ func TestReviewNOddProviders(t *testing.T) {
 	}
 	stores(t, func(t *testing.T, kind string) {
 		e := newEnv(t, kind, func(c *middleware.Config) {
-			c.Provider = rvnOdd{c.Provider, names}
+			c.Provider = rvnOdd(c.Provider, names)
 			c.MaxSessionsPerUser = 1
 		})
 		cookies := map[string]string{}
@@ -149,7 +142,7 @@ func TestReviewNOddProviders(t *testing.T) {
 // client out.
 func TestReviewNColonGuesses(t *testing.T) {
 	e := newEnv(t, "memory", func(c *middleware.Config) {
-		c.Provider = rvmRename{c.Provider}
+		c.Provider = rvmRename(c.Provider)
 		c.GuessBurst, c.GuessInterval = 2, time.Hour
 	})
 	bad := e.fake.Issue("u1", time.Hour)
@@ -164,7 +157,7 @@ func TestReviewNColonGuesses(t *testing.T) {
 
 func TestReviewNColonConcurrent(t *testing.T) {
 	e := newEnv(t, "memory", func(c *middleware.Config) {
-		c.Provider = rvmRename{c.Provider}
+		c.Provider = rvmRename(c.Provider)
 		c.MaxSessionsPerUser = 1
 	})
 	bad, good := e.fake.Issue("u1", time.Hour), e.fake.Issue("u2", time.Hour)

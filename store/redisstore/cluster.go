@@ -338,7 +338,7 @@ func (c *clusterStore) pool(addr string) *nodePool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		return closedPool
 	}
 	if p = c.pools[addr]; p != nil {
