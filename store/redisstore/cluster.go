@@ -321,7 +321,7 @@ func (c *clusterStore) refreshSoon() {
 // turns) instead of waiting in the pool.
 type nodePool struct {
 	*redis.Pool
-	turns turns
+	turns *turns
 }
 
 // pool returns the store's pool for the node at addr: like NewPool's
@@ -344,7 +344,7 @@ func (c *clusterStore) pool(addr string) *nodePool {
 	if p = c.pools[addr]; p != nil {
 		return p
 	}
-	p = &nodePool{turns: make(turns, c.opts.PoolSize), Pool: &redis.Pool{
+	p = &nodePool{turns: newTurns(c.opts.PoolSize, tickOf(c.opts.Timeout)), Pool: &redis.Pool{
 		// As newPool's: no churn, at most PoolSize per node; the turns
 		// bound the connections borrowed, so the pool never waits.
 		MaxIdle:     c.opts.PoolSize,
@@ -366,7 +366,7 @@ func (c *clusterStore) pool(addr string) *nodePool {
 			if err := c.revet(ctx, conn); err != nil {
 				return err
 			}
-			if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= c.droppedAt.Load() || time.Since(idleSince) > time.Minute {
+			if isRetry(ctx) || idleSince.UnixNano() <= c.droppedAt.Load() || time.Since(idleSince) > time.Minute {
 				_, err := do(conn, ctx, "PING")
 				return err
 			}

@@ -214,32 +214,126 @@ var deadlineEnded = &timedCtx{ctx: func() context.Context {
 // operation takes a turn before it borrows a connection and gives it back
 // after it returned it, so that at most the pool's MaxActive connections
 // are ever borrowed at once, and a borrow never finds the pool exhausted.
-// Taking a free turn needs no timer and no Done channel, which the pool's
-// own wait makes for every borrow. A nil turns (a pool the caller made,
-// which others may share) lets the pool wait as it is configured to.
-type turns chan struct{}
+// A nil *turns (a pool the caller made, which others may share) lets the
+// pool wait as it is configured to.
+//
+// Waiting costs no timer of its own. The pool's own wait, or a wait on
+// the operation's Done, makes one per borrow (context.WithDeadline's),
+// and when every connection is busy (more concurrent requests than
+// PoolSize) nearly every borrow waits: that timer, and a Done channel
+// for the caller's context, were the largest extra cost of a steady read
+// at 256 clients. Instead, the waiters of a store share one alarm, which
+// rings every tick (see tickOf) while anyone waits, and stops when no one
+// does. A waiter wakes at its turn, at its caller's deadline when that is
+// the operation's (its caller's context ends it on time), or else at the
+// first ring after its end (the store's Timeout, or its caller's
+// cancellation): at most one tick late.
+type turns struct {
+	ch   chan struct{}
+	tick time.Duration
 
-// take waits for a turn, until ctx's end; its error is ctx's.
-func (t turns) take(ctx context.Context) error {
+	waiting atomic.Int64
+	// ring is closed, and replaced, at each ring of the alarm.
+	ring  atomic.Pointer[chan struct{}]
+	armed atomic.Bool
+	alarm *time.Timer
+}
+
+// newTurns returns size turns whose waiters' alarm rings every tick.
+func newTurns(size int, tick time.Duration) *turns {
+	t := &turns{ch: make(chan struct{}, size), tick: tick}
+	ring := make(chan struct{})
+	t.ring.Store(&ring)
+	t.alarm = time.AfterFunc(time.Hour, t.rang)
+	t.alarm.Stop()
+	return t
+}
+
+// tickOf is the alarm's tick for operations bounded by timeout: a
+// sixteenth of it, so that a wait ends within about 6% of its deadline.
+func tickOf(timeout time.Duration) time.Duration {
+	return max(timeout/16, time.Millisecond)
+}
+
+// rang wakes the waiters, and rings again a tick later while any waits.
+func (t *turns) rang() {
+	next := make(chan struct{})
+	close(*t.ring.Swap(&next))
+	if t.waiting.Load() > 0 {
+		t.alarm.Reset(t.tick)
+		return
+	}
+	t.armed.Store(false)
+	// A waiter that came after the count was read, and found the alarm
+	// still armed, is rung for all the same.
+	if t.waiting.Load() > 0 && t.armed.CompareAndSwap(false, true) {
+		t.alarm.Reset(t.tick)
+	}
+}
+
+// take waits for a turn until the operation's end (see turns); its error
+// is then ctx's.
+func (t *turns) take(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
 	select {
-	case t <- struct{}{}:
+	case t.ch <- struct{}{}:
 		return nil
 	default:
 	}
-	select {
-	case t <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	oc := opOf(ctx)
+	if oc == nil {
+		select {
+		case t.ch <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	t.waiting.Add(1)
+	defer t.waiting.Add(-1)
+	if t.armed.CompareAndSwap(false, true) {
+		t.alarm.Reset(t.tick)
+	}
+	// A caller's deadline earlier than the store's is the operation's, and
+	// its context's own timer ends it on time: wait on it too. Its
+	// cancellation otherwise (a client gone) is seen at the next ring,
+	// as the store's own deadline is.
+	var callerDone <-chan struct{}
+	if d, ok := oc.Context.Deadline(); ok && !d.After(oc.deadline) {
+		callerDone = oc.Context.Done()
+	}
+	for {
+		if _, err := oc.left(); err != nil {
+			return err
+		}
+		select {
+		case t.ch <- struct{}{}:
+			return nil
+		case <-callerDone:
+		case <-*t.ring.Load():
+		}
 	}
 }
 
+// opOf returns the operation whose context ctx is (its first attempt's,
+// or a retry's of any depth); nil when it is none.
+func opOf(ctx context.Context) *opCtx {
+	for {
+		r, isRetry := ctx.(retryCtx)
+		if !isRetry {
+			break
+		}
+		ctx = r.Context
+	}
+	oc, _ := ctx.(*opCtx)
+	return oc
+}
+
 // give gives back a turn take took.
-func (t turns) give() {
+func (t *turns) give() {
 	if t != nil {
-		<-t
+		<-t.ch
 	}
 }

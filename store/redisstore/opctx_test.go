@@ -2,6 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,7 +89,7 @@ func TestOpCtxContract(t *testing.T) {
 // the context ends.
 func TestTurns(t *testing.T) {
 	t.Parallel()
-	tr := make(turns, 1)
+	tr := newTurns(1, time.Millisecond)
 	oc := newOpCtx(context.Background(), time.Hour)
 	defer oc.end()
 	require.NoError(t, tr.take(oc))
@@ -97,7 +100,121 @@ func TestTurns(t *testing.T) {
 	assert.ErrorIs(t, tr.take(waiting), context.Canceled)
 	tr.give()
 	require.NoError(t, tr.take(newOpCtx(context.Background(), time.Hour)))
-	var none turns
+	var none *turns
 	require.NoError(t, none.take(oc), "no turns: the pool waits")
 	none.give()
+}
+
+// A waiter whose caller's context never ends (Background: no Done at all)
+// still stops waiting at its operation's deadline, woken by the shared
+// alarm, which then stops ringing once no one waits; a turn given back
+// goes to a waiter, not to the alarm.
+func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	tr := newTurns(1, time.Millisecond)
+	holder := newOpCtx(context.Background(), time.Hour)
+	defer holder.end()
+	require.NoError(t, tr.take(holder))
+
+	const waiters = 8
+	errs := make(chan error, waiters)
+	for range waiters {
+		go func() {
+			oc := newOpCtx(context.Background(), 20*time.Millisecond)
+			defer oc.end()
+			errs <- tr.take(oc)
+		}()
+	}
+	for range waiters {
+		select {
+		case err := <-errs:
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+		case <-time.After(time.Minute):
+			t.Fatal("a waiter was never woken after its deadline")
+		}
+	}
+	assert.Zero(t, tr.waiting.Load())
+	require.Eventually(t, func() bool { return !tr.armed.Load() }, time.Minute, time.Millisecond, "the alarm stops once no one waits")
+
+	// The turn still held is given to a waiter that comes later.
+	got := make(chan error, 1)
+	go func() {
+		oc := newOpCtx(context.Background(), time.Hour)
+		defer oc.end()
+		got <- tr.take(oc)
+	}()
+	require.Eventually(t, func() bool { return tr.waiting.Load() == 1 }, time.Minute, time.Millisecond)
+	tr.give()
+	require.NoError(t, <-got)
+	assert.Len(t, tr.ch, 1, "the waiter holds the turn")
+}
+
+// A waiter whose deadline is its caller's is woken by its caller's
+// context, on time, with no ring at all (the alarm here rings hourly);
+// one whose caller cancels is woken by the next ring.
+func TestTurnsWaitEndsWithTheCaller(t *testing.T) {
+	t.Parallel()
+	hourly := newTurns(1, time.Hour)
+	holder := newOpCtx(context.Background(), time.Hour)
+	defer holder.end()
+	require.NoError(t, hourly.take(holder))
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	oc := newOpCtx(short, time.Hour)
+	defer oc.end()
+	assert.ErrorIs(t, hourly.take(oc), context.DeadlineExceeded)
+
+	often := newTurns(1, time.Millisecond)
+	require.NoError(t, often.take(holder))
+	parent, cancelParent := context.WithCancel(context.Background())
+	waiting := newOpCtx(parent, time.Hour)
+	defer waiting.end()
+	got := make(chan error, 1)
+	go func() { got <- often.take(waiting) }()
+	require.Eventually(t, func() bool { return often.waiting.Load() == 1 }, time.Minute, time.Millisecond)
+	cancelParent()
+	assert.ErrorIs(t, <-got, context.Canceled)
+	assert.Len(t, often.ch, 1, "the holder's turn only")
+}
+
+// Many operations contend for few turns while the alarm rings, starts and
+// stops: none takes a turn beyond the bound, none is left waiting, and
+// each that took one gives it back.
+func TestTurnsUnderContention(t *testing.T) {
+	t.Parallel()
+	tr := newTurns(2, time.Millisecond)
+	var held, most atomic.Int64
+	var wg sync.WaitGroup
+	var ok, late atomic.Int64
+	for i := range 64 {
+		wg.Go(func() {
+			for j := range 50 {
+				timeout := time.Hour
+				if (i+j)%3 == 0 {
+					timeout = time.Duration(j%4) * time.Millisecond
+				}
+				oc := newOpCtx(context.Background(), timeout)
+				if err := tr.take(oc); err != nil {
+					assert.ErrorIs(t, err, context.DeadlineExceeded)
+					late.Add(1)
+					oc.end()
+					continue
+				}
+				n := held.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				runtime.Gosched()
+				held.Add(-1)
+				tr.give()
+				ok.Add(1)
+				oc.end()
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, most.Load(), int64(2))
+	assert.Equal(t, int64(64*50), ok.Load()+late.Load())
+	assert.Positive(t, ok.Load())
+	assert.Zero(t, tr.waiting.Load())
+	assert.Empty(t, tr.ch)
 }

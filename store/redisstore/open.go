@@ -96,7 +96,7 @@ func Open(rawURL string, opts Options) (store.Store, error) {
 	// The pool is the store's alone: its operations take turns (see
 	// turns) instead of the pool's own wait.
 	pool.Wait = false
-	r.turns = make(turns, pool.MaxActive)
+	r.turns = newTurns(pool.MaxActive, tickOf(r.opts.Timeout))
 	st := &openStore{redisStore: r, pool: pool}
 	if set != nil {
 		r.guard, st.sentinels = set, set

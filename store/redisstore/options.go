@@ -14,6 +14,13 @@ type Options struct {
 	// passes, the operation fails with store.ErrUnavailable ("timeout"),
 	// and the middleware answers 503. Zero or less: the default, 2 s.
 	//
+	// With a store Open made, an operation that waits for its turn at the
+	// pool (all PoolSize connections busy) is woken by a shared alarm that
+	// rings every sixteenth of Timeout (at least 1 ms) while anyone waits,
+	// not by a timer of its own: such a wait ends at most that long after
+	// the operation's deadline, or after its caller's context was canceled
+	// (a caller's deadline earlier than Timeout's ends it on time).
+	//
 	// A command's reply is awaited until the operation's deadline; its
 	// write, by the connection's write timeout, which the pools of Open
 	// and NewPool set to Timeout (NewPool: the default): a Redis that
@@ -60,10 +67,10 @@ type Options struct {
 	// so that a burst of concurrent requests never opens a connection
 	// only to close it again when it returns (churn). An operation that
 	// finds them all busy waits for one within its deadline (Timeout, or
-	// its caller's context), then fails with store.ErrUnavailable
-	// ("timeout"). The pools are the store's own: its operations take
-	// turns in front of them (a free turn costs no timer), so nothing
-	// else may borrow from them. Zero or less: the
+	// its caller's context; see Timeout for how closely), then fails with
+	// store.ErrUnavailable ("timeout"). The pools are the store's own: its
+	// operations take turns in front of them (a turn, free or waited for,
+	// costs no timer), so nothing else may borrow from them. Zero or less: the
 	// default, DefaultPoolSize. New does not read it: it uses the pool it
 	// is given as it is.
 	PoolSize int

@@ -39,7 +39,7 @@ type redisStore struct {
 	near *nearCache
 	// turns bounds the operations under way when the store made its pool
 	// (Open); nil for a pool the caller made (New).
-	turns turns
+	turns *turns
 }
 
 // guard is what a store on a primary that may change under it (Redis
@@ -133,7 +133,7 @@ func New(pool *redis.Pool, opts Options) store.Store {
 		if err := r.revet(ctx, c); err != nil {
 			return err
 		}
-		if ctx.Value(retryKey{}) != nil || idleSince.UnixNano() <= r.droppedAt.Load() {
+		if isRetry(ctx) || idleSince.UnixNano() <= r.droppedAt.Load() {
 			if _, err := do(c, ctx, "PING"); err != nil || r.guard == nil {
 				return err
 			}
@@ -174,6 +174,20 @@ func (r *redisStore) revet(ctx context.Context, c redis.Conn) error {
 // retryKey marks the context of an operation's retry: every pooled
 // connection it borrows is checked with a PING first.
 type retryKey struct{}
+
+// isRetry reports whether ctx is an operation's retry's: at once for the
+// store's own contexts (an operation's first attempt runs under its
+// *opCtx, a retry under a retryCtx), without walking the caller's chain
+// of values, which every borrow would otherwise do.
+func isRetry(ctx context.Context) bool {
+	switch ctx.(type) {
+	case retryCtx:
+		return true
+	case *opCtx:
+		return false
+	}
+	return ctx.Value(retryKey{}) != nil
+}
 
 // retryCtx is the context of an operation's retry: the operation's own,
 // answering true for retryKey. Unlike context.WithValue's, remaining sees
@@ -435,14 +449,7 @@ func receive(c redis.Conn, ctx context.Context) (any, error) {
 // it has none), or the error of a ctx that has ended or whose deadline
 // has passed.
 func remaining(ctx context.Context) (d time.Duration, ok bool, err error) {
-	for {
-		r, isRetry := ctx.(retryCtx)
-		if !isRetry {
-			break
-		}
-		ctx = r.Context
-	}
-	if oc, isOp := ctx.(*opCtx); isOp {
+	if oc := opOf(ctx); oc != nil {
 		d, err := oc.left()
 		return d, err == nil, err
 	}

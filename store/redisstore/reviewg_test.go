@@ -137,7 +137,7 @@ func TestReviewGSentinelEndWaitsForReplicas(t *testing.T) {
 // (MULTI's OK, each QUEUED, EXEC's array, then SET sg:health's OK and
 // WAIT's count), with several ends (marks, a DEL of an end already past,
 // index removals) in one transaction. The retry is forced through the
-// operation's context (retryKey, as run sets it on attempt > 0).
+// first attempt meeting a connection that died, as run retries it.
 func TestReviewGSentinelEndRetryReplies(t *testing.T) {
 	t.Parallel()
 	set := storetest.StartSentinel(t, storetest.SentinelConfig{})
@@ -150,8 +150,12 @@ func TestReviewGSentinelEndRetryReplies(t *testing.T) {
 	_, err = primary.Do("DEL", healthKey)
 	require.NoError(t, err)
 	sets := commandCalls(t, primary, "set")
-	retry := context.WithValue(ctx, retryKey{}, true)
-	err = st.End(retry,
+	// The store's idle connection dies under it: End's first attempt
+	// finds it dead, and its retry runs on a new one.
+	killed, err := redis.Int(primary.Do("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+	require.NoError(t, err)
+	require.Positive(t, killed, "the store's idle connection was killed")
+	err = st.End(ctx,
 		backend.Ending{Key: "rvg-r1", User: "rvg-u", Until: time.Now().Add(time.Hour), Mark: "rvg-m1"},
 		backend.Ending{Key: "rvg-r2", User: "rvg-u", Until: time.Now().Add(-time.Hour)},
 		backend.Ending{Key: "rvg-r3", Until: time.Now().Add(time.Hour)})
@@ -168,7 +172,9 @@ func TestReviewGSentinelEndRetryReplies(t *testing.T) {
 	// error, not done, on the retry path too.
 	_, err = primary.Do("SET", userPrefix+"rvg-wrong", "x")
 	require.NoError(t, err)
-	err = st.End(retry, backend.Ending{Key: "rvg-r4", User: "rvg-wrong", Until: time.Now().Add(time.Hour)})
+	_, err = primary.Do("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+	require.NoError(t, err)
+	err = st.End(ctx, backend.Ending{Key: "rvg-r4", User: "rvg-wrong", Until: time.Now().Add(time.Hour)})
 	t.Logf("End with a WRONGTYPE index: %v", err)
 	assert.Error(t, err)
 }

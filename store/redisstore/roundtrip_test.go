@@ -355,7 +355,7 @@ func TestOpenTurns(t *testing.T) {
 		_, err := st.Lookup(ctx, "stuck")
 		first <- err
 	}()
-	require.Eventually(t, func() bool { return len(r.turns) == 1 }, 10*time.Second, time.Millisecond, "the first operation holds the turn")
+	require.Eventually(t, func() bool { return len(r.turns.ch) == 1 }, 10*time.Second, time.Millisecond, "the first operation holds the turn")
 
 	cancelled, cancel := context.WithCancel(ctx)
 	second := make(chan error, 1)
@@ -385,7 +385,7 @@ func TestOpenTurns(t *testing.T) {
 	p.thaw()
 	require.NoError(t, <-first, "the first operation, once Redis answered")
 	assert.Equal(t, opened+1, connectionsReceived(t, srv), "no second connection was borrowed (one more: INFO's own)")
-	assert.Empty(t, r.turns, "every turn given back")
+	assert.Empty(t, r.turns.ch, "every turn given back")
 }
 
 // After Close, an operation says the store is closed, and wraps

@@ -576,7 +576,7 @@ func (s *sentinelSet) queue(ctx context.Context, conn redis.Conn) (queued, error
 		return queued{}, nil
 	}
 	q := queued{want: want, replies: 1}
-	if ctx.Value(retryKey{}) != nil {
+	if isRetry(ctx) {
 		if err := conn.Send("SET", healthKey, "1", "PX", 60000); err != nil {
 			return queued{}, err
 		}
