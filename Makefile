@@ -106,9 +106,9 @@ load:
 # test: it measures, it asserts nothing but that no request fails), then
 # every Go benchmark of every module. Needs redis-server on PATH. Each
 # scenario is measured in process, then over loopback paired with its
-# anchor (anchor, scenario, anchor), BENCH_ROUNDS rounds of BENCH_DURATION
-# runs, at each of BENCH_CLIENTS concurrent clients (the memory group at
-# the first only). The defaults take about 7 minutes on 2 cores.
+# anchor (BENCH_ROUNDS rounds, each taking turns with the anchor in four
+# slices of BENCH_DURATION/4), at each of BENCH_CLIENTS concurrent clients
+# (the memory group at the first only). The defaults take about 7 minutes on 2 cores.
 BENCH_DURATION ?= 1s
 BENCH_ROUNDS ?= 3
 BENCH_CLIENTS ?= 32,64,256

@@ -407,59 +407,85 @@ func measureInProcess(tb testing.TB, s scenario) inProcess {
 	return inProcess{ns: float64(res.T.Nanoseconds()) / float64(max(res.N, 1)), allocs: float64(res.AllocsPerOp())}
 }
 
-// loopbackRun is one loopback run of one scenario.
+// loopbackRun is the figures of one scenario over some slices of time.
 type loopbackRun struct {
-	rps    float64
-	failed int64 // requests that did not answer 200, warm-up included
-	opened int64 // connections the counted servers accepted, warm-up included
+	done    int64         // requests answered 200 in counted slices
+	elapsed time.Duration // the counted slices' time
+	failed  int64         // requests that did not answer 200, warm-up included
+	opened  int64         // connections the counted servers accepted, warm-up included
 }
 
-// loopback serves s over real loopback HTTP and drives it with clients
-// concurrent keep-alive clients (client and server in this process) for
-// a warm-up, then for d, counted.
-func loopback(tb testing.TB, s scenario, clients int, d time.Duration) loopbackRun {
+func (r loopbackRun) rps() float64 { return float64(r.done) / r.elapsed.Seconds() }
+
+// driver serves one scenario over real loopback HTTP, driven by clients
+// concurrent keep-alive clients (client and server in this process), in
+// slices of time: the server and the clients' connections stay up between
+// slices, so that two drivers can take turns.
+type driver struct {
+	s       scenario
+	clients int
+	srv     *httptest.Server
+	client  *http.Client
+	run     loopbackRun
+}
+
+// newDriver starts s's server, and warms it up (and its connections) for
+// warm.
+func newDriver(tb testing.TB, s scenario, clients int, warm time.Duration) *driver {
 	tb.Helper()
-	before := acceptedConnections(tb, s.counted)
-	srv := httptest.NewServer(s.handler)
 	transport := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	client := &http.Client{Transport: transport}
+	d := &driver{s: s, clients: clients, srv: httptest.NewServer(s.handler), client: &http.Client{Transport: transport}}
+	d.slice(tb, warm, false)
+	return d
+}
+
+// close stops d's server and closes its connections.
+func (d *driver) close() {
+	d.client.Transport.(*http.Transport).CloseIdleConnections()
+	d.srv.Close()
+}
+
+// slice drives d for length, counted in d.run when count is set.
+func (d *driver) slice(tb testing.TB, length time.Duration, count bool) {
+	tb.Helper()
+	before := acceptedConnections(tb, d.s.counted)
 	var done, failed atomic.Int64
-	drive := func(until time.Time, count bool) {
-		var wg sync.WaitGroup
-		for range clients {
-			wg.Go(func() {
-				for time.Now().Before(until) {
-					r, _ := http.NewRequest("GET", srv.URL+"/", nil)
-					s.prepare(r)
-					res, err := client.Do(r)
-					if err != nil {
-						failed.Add(1)
-						continue
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						failed.Add(1)
-					} else if count {
-						done.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}
-	drive(time.Now().Add(min(d/5, 200*time.Millisecond)), false)
 	start := time.Now()
-	drive(start.Add(d), true)
+	until := start.Add(length)
+	var wg sync.WaitGroup
+	for range d.clients {
+		wg.Go(func() {
+			for time.Now().Before(until) {
+				r, _ := http.NewRequest("GET", d.srv.URL+"/", nil)
+				d.s.prepare(r)
+				res, err := d.client.Do(r)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					failed.Add(1)
+				} else {
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
 	elapsed := time.Since(start)
-	transport.CloseIdleConnections()
-	srv.Close()
-	return loopbackRun{
-		rps:    float64(done.Load()) / elapsed.Seconds(),
-		failed: failed.Load(),
-		opened: acceptedConnections(tb, s.counted) - before,
+	d.run.failed += failed.Load()
+	d.run.opened += acceptedConnections(tb, d.s.counted) - before
+	if count {
+		d.run.done += done.Load()
+		d.run.elapsed += elapsed
 	}
 }
+
+// slicesPerRound is how many slices of a scenario one round of
+// measurePaired takes, each flanked by slices of the anchor.
+const slicesPerRound = 4
 
 // statsConns are the connections that read INFO stats, one per server,
 // kept open so that reading does not count itself.
@@ -502,18 +528,24 @@ func infoInt(info, field string) (int64, bool) {
 type paired struct {
 	rps, ratios []float64 // per round
 	failed      int64     // over every round
-	opened      int64     // the most connections accepted in one run
+	opened      int64     // the most connections accepted in one round
 }
 
 func (p *paired) add(r loopbackRun) {
-	p.rps = append(p.rps, r.rps)
+	p.rps = append(p.rps, r.rps())
 	p.failed += r.failed
 	p.opened = max(p.opened, r.opened)
 }
 
-// measurePaired runs g over loopback at clients, in rounds: each row is
-// flanked by two runs of the anchor, its ratio its figure over their
-// mean. The anchor's requests then carry the row's credential (which the
+// measurePaired runs g over loopback at clients, in rounds. In a round,
+// each row takes turns with the anchor in short slices (anchor, row,
+// anchor, ..., anchor: slicesPerRound of the row's, of cfg.d/
+// slicesPerRound each, between slicesPerRound+1 of the anchor's), both
+// servers and their clients' connections staying up, warmed up before;
+// the row's ratio is its requests per second over the anchor's in that
+// round. Short turns cancel the machine's slow drifts (another tenant,
+// the host's frequency), which moved whole one-second runs by up to a
+// tenth. The anchor's requests carry the row's credential (which the
 // anchor ignores): every handler whose clients send a cookie or a token
 // receives it, so that a ratio is the middleware's work alone, not the
 // client's cost of sending a 300-byte token and the server's of reading
@@ -521,18 +553,24 @@ func (p *paired) add(r loopbackRun) {
 func measurePaired(tb testing.TB, g group, clients int, cfg benchConfig) (anchor paired, rows []paired) {
 	tb.Helper()
 	rows = make([]paired, len(g.rows))
+	warm := min(cfg.d/5, 200*time.Millisecond)
+	length := cfg.d / slicesPerRound
 	for range cfg.rounds {
 		for i, s := range g.rows {
 			a := g.anchor
 			a.prepare = s.prepare
-			prev := loopback(tb, a, clients, cfg.d)
-			r := loopback(tb, s, clients, cfg.d)
-			next := loopback(tb, a, clients, cfg.d)
-			anchor.add(prev)
-			anchor.add(next)
+			ad, sd := newDriver(tb, a, clients, warm), newDriver(tb, s, clients, warm)
+			ad.slice(tb, length, true)
+			for range slicesPerRound {
+				sd.slice(tb, length, true)
+				ad.slice(tb, length, true)
+			}
+			ad.close()
+			sd.close()
+			anchor.add(ad.run)
 			anchor.ratios = append(anchor.ratios, 1)
-			rows[i].add(r)
-			rows[i].ratios = append(rows[i].ratios, r.rps/((prev.rps+next.rps)/2))
+			rows[i].add(sd.run)
+			rows[i].ratios = append(rows[i].ratios, sd.run.rps()/ad.run.rps())
 		}
 	}
 	return anchor, rows

@@ -39,11 +39,12 @@ func TestPerformanceTable(t *testing.T) {
 		builds = append(builds, redisGroup, clusterGroup, sentinelGroup)
 	}
 	fmt.Printf("\nSteady state: a request carrying a live session. In process: ns/op and allocations (testing.Benchmark), and over the anchor.\n"+
-		"Loopback: %s concurrent keep-alive clients (memory: the first only), client and server in one process, GOMAXPROCS=%d; each run %s after a warm-up;\n"+
-		"a scenario's ratio is its req/s over the mean of the anchor's runs just before and after it (their requests carrying the scenario's cookie or token,\n"+
-		"which the anchor ignores), the median (min–max) of %d rounds.\n"+
+		"Loopback: %s concurrent keep-alive clients (memory: the first only), client and server in one process, GOMAXPROCS=%d; in each round, after a warm-up,\n"+
+		"a scenario takes turns with its anchor in slices of %s (anchor, scenario, anchor, ..., anchor: %d of the scenario's, %s in all), and its ratio is\n"+
+		"its req/s over the anchor's in that round (the anchor's requests carrying the scenario's cookie or token, which it ignores); the median (min–max) of %d rounds.\n"+
 		"Redis: conns = connections the servers accepted in a run (the most of any round), pool = the pool's size: conns ≤ pool is no churn.\n",
-		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cfg.clients)), ", "), "[]"), runtime.GOMAXPROCS(0), cfg.d, cfg.rounds)
+		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cfg.clients)), ", "), "[]"), runtime.GOMAXPROCS(0),
+		cfg.d/slicesPerRound, slicesPerRound, cfg.d, cfg.rounds)
 	// Each group is built, measured (its mints too) and torn down in a
 	// subtest of its own, so that no group is measured beside another's
 	// Redis servers, sentinels and links, whose background work would
