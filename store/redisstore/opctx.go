@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -214,60 +215,104 @@ var deadlineEnded = &timedCtx{ctx: func() context.Context {
 // operation takes a turn before it borrows a connection and gives it back
 // after it returned it, so that at most the pool's MaxActive connections
 // are ever borrowed at once, and a borrow never finds the pool exhausted.
-// A nil *turns (a pool the caller made, which others may share) lets the
-// pool wait as it is configured to.
+// Waiters get their turns in the order they came (a channel's senders'
+// order). A nil *turns (a pool the caller made, which others may share)
+// lets the pool wait as it is configured to.
 //
 // Waiting costs no timer of its own. The pool's own wait, or a wait on
 // the operation's Done, makes one per borrow (context.WithDeadline's),
 // and when every connection is busy (more concurrent requests than
 // PoolSize) nearly every borrow waits: that timer, and a Done channel
 // for the caller's context, were the largest extra cost of a steady read
-// at 256 clients. Instead, the waiters of a store share one alarm, which
-// rings every tick (see tickOf) while anyone waits, and stops when no one
-// does. A waiter wakes at its turn, at its caller's deadline when that is
-// the operation's (its caller's context ends it on time), or else at the
-// first ring after its end (the store's Timeout, or its caller's
-// cancellation): at most one tick late.
+// at 256 clients. Instead, waiters whose deadlines fall in the same tick
+// (see tickOf) share a generation, whose channel one alarm closes when
+// the tick is over: a waiter wakes at its turn, at its caller's deadline
+// when that is the operation's (its caller's context ends it on time),
+// or at the end of its deadline's tick, at most one tick late. A waiter
+// is never woken before its end, so that it keeps its place in the
+// queue. A caller's cancellation (a client gone, no deadline of its own)
+// is seen when the waiter wakes: it then borrows nothing.
 type turns struct {
 	ch   chan struct{}
 	tick time.Duration
+	base time.Time // generation n ends at base + n*tick
 
-	waiting atomic.Int64
-	// ring is closed, and replaced, at each ring of the alarm.
-	ring  atomic.Pointer[chan struct{}]
-	armed atomic.Bool
-	alarm *time.Timer
+	// last is the generation a waiter joined last: the next one, whose
+	// deadline is most likely in the same tick, finds it without the lock.
+	last atomic.Pointer[generation]
+
+	mu sync.Mutex
+	// gens are the generations not yet over, by number.
+	gens map[int64]*generation
+	// alarm closes the generations that are over (rang); armedFor is the
+	// generation it is set for, 0 when it is not set.
+	alarm    *time.Timer
+	armedFor int64
 }
 
-// newTurns returns size turns whose waiters' alarm rings every tick.
+// generation is the waiters whose deadlines fall in one tick: over is
+// closed once the tick has ended.
+type generation struct {
+	n    int64
+	over chan struct{}
+}
+
+// newTurns returns size turns whose waiters' generations last a tick.
 func newTurns(size int, tick time.Duration) *turns {
-	t := &turns{ch: make(chan struct{}, size), tick: tick}
-	ring := make(chan struct{})
-	t.ring.Store(&ring)
+	t := &turns{ch: make(chan struct{}, size), tick: tick, base: time.Now(), gens: map[int64]*generation{}}
 	t.alarm = time.AfterFunc(time.Hour, t.rang)
 	t.alarm.Stop()
 	return t
 }
 
-// tickOf is the alarm's tick for operations bounded by timeout: a
-// sixteenth of it, so that a wait ends within about 6% of its deadline.
+// tickOf is the length of a generation of waiters for operations bounded
+// by timeout: a sixteenth of it (at least 1 ms), so that a wait ends
+// within about 6% of Timeout after its deadline.
 func tickOf(timeout time.Duration) time.Duration {
 	return max(timeout/16, time.Millisecond)
 }
 
-// rang wakes the waiters, and rings again a tick later while any waits.
-func (t *turns) rang() {
-	next := make(chan struct{})
-	close(*t.ring.Swap(&next))
-	if t.waiting.Load() > 0 {
-		t.alarm.Reset(t.tick)
-		return
+// join returns the generation of a waiter whose wait must end by
+// deadline (after now): the first whose tick ends at or after it.
+func (t *turns) join(deadline time.Time) *generation {
+	n := int64((deadline.Sub(t.base) + t.tick - 1) / t.tick)
+	if g := t.last.Load(); g != nil && g.n == n {
+		// Over already (closed) only if its tick, and so deadline, has
+		// passed.
+		return g
 	}
-	t.armed.Store(false)
-	// A waiter that came after the count was read, and found the alarm
-	// still armed, is rung for all the same.
-	if t.waiting.Load() > 0 && t.armed.CompareAndSwap(false, true) {
-		t.alarm.Reset(t.tick)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.gens[n]
+	if g == nil {
+		g = &generation{n: n, over: make(chan struct{})}
+		t.gens[n] = g
+		if t.armedFor == 0 || n < t.armedFor {
+			t.armedFor = n
+			t.alarm.Reset(time.Until(t.base.Add(time.Duration(n) * t.tick)))
+		}
+	}
+	t.last.Store(g)
+	return g
+}
+
+// rang closes the generations whose tick has ended, and sets the alarm
+// for the next one, if any.
+func (t *turns) rang() {
+	now := time.Since(t.base)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.armedFor = 0
+	for n, g := range t.gens {
+		if end := time.Duration(n) * t.tick; end <= now {
+			close(g.over)
+			delete(t.gens, n)
+		} else if t.armedFor == 0 || n < t.armedFor {
+			t.armedFor = n
+		}
+	}
+	if t.armedFor != 0 {
+		t.alarm.Reset(time.Duration(t.armedFor)*t.tick - now)
 	}
 }
 
@@ -291,29 +336,41 @@ func (t *turns) take(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	t.waiting.Add(1)
-	defer t.waiting.Add(-1)
-	if t.armed.CompareAndSwap(false, true) {
-		t.alarm.Reset(t.tick)
+	if _, err := oc.left(); err != nil {
+		return err
 	}
 	// A caller's deadline earlier than the store's is the operation's, and
-	// its context's own timer ends it on time: wait on it too. Its
-	// cancellation otherwise (a client gone) is seen at the next ring,
-	// as the store's own deadline is.
+	// its context's own timer ends it on time: wait on it too.
 	var callerDone <-chan struct{}
 	if d, ok := oc.Context.Deadline(); ok && !d.After(oc.deadline) {
 		callerDone = oc.Context.Done()
 	}
+	g := t.join(oc.deadline)
 	for {
-		if _, err := oc.left(); err != nil {
-			return err
-		}
 		select {
 		case t.ch <- struct{}{}:
 			return nil
 		case <-callerDone:
-		case <-*t.ring.Load():
+		case <-g.over:
 		}
+		if _, err := oc.left(); err != nil {
+			return err
+		}
+		if isClosed(g.over) {
+			// The clock the deadline was read on (a caller's wall-clock
+			// deadline) says not yet: wait a tick more.
+			g = t.join(time.Now().Add(t.tick))
+		}
+	}
+}
+
+// isClosed reports whether c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

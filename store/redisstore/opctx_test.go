@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,9 +107,9 @@ func TestTurns(t *testing.T) {
 }
 
 // A waiter whose caller's context never ends (Background: no Done at all)
-// still stops waiting at its operation's deadline, woken by the shared
-// alarm, which then stops ringing once no one waits; a turn given back
-// goes to a waiter, not to the alarm.
+// still stops waiting at its operation's deadline, woken when its
+// generation's tick ends; the alarm then stops, with no generation left;
+// a turn given back goes to a waiter, not to the alarm.
 func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 	t.Parallel()
 	tr := newTurns(1, time.Millisecond)
@@ -118,9 +119,9 @@ func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 
 	const waiters = 8
 	errs := make(chan error, waiters)
-	for range waiters {
+	for i := range waiters {
 		go func() {
-			oc := newOpCtx(context.Background(), 20*time.Millisecond)
+			oc := newOpCtx(context.Background(), time.Duration(10+5*i)*time.Millisecond)
 			defer oc.end()
 			errs <- tr.take(oc)
 		}()
@@ -133,8 +134,11 @@ func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 			t.Fatal("a waiter was never woken after its deadline")
 		}
 	}
-	assert.Zero(t, tr.waiting.Load())
-	require.Eventually(t, func() bool { return !tr.armed.Load() }, time.Minute, time.Millisecond, "the alarm stops once no one waits")
+	require.Eventually(t, func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.gens) == 0 && tr.armedFor == 0
+	}, time.Minute, time.Millisecond, "the alarm stops once no generation is left")
 
 	// The turn still held is given to a waiter that comes later.
 	got := make(chan error, 1)
@@ -143,15 +147,20 @@ func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 		defer oc.end()
 		got <- tr.take(oc)
 	}()
-	require.Eventually(t, func() bool { return tr.waiting.Load() == 1 }, time.Minute, time.Millisecond)
+	require.Eventually(t, func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.gens) == 1
+	}, time.Minute, time.Millisecond)
 	tr.give()
 	require.NoError(t, <-got)
 	assert.Len(t, tr.ch, 1, "the waiter holds the turn")
 }
 
 // A waiter whose deadline is its caller's is woken by its caller's
-// context, on time, with no ring at all (the alarm here rings hourly);
-// one whose caller cancels is woken by the next ring.
+// context, on time, with no alarm at all (its generation's tick is an
+// hour); one whose caller cancels (no deadline of its own) ends, with the
+// caller's error, by its operation's deadline.
 func TestTurnsWaitEndsWithTheCaller(t *testing.T) {
 	t.Parallel()
 	hourly := newTurns(1, time.Hour)
@@ -167,14 +176,65 @@ func TestTurnsWaitEndsWithTheCaller(t *testing.T) {
 	often := newTurns(1, time.Millisecond)
 	require.NoError(t, often.take(holder))
 	parent, cancelParent := context.WithCancel(context.Background())
-	waiting := newOpCtx(parent, time.Hour)
+	waiting := newOpCtx(parent, 30*time.Millisecond)
 	defer waiting.end()
 	got := make(chan error, 1)
 	go func() { got <- often.take(waiting) }()
-	require.Eventually(t, func() bool { return often.waiting.Load() == 1 }, time.Minute, time.Millisecond)
+	require.Eventually(t, func() bool {
+		often.mu.Lock()
+		defer often.mu.Unlock()
+		return len(often.gens) == 1
+	}, time.Minute, time.Millisecond)
 	cancelParent()
 	assert.ErrorIs(t, <-got, context.Canceled)
 	assert.Len(t, often.ch, 1, "the holder's turn only")
+}
+
+// Review T: waiters get their turns in the order they came, however many
+// ticks pass while they wait (a shared alarm that woke every waiter at
+// each tick made them queue again in the scheduler's order, so that the
+// oldest, nearest their deadlines, timed out first under load).
+func TestTurnsFIFOAcrossTicks(t *testing.T) {
+	t.Parallel()
+	tr := newTurns(1, time.Millisecond)
+	holder := newOpCtx(context.Background(), time.Hour)
+	defer holder.end()
+	require.NoError(t, tr.take(holder))
+	const n = 64
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Deadlines over many ticks, each in a generation of its own.
+			oc := newOpCtx(context.Background(), time.Hour+time.Duration(i)*time.Millisecond)
+			defer oc.end()
+			if assert.NoError(t, tr.take(oc)) {
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+				tr.give()
+			}
+		})
+		// The next waiter comes once this one waits: the channel's queue.
+		require.Eventually(t, func() bool { return waitingSenders(tr) == i+1 }, time.Minute, 100*time.Microsecond)
+	}
+	// Ticks pass (the alarm is set, an hour away: generations are only
+	// closed once their tick ends), then the turn is given back.
+	tr.give()
+	wg.Wait()
+	assert.Equal(t, n, len(order))
+	for i := range order {
+		assert.Equal(t, i, order[i], "turn %d went to waiter %d", i, order[i])
+	}
+}
+
+// waitingSenders is how many goroutines are blocked sending on tr.ch,
+// read from the goroutine dump (test only).
+func waitingSenders(tr *turns) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "redisstore.(*turns).take(")
 }
 
 // Many operations contend for few turns while the alarm rings, starts and
@@ -215,6 +275,5 @@ func TestTurnsUnderContention(t *testing.T) {
 	assert.LessOrEqual(t, most.Load(), int64(2))
 	assert.Equal(t, int64(64*50), ok.Load()+late.Load())
 	assert.Positive(t, ok.Load())
-	assert.Zero(t, tr.waiting.Load())
 	assert.Empty(t, tr.ch)
 }

@@ -14,12 +14,13 @@ type Options struct {
 	// passes, the operation fails with store.ErrUnavailable ("timeout"),
 	// and the middleware answers 503. Zero or less: the default, 2 s.
 	//
-	// With a store Open made, an operation that waits for its turn at the
-	// pool (all PoolSize connections busy) is woken by a shared alarm that
-	// rings every sixteenth of Timeout (at least 1 ms) while anyone waits,
-	// not by a timer of its own: such a wait ends at most that long after
-	// the operation's deadline, or after its caller's context was canceled
-	// (a caller's deadline earlier than Timeout's ends it on time).
+	// With a store Open made, operations that wait for their turn at the
+	// pool (all PoolSize connections busy) get it in the order they came,
+	// and are woken at their deadline by one alarm they share, not by a
+	// timer each: such a wait ends at most a sixteenth of Timeout (at
+	// least 1 ms) after the operation's deadline. A caller's deadline
+	// earlier than Timeout's ends it on time; a caller's cancellation is
+	// seen when the wait ends, and the operation then borrows nothing.
 	//
 	// A command's reply is awaited until the operation's deadline; its
 	// write, by the connection's write timeout, which the pools of Open

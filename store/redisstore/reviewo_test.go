@@ -19,15 +19,6 @@ type countingCtx struct {
 
 func (c *countingCtx) Done() <-chan struct{} { c.dones.Add(1); return c.Context.Done() }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 func settleGoroutines(base int) int {
 	var n int
 	for i := 0; i < 200; i++ {
