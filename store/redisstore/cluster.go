@@ -702,7 +702,7 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 		}
 		var own *redisError
 		if errors.As(err, &own) || !retryable(ctx, err) {
-			return nil, unavailable(err)
+			return nil, unavailable(overByDeadline(ctx, err))
 		}
 		last = err
 		c.refreshSoon()

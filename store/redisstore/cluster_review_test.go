@@ -3,11 +3,13 @@ package redisstore
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiongate/sessiongate/internal/backend/backendtest"
+	"github.com/sessiongate/sessiongate/store"
 	"github.com/sessiongate/sessiongate/store/storetest"
 )
 
@@ -64,4 +66,31 @@ func TestClusterReviewAttacks(t *testing.T) {
 		assert.False(t, got2.Live())
 		assert.Empty(t, listed)
 	})
+}
+
+// Review T: an operation on a stalled Cluster that runs out of time says
+// so as a single store's does: ErrUnavailable and DeadlineExceeded (the
+// socket's read timeout, set to the operation's deadline, fires first;
+// it was a plain "timeout" that matched neither context error), whether
+// the deadline is the store's Timeout or the caller's.
+func TestClusterTimeoutIsDeadlineExceeded(t *testing.T) {
+	t.Parallel()
+	c := storetest.StartCluster(t)
+	st := newClusterTestStore(t, c, Options{Timeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	_, err := st.Lookup(ctx, "warm")
+	require.NoError(t, err)
+	for _, n := range c.Nodes {
+		defer n.Stall()()
+	}
+	_, err = st.Lookup(ctx, "warm")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the store's Timeout: %v", err)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err = st.Lookup(short, "warm")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the caller's deadline: %v", err)
 }

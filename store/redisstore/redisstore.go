@@ -261,15 +261,21 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 		}
 	}
 	if err != nil {
-		var netErr net.Error
-		if deadline, _ := ctx.Deadline(); errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(deadline) {
-			// The socket's read deadline, never before the operation's,
-			// fired first.
-			err = context.DeadlineExceeded
-		}
-		return unavailable(err)
+		return unavailable(overByDeadline(ctx, err))
 	}
 	return nil
+}
+
+// overByDeadline returns context.DeadlineExceeded for err, a socket's
+// timeout, once ctx's deadline has passed: the socket's read deadline,
+// never before the operation's, fired first, and the operation is over
+// by its deadline, as its context says. Any other err is returned as is.
+func overByDeadline(ctx context.Context, err error) error {
+	var netErr net.Error
+	if deadline, ok := ctx.Deadline(); ok && errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // attempt runs op once, for run, with the guard's checks around a write,
