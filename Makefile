@@ -108,7 +108,8 @@ load:
 # scenario is measured in process, then over loopback paired with its
 # anchor (BENCH_ROUNDS rounds, each taking turns with the anchor in four
 # slices of BENCH_DURATION/4), at each of BENCH_CLIENTS concurrent clients
-# (the memory group at the first only). The defaults take about 7 minutes on 2 cores.
+# (the memory group at the first only). The defaults take about ten
+# minutes on 2 cores, the Go benchmarks included.
 BENCH_DURATION ?= 1s
 BENCH_ROUNDS ?= 3
 BENCH_CLIENTS ?= 32,64,256
