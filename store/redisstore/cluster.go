@@ -702,7 +702,7 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 		}
 		var own *redisError
 		if errors.As(err, &own) || !retryable(ctx, err) {
-			return nil, unavailable(overByDeadline(ctx, err))
+			return nil, unavailable(err)
 		}
 		last = err
 		c.refreshSoon()
@@ -713,6 +713,8 @@ func (c *clusterStore) run(ctx context.Context, key string, durable bool, op fun
 }
 
 // onNode runs op on a pooled connection to addr, every command under ctx.
+// A socket's timeout that ended it is reported as what ended ctx (see
+// timeoutCause).
 func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op func(conn redis.Conn) (any, error)) (any, error) {
 	if retry {
 		ctx = retryCtx{ctx}
@@ -727,14 +729,14 @@ func (c *clusterStore) onNode(ctx context.Context, addr string, retry bool, op f
 		if dead(err) {
 			c.droppedAt.Store(time.Now().UnixNano())
 		}
-		return nil, err
+		return nil, timeoutCause(ctx, err)
 	}
 	defer conn.Close()
 	reply, err := op(&opConn{Conn: conn, ctx: ctx})
 	if err != nil && dead(err) {
 		c.droppedAt.Store(time.Now().UnixNano())
 	}
-	return reply, err
+	return reply, timeoutCause(ctx, err)
 }
 
 // retryable reports whether err is worth another attempt within the

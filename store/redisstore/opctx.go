@@ -349,6 +349,13 @@ func (t *turns) take(ctx context.Context) error {
 	for {
 		select {
 		case t.ch <- struct{}{}:
+			if _, err := oc.left(); err != nil {
+				// Over while it waited (a caller's cancellation is seen
+				// here): it borrows nothing, and the turn goes on to the
+				// next waiter in line.
+				t.give()
+				return err
+			}
 			return nil
 		case <-callerDone:
 		case <-g.over:

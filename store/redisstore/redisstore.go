@@ -261,19 +261,27 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 		}
 	}
 	if err != nil {
-		return unavailable(overByDeadline(ctx, err))
+		return unavailable(timeoutCause(ctx, err))
 	}
 	return nil
 }
 
-// overByDeadline returns context.DeadlineExceeded for err, a socket's
-// timeout, once ctx's deadline has passed: the socket's read deadline,
-// never before the operation's, fired first, and the operation is over
-// by its deadline, as its context says. Any other err is returned as is.
-func overByDeadline(ctx context.Context, err error) error {
+// timeoutCause returns, for err a socket's timeout, the error of the
+// operation's context ctx once that is over: the socket's read deadline,
+// never before the operation's, fired, and what ended the operation is
+// its deadline (DeadlineExceeded) or its caller's cancellation
+// (Canceled), which the timeout only carried to its command. Any other
+// err, or a timeout while ctx is not over (a write's own timeout), is
+// returned as is.
+func timeoutCause(ctx context.Context, err error) error {
 	var netErr net.Error
-	if deadline, ok := ctx.Deadline(); ok && errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(deadline) {
-		return context.DeadlineExceeded
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		// remaining, not Err: the socket's timeout can come back before
+		// the timer of a Done made for the operation has fired, and
+		// remaining (opCtx.left) then answers what Err will.
+		if _, _, ctxErr := remaining(ctx); ctxErr != nil {
+			return ctxErr
+		}
 	}
 	return err
 }
