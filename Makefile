@@ -32,8 +32,9 @@ SKIP_REDIS ?=
 skip_redis := $(filter 1 t T TRUE true True,$(SKIP_REDIS))
 
 # Tests that -race would falsify (it allocates on its own), run once more
-# without it: the allocation counts of a steady request.
-norace_tests := ^TestSteadyStateAllocations$$
+# without it: the allocation counts of a steady request, and of a steady
+# store read.
+norace_tests := ^(TestSteadyStateAllocations|TestSteadyLookupAllocations)$$
 
 # The tests of every module as one go test -json stream, summarised by
 # .ci/testsummary: a line per package, the output of what failed, then
@@ -44,7 +45,7 @@ test: vet redis-server fuzz-short
 	(status=0; for m in $(MODULES); do \
 	  SKIP_REDIS=$(skip_redis) $(GO) -C $$m test -race -count=1 -json ./... || status=1; \
 	done; \
-	$(GO) test -count=1 -json -run '$(norace_tests)' ./middleware/ || status=1; \
+	$(GO) test -count=1 -json -run '$(norace_tests)' ./middleware/ ./store/redisstore/ || status=1; \
 	exit $$status) | $(GO) run ./.ci/testsummary
 
 # gofmt over the whole tree, go vet in each module (./... stops at a

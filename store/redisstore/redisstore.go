@@ -274,6 +274,9 @@ func (r *redisStore) run(parent context.Context, write bool, op func(conn redis.
 // err, or a timeout while ctx is not over (a write's own timeout), is
 // returned as is.
 func timeoutCause(ctx context.Context, err error) error {
+	if err == nil {
+		return nil // before netErr, which errors.As moves to the heap
+	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
 		// remaining, not Err: the socket's timeout can come back before
