@@ -112,10 +112,7 @@ func TestTurns(t *testing.T) {
 // a turn given back goes to a waiter, not to the alarm.
 func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 	t.Parallel()
-	tr := newTurns(1, time.Millisecond)
-	holder := newOpCtx(context.Background(), time.Hour)
-	defer holder.end()
-	require.NoError(t, tr.take(holder))
+	tr := busyTurns(t, time.Millisecond)
 
 	const waiters = 8
 	errs := make(chan error, waiters)
@@ -147,11 +144,7 @@ func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 		defer oc.end()
 		got <- tr.take(oc)
 	}()
-	require.Eventually(t, func() bool {
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		return len(tr.gens) == 1
-	}, time.Minute, time.Millisecond)
+	require.Eventually(t, func() bool { return pending(tr) == 1 }, time.Minute, time.Millisecond)
 	tr.give()
 	require.NoError(t, <-got)
 	assert.Len(t, tr.ch, 1, "the waiter holds the turn")
@@ -163,28 +156,20 @@ func TestTurnsWaitEndsAtTheDeadline(t *testing.T) {
 // caller's error, by its operation's deadline.
 func TestTurnsWaitEndsWithTheCaller(t *testing.T) {
 	t.Parallel()
-	hourly := newTurns(1, time.Hour)
-	holder := newOpCtx(context.Background(), time.Hour)
-	defer holder.end()
-	require.NoError(t, hourly.take(holder))
+	hourly := busyTurns(t, time.Hour)
 	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	oc := newOpCtx(short, time.Hour)
 	defer oc.end()
 	assert.ErrorIs(t, hourly.take(oc), context.DeadlineExceeded)
 
-	often := newTurns(1, time.Millisecond)
-	require.NoError(t, often.take(holder))
+	often := busyTurns(t, time.Millisecond)
 	parent, cancelParent := context.WithCancel(context.Background())
 	waiting := newOpCtx(parent, 30*time.Millisecond)
 	defer waiting.end()
 	got := make(chan error, 1)
 	go func() { got <- often.take(waiting) }()
-	require.Eventually(t, func() bool {
-		often.mu.Lock()
-		defer often.mu.Unlock()
-		return len(often.gens) == 1
-	}, time.Minute, time.Millisecond)
+	require.Eventually(t, func() bool { return pending(often) == 1 }, time.Minute, time.Millisecond)
 	cancelParent()
 	assert.ErrorIs(t, <-got, context.Canceled)
 	assert.Len(t, often.ch, 1, "the holder's turn only")
@@ -195,11 +180,8 @@ func TestTurnsWaitEndsWithTheCaller(t *testing.T) {
 // each tick made them queue again in the scheduler's order, so that the
 // oldest, nearest their deadlines, timed out first under load).
 func TestTurnsFIFOAcrossTicks(t *testing.T) {
-	t.Parallel()
-	tr := newTurns(1, time.Millisecond)
-	holder := newOpCtx(context.Background(), time.Hour)
-	defer holder.end()
-	require.NoError(t, tr.take(holder))
+	// Not parallel: it counts the goroutines waiting in take.
+	tr := busyTurns(t, time.Millisecond)
 	const n = 64
 	var mu sync.Mutex
 	var order []int
@@ -219,8 +201,8 @@ func TestTurnsFIFOAcrossTicks(t *testing.T) {
 		// The next waiter comes once this one waits: the channel's queue.
 		require.Eventually(t, func() bool { return waitingSenders(tr) == i+1 }, time.Minute, 100*time.Microsecond)
 	}
-	// Ticks pass (the alarm is set, an hour away: generations are only
-	// closed once their tick ends), then the turn is given back.
+	// Many 1 ms ticks passed while they queued, and none of their
+	// generations (an hour away) was closed: the turn is given back.
 	tr.give()
 	wg.Wait()
 	assert.Equal(t, n, len(order))
@@ -229,8 +211,9 @@ func TestTurnsFIFOAcrossTicks(t *testing.T) {
 	}
 }
 
-// waitingSenders is how many goroutines are blocked sending on tr.ch,
-// read from the goroutine dump (test only).
+// waitingSenders is how many goroutines are waiting in a turns' take,
+// read from the goroutine dump: any turns', so that a test that counts
+// them does not run in parallel with others of this package.
 func waitingSenders(tr *turns) int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
@@ -276,4 +259,21 @@ func TestTurnsUnderContention(t *testing.T) {
 	assert.Equal(t, int64(64*50), ok.Load()+late.Load())
 	assert.Positive(t, ok.Load())
 	assert.Empty(t, tr.ch)
+}
+
+// busyTurns returns turns of one, with generations of tick, whose one
+// turn is held until t ends.
+func busyTurns(t *testing.T, tick time.Duration) *turns {
+	tr := newTurns(1, tick)
+	holder := newOpCtx(context.Background(), time.Hour)
+	t.Cleanup(holder.end)
+	require.NoError(t, tr.take(holder))
+	return tr
+}
+
+// pending is how many generations tr's alarm has yet to close.
+func pending(tr *turns) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.gens)
 }

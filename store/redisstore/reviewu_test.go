@@ -19,7 +19,7 @@ import (
 // failed, and closed a healthy idle connection, which the next operation
 // dialled again.
 func TestReviewUCanceledWaiterBorrowsNothing(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it counts the goroutines waiting in take.
 	srv := storetest.Start(t)
 	st, err := Open(srv.URL, Options{PoolSize: 1, Timeout: 10 * time.Second})
 	require.NoError(t, err)
